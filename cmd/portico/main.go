@@ -1,0 +1,238 @@
+// Command portico is a load balancer for a multi-node appliance cluster:
+// round-robin with active health checks, TLS offloading, TCP passthrough with
+// the PROXY protocol, endpoint filtering, and reload on SIGHUP.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/proxy"
+	"github.com/portico-lb/portico/proxy/filter"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func version() string {
+	v := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return v
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("portico", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
+	check := fs.Bool("check", false, "validate the configuration and exit (0 = valid)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	explain := fs.Bool("explain", false, "explain the rule decision for HOST PATH [CLIENT_IP] and exit")
+	listener := fs.String("listener", "", "with -explain: the listener whose rules apply (default: the first http/https listener)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: portico [-config FILE] [-check] [-version]\n       portico -explain [-config FILE] [-listener NAME] HOST PATH [CLIENT_IP]\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case *showVersion:
+		fmt.Fprintln(stdout, "portico", version())
+		return 0
+	case *check:
+		return runCheck(*cfgPath, stdout, stderr)
+	case *explain:
+		return runExplain(*cfgPath, *listener, fs.Args(), stdout, stderr)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	return serve(*cfgPath, stderr)
+}
+
+func runCheck(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		for _, line := range errorLines(err) {
+			fmt.Fprintln(stderr, line)
+		}
+		fmt.Fprintf(stderr, "%s: configuration is NOT valid\n", path)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid (%d listeners, %d pools)\n", path, len(cfg.Listeners), len(cfg.Pools))
+	return 0
+}
+
+// errorLines returns one line per configuration problem.
+func errorLines(err error) []string {
+	if ps := config.Problems(err); len(ps) > 0 {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = p.Error()
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+func runExplain(path, listener string, args []string, stdout, stderr io.Writer) int {
+	if len(args) < 2 || len(args) > 3 {
+		fmt.Fprintln(stderr, "usage: portico -explain [-config FILE] [-listener NAME] HOST PATH [CLIENT_IP]")
+		return 2
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		for _, line := range errorLines(err) {
+			fmt.Fprintln(stderr, line)
+		}
+		return 1
+	}
+	var l *config.Listener
+	for _, c := range cfg.Listeners {
+		if (listener == "" && c.Mode != config.ModeTCP) || c.Name == listener {
+			l = c
+			break
+		}
+	}
+	if l == nil {
+		fmt.Fprintf(stderr, "no such http/https listener %q\n", listener)
+		return 1
+	}
+	client := netip.IPv4Unspecified()
+	if len(args) == 3 {
+		a, err := netip.ParseAddr(args[2])
+		if err != nil {
+			fmt.Fprintf(stderr, "bad CLIENT_IP %q: %v\n", args[2], err)
+			return 2
+		}
+		client = a.Unmap()
+	}
+	fmt.Fprintf(stdout, "listener %s (%s, %s)\n", l.Name, l.Mode, l.Bind)
+	if len(args) == 3 {
+		if l.Allow != nil && !containsAddr(l.Allow, client) {
+			fmt.Fprintf(stdout, "listener allow list: %s is NOT in it -> deny (403)\n", client)
+			return 0
+		}
+	}
+	fmt.Fprint(stdout, filter.Explain(filter.Compile(l.Rules), args[0], args[1], client))
+	return 0
+}
+
+func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func serve(path string, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		for _, line := range errorLines(err) {
+			fmt.Fprintln(stderr, line)
+		}
+		return 1
+	}
+	logs := newLogs(cfg.Log, stderr)
+	log := logs.process
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration warning", "warning", w)
+	}
+	access, err := logs.openAccess(cfg.Log)
+	if err != nil {
+		log.Error("cannot open the access log", "err", err)
+		return 1
+	}
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Access: access, Version: version()})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	srv.Start()
+	log.Info("portico started", "version", version(), "config", cfg.Path, "listeners", len(cfg.Listeners),
+		"admin", srv.AdminAddr())
+	notify("READY=1\nSTATUS=serving")
+
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGHUP:
+			next, err := config.Load(path)
+			if err != nil {
+				srv.ReloadFailed(fmt.Errorf("%s: %w", path, errors.Join(err)))
+			} else {
+				for _, w := range next.Warnings {
+					log.Warn("configuration warning", "warning", w)
+				}
+				if changed, err := srv.Reload(next); err == nil && !changed {
+					log.Info("reload: configuration unchanged")
+				}
+				if a, err := logs.openAccess(next.Log); err != nil {
+					log.Error("cannot reopen the access log", "err", err)
+				} else {
+					srv.SetAccessLogger(a)
+				}
+			}
+			notify("READY=1\nSTATUS=serving")
+		case syscall.SIGUSR1:
+			if a, err := logs.openAccess(cfg.Log); err != nil {
+				log.Error("cannot reopen the access log", "err", err)
+			} else {
+				srv.SetAccessLogger(a)
+				log.Info("access log reopened")
+			}
+		case syscall.SIGTERM, syscall.SIGINT:
+			notify("STOPPING=1")
+			grace := srv.ShutdownGrace()
+			log.Info("shutting down", "signal", sig.String(), "grace", grace)
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
+			done := make(chan struct{})
+			go func() {
+				srv.Shutdown(ctx)
+				close(done)
+			}()
+			select {
+			case <-done:
+			case s := <-sigs:
+				if s == syscall.SIGTERM || s == syscall.SIGINT {
+					log.Warn("second signal: exiting at once", "signal", s.String())
+					cancel()
+					return 1
+				}
+				<-done
+			}
+			cancel()
+			logs.close()
+			log.Info("stopped")
+			return 0
+		}
+	}
+	return 0
+}

@@ -1,0 +1,153 @@
+// Package standin provides stand-in appliance nodes and throwaway
+// certificates, so portico can be run and tested on one machine without a
+// real cluster. The demo (examples/demo) and the end-to-end tests use it.
+//
+// A Node answers:
+//
+//	GET /testall     200 "OK" (or the status set with SetHealth)
+//	/ws              websocket echo
+//	anything else    200, body "node NAME\n", headers X-Node and X-Seen-* echoing
+//	                 what the node received (path, Host, X-Forwarded-*)
+//
+// Every request is recorded (method, request URI, Host, headers, remote address).
+package standin
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Request is what a node saw of one request.
+type Request struct {
+	Method     string
+	RequestURI string
+	Host       string
+	Header     http.Header
+	RemoteAddr string
+}
+
+// Node is one stand-in appliance node listening on loopback.
+type Node struct {
+	Name string
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+
+	health atomic.Int32 // status for /testall
+	checks atomic.Int64 // /testall requests served
+
+	mu   sync.Mutex
+	reqs []Request
+}
+
+// Start starts a node on addr ("127.0.0.1:0" for any free port).
+func Start(name, addr string) (*Node, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("stand-in node %s: %w", name, err)
+	}
+	return Serve(name, ln), nil
+}
+
+// Serve runs a node on an existing listener.
+func Serve(name string, ln net.Listener) *Node {
+	n := &Node{Name: name, ln: ln, done: make(chan struct{})}
+	n.health.Store(http.StatusOK)
+	n.srv = &http.Server{Handler: n, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(n.done)
+		n.srv.Serve(ln)
+	}()
+	return n
+}
+
+// Addr is the node's host:port.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// SetHealth sets the status /testall answers with.
+func (n *Node) SetHealth(code int) { n.health.Store(int32(code)) }
+
+// Checks is the number of /testall requests served so far.
+func (n *Node) Checks() int64 { return n.checks.Load() }
+
+// Requests returns a copy of the requests recorded so far (not /testall).
+func (n *Node) Requests() []Request {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]Request(nil), n.reqs...)
+}
+
+// Close stops the node and closes its open connections (a node dying).
+func (n *Node) Close() {
+	n.srv.Close()
+	<-n.done
+}
+
+// Shutdown stops the node gracefully.
+func (n *Node) Shutdown(ctx context.Context) error {
+	err := n.srv.Shutdown(ctx)
+	<-n.done
+	return err
+}
+
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/testall" {
+		n.checks.Add(1)
+		code := int(n.health.Load())
+		w.WriteHeader(code)
+		if code == http.StatusOK {
+			fmt.Fprintln(w, "OK")
+		}
+		return
+	}
+	n.mu.Lock()
+	n.reqs = append(n.reqs, Request{Method: r.Method, RequestURI: r.RequestURI, Host: r.Host,
+		Header: r.Header.Clone(), RemoteAddr: r.RemoteAddr})
+	n.mu.Unlock()
+	if r.URL.Path == "/ws" && websocket.IsWebSocketUpgrade(r) {
+		n.echo(w, r)
+		return
+	}
+	if d, err := time.ParseDuration(r.URL.Query().Get("delay")); err == nil && d > 0 && d <= time.Minute {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	h := w.Header()
+	h.Set("X-Node", n.Name)
+	h.Set("X-Seen-Path", r.URL.EscapedPath())
+	h.Set("X-Seen-Host", r.Host)
+	h.Set("X-Seen-XFF", r.Header.Get("X-Forwarded-For"))
+	h.Set("X-Seen-Proto", r.Header.Get("X-Forwarded-Proto"))
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "node %s\n", n.Name)
+}
+
+// echo answers a websocket with the node's name, then echoes every message.
+func (n *Node) echo(w http.ResponseWriter, r *http.Request) {
+	c, err := upgrader.Upgrade(w, r, http.Header{"X-Node": {n.Name}})
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	for {
+		mt, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if err := c.WriteMessage(mt, msg); err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+type connKey struct{}
+
+// withConn is the http.Server ConnContext hook: it remembers the admitted
+// connection so each request can find the identity decided at the gate.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// clientConnOf returns the gate's connection under a request (below TLS).
+func clientConnOf(ctx context.Context) *clientConn {
+	switch c := ctx.Value(connKey{}).(type) {
+	case *clientConn:
+		return c
+	case *tls.Conn:
+		cc, _ := c.NetConn().(*clientConn)
+		return cc
+	}
+	return nil
+}
+
+// clientAddr answers "who is the client?" once per request. The peer is the
+// connection-level client (the TCP peer, or the PROXY source from a trusted
+// upstream). Only when that peer is a trusted proxy is X-Forwarded-For read,
+// right to left, skipping trusted addresses: the first untrusted entry is the
+// client. A client-controlled header never decides on its own.
+func clientAddr(peer netip.Addr, h http.Header, lr *listenerRuntime) netip.Addr {
+	if !lr.trusted(peer) {
+		return peer
+	}
+	vals := h.Values("X-Forwarded-For")
+	client := peer
+	for i := len(vals) - 1; i >= 0; i-- {
+		v := vals[i]
+		for v != "" {
+			var entry string
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				entry, v = v[j+1:], v[:j]
+			} else {
+				entry, v = v, ""
+			}
+			a, ok := parseXFFEntry(strings.TrimSpace(entry))
+			if !ok {
+				// Garbage in the chain: trust nothing left of it.
+				return client
+			}
+			client = a
+			if !lr.trusted(a) {
+				return a
+			}
+		}
+	}
+	return client
+}
+
+// parseXFFEntry accepts "1.2.3.4", "1.2.3.4:5", "2001:db8::1" and "[2001:db8::1]:5".
+func parseXFFEntry(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// identityHeaders are request headers a node might believe about the
+// client or the URL. They never pass from an untrusted client; the
+// X-Forwarded-For/-Proto/-Host trio passes from a trusted proxy.
+var identityHeaders = map[string]bool{
+	"forwarded": true, "x-real-ip": true, "x-original-url": true, "x-rewrite-url": true,
+	"x-client-ip": true, "x-cluster-client-ip": true, "true-client-ip": true,
+	"x-original-host": true, "x-host": true,
+}
+
+// scrubIdentity removes identity headers from out. Underscore spellings
+// (X_Forwarded_For), which some servers fold into the hyphen form, never
+// pass from anyone.
+func scrubIdentity(out http.Header, trusted bool) {
+	for k := range out {
+		norm := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+		if !strings.HasPrefix(norm, "x-forwarded-") && !identityHeaders[norm] {
+			continue
+		}
+		if trusted && strings.IndexByte(k, '_') < 0 {
+			switch norm {
+			case "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host":
+				continue
+			}
+		}
+		delete(out, k)
+	}
+}

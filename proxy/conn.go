@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// clientConn is an accepted client connection that passed the gate. It
+// carries the client identity decided at the connection level (the peer, or
+// the PROXY source from a trusted upstream) and reports tunnel activity.
+type clientConn struct {
+	net.Conn
+	peer   netip.AddrPort // the TCP peer
+	client netip.AddrPort // the PROXY source when one was accepted, else peer
+	local  netip.AddrPort
+	start  time.Time
+
+	tun       atomic.Pointer[tunnel]
+	closeOnce sync.Once
+	onClose   func()
+}
+
+func (c *clientConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		if t := c.tun.Load(); t != nil {
+			t.touch()
+		}
+	}
+	return n, err
+}
+
+func (c *clientConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		if t := c.tun.Load(); t != nil {
+			t.touch()
+		}
+	}
+	return n, err
+}
+
+func (c *clientConn) Close() error {
+	err := c.Conn.Close()
+	c.closeOnce.Do(func() {
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	return err
+}
+
+// trackedConn is a connection to a server that reports tunnel activity.
+type trackedConn struct {
+	net.Conn
+	tun *tunnel
+}
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.tun.touch()
+	}
+	return n, err
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.tun.touch()
+	}
+	return n, err
+}
+
+// tunnel is one long-lived connection pair (a websocket or a tcp connection).
+// It closes both sides when it has been silent both ways for idle, when its
+// server is removed from its pool (after the pool's grace), or at shutdown.
+type tunnel struct {
+	idle   time.Duration
+	last   atomic.Int64 // unix nanoseconds of the last byte either way
+	timer  *time.Timer
+	node   *Node
+	reason atomic.Pointer[string]
+
+	mu     sync.Mutex
+	conns  []io.Closer
+	closed bool
+}
+
+// newTunnel starts the idle watch when idle > 0. A time.AfterFunc timer
+// instead of a goroutine per tunnel keeps 10k idle tunnels cheap.
+func newTunnel(idle time.Duration, node *Node) *tunnel {
+	t := &tunnel{idle: idle, node: node}
+	t.touch()
+	if idle > 0 {
+		t.timer = time.AfterFunc(idle, t.checkIdle)
+	}
+	return t
+}
+
+func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
+
+func (t *tunnel) checkIdle() {
+	silent := time.Since(time.Unix(0, t.last.Load()))
+	if silent >= t.idle {
+		t.close("idle")
+		return
+	}
+	t.timer.Reset(t.idle - silent)
+}
+
+// add registers a connection to close with the tunnel; if the tunnel is
+// already closed the connection is closed at once.
+func (t *tunnel) add(c io.Closer) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		c.Close()
+		return
+	}
+	t.conns = append(t.conns, c)
+	t.mu.Unlock()
+}
+
+// close closes every connection of the tunnel once; the first reason wins.
+func (t *tunnel) close(reason string) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	t.closed = true
+	t.reason.Store(&reason)
+	conns := t.conns
+	t.conns = nil
+	t.mu.Unlock()
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// finish stops the idle watch when the tunnel ended on its own.
+func (t *tunnel) finish() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+}
+
+// why reports why the tunnel was closed by portico ("" when it ended by itself).
+func (t *tunnel) why() string {
+	if p := t.reason.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	case nil:
+		return netip.AddrPort{}
+	default:
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return netip.AddrPort{}
+		}
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+}

@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+)
+
+// slot owns one listening socket for the process lifetime (or until a reload
+// removes its bind). Each accepted connection passes the gate (connection
+// cap, PROXY header, tcp allow list, TLS handshake) in its own goroutine, so a
+// slow client never holds up the accept loop, and is then handed to the
+// current frontend: the tcp handler or the slot's http.Server.
+type slot struct {
+	srv  *Server
+	bind string
+	ln   net.Listener
+	tls  *tls.Config
+
+	cur   atomic.Pointer[listenerRuntime]
+	front atomic.Pointer[frontend]
+	conns atomic.Int64
+
+	closing chan struct{}
+	wg      sync.WaitGroup // the accept loop and gate goroutines
+}
+
+// frontend is the http.Server currently fed by a slot. A reload that changes
+// server-level settings (timeouts, header limits) builds a new frontend; the
+// old one drains its keep-alive connections and stops.
+type frontend struct {
+	key  frontendKey
+	http *http.Server
+	ln   *chanListener
+	done chan struct{} // closed when Serve returned
+}
+
+type frontendKey struct {
+	readHeader, idle time.Duration
+	maxHeaderBytes   int
+}
+
+func (s *slot) serve() {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		raw, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors or similar: back off instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.srv.log.Error("accept failed", "bind", s.bind, "err", err)
+			select {
+			case <-time.After(delay):
+			case <-s.closing:
+				return
+			}
+			continue
+		}
+		delay = 0
+		s.wg.Add(1)
+		go s.admit(raw)
+	}
+}
+
+// admit runs the gate for one connection.
+func (s *slot) admit(raw net.Conn) {
+	defer s.wg.Done()
+	lr := s.cur.Load()
+	m := s.srv.metrics
+	if lr.cfg.MaxConns > 0 && s.conns.Load() >= int64(lr.cfg.MaxConns) {
+		m.denied(lr.cfg.Name, "conn-limit")
+		raw.Close()
+		return
+	}
+	s.conns.Add(1)
+	m.connOpened(lr.cfg.Name)
+	cc := &clientConn{Conn: raw, start: time.Now()}
+	cc.onClose = func() { s.conns.Add(-1); m.connClosed(lr.cfg.Name) }
+	cc.peer = addrPort(raw.RemoteAddr())
+	cc.local = addrPort(raw.LocalAddr())
+	cc.client = cc.peer
+
+	if lr.cfg.AcceptProxyProtocol {
+		if !lr.trusted(cc.peer.Addr()) {
+			s.reject(cc, lr, "proxy-untrusted", "PROXY header required from a trusted peer")
+			return
+		}
+		// The policy is explicit: REQUIRE from trusted peers (checked above);
+		// go-proxyproto's default must never decide who may send a header.
+		pc := proxyproto.NewConn(raw, proxyproto.WithPolicy(proxyproto.REQUIRE),
+			proxyproto.SetReadHeaderTimeout(lr.cfg.ProxyHeaderTimeout))
+		h := pc.ProxyHeader()
+		if h == nil {
+			s.reject(cc, lr, "proxy-header", "missing or invalid PROXY header")
+			return
+		}
+		if h.Command.IsProxy() {
+			if src := addrPort(h.SourceAddr); src.IsValid() {
+				cc.client = src
+			}
+		}
+		cc.Conn = pc
+	}
+
+	switch lr.cfg.Mode {
+	case "tcp":
+		if !lr.allowed(cc.client.Addr()) {
+			s.reject(cc, lr, "allow", "client not in the listener's allow list")
+			return
+		}
+		s.srv.serveTCP(cc, lr)
+	case "https":
+		tc := tls.Server(cc, s.tls)
+		ctx, cancel := context.WithTimeout(s.srv.drain, lr.cfg.TLSHandshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			m.tlsFailed(lr.cfg.Name)
+			s.srv.log.Debug("tls handshake failed", "listener", lr.cfg.Name, "client", cc.client.String(), "err", err)
+			cc.Close()
+			return
+		}
+		s.handOff(tc, cc)
+	default:
+		s.handOff(cc, cc)
+	}
+}
+
+func (s *slot) reject(cc *clientConn, lr *listenerRuntime, reason, msg string) {
+	s.srv.metrics.denied(lr.cfg.Name, reason)
+	s.srv.log.Info("connection refused", "listener", lr.cfg.Name, "peer", cc.peer.String(),
+		"client", cc.client.String(), "reason", reason, "detail", msg)
+	cc.Close()
+}
+
+// handOff gives a connection to the current frontend, retrying on the next
+// one when a reload replaced it meanwhile.
+func (s *slot) handOff(c net.Conn, cc *clientConn) {
+	for {
+		f := s.front.Load()
+		if f == nil {
+			cc.Close()
+			return
+		}
+		select {
+		case f.ln.ch <- c:
+			return
+		case <-f.ln.closed:
+			// replaced or shutting down; try the newest frontend
+			if s.front.Load() == f {
+				c.Close()
+				return
+			}
+		case <-s.closing:
+			c.Close()
+			return
+		}
+	}
+}
+
+// chanListener feeds admitted connections to an http.Server.
+type chanListener struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+	addr   net.Addr
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{ch: make(chan net.Conn), closed: make(chan struct{}), addr: addr}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// newFrontend builds the http.Server for a listener's settings.
+func (s *slot) newFrontend(lr *listenerRuntime) *frontend {
+	key := frontendKey{lr.cfg.ReadHeaderTimeout, lr.cfg.IdleTimeout, lr.cfg.MaxHeaderBytes}
+	f := &frontend{key: key, ln: newChanListener(s.ln.Addr()), done: make(chan struct{})}
+	hs := &http.Server{
+		Handler:           &httpHandler{slot: s},
+		ReadHeaderTimeout: key.readHeader,
+		IdleTimeout:       key.idle,
+		MaxHeaderBytes:    key.maxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return s.srv.drain },
+		ConnContext:       withConn,
+		ErrorLog:          slog.NewLogLogger(s.srv.log.Handler(), slog.LevelDebug),
+	}
+	hs.SetKeepAlivesEnabled(true)
+	f.http = hs
+	return f
+}
+
+func (f *frontend) start() {
+	go func() {
+		defer close(f.done)
+		_ = f.http.Serve(f.ln)
+	}()
+}
+
+// stop closes the frontend gracefully within ctx, then forcibly.
+func (f *frontend) stop(ctx context.Context) {
+	f.ln.Close()
+	if err := f.http.Shutdown(ctx); err != nil {
+		f.http.Close()
+	}
+	<-f.done
+}

@@ -1,0 +1,320 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/portico-lb/portico/proxy/filter"
+)
+
+// reqState travels with one proxied request through the ReverseProxy hooks.
+type reqState struct {
+	lr        *listenerRuntime
+	cc        *clientConn
+	client    netip.Addr
+	trusted   bool // the peer is a trusted proxy
+	canonical string
+	ws        bool
+	tun       *tunnel
+	tried     []*Node
+	node      *Node
+	retries   int
+	errKind   string
+	triedBuf  [4]*Node
+}
+
+type reqStateKey struct{}
+
+// httpHandler serves one slot's http and https requests.
+type httpHandler struct{ slot *slot }
+
+func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := h.slot.srv
+	lr := h.slot.cur.Load() // one snapshot for the whole request
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	st := &reqState{lr: lr, cc: clientConnOf(r.Context())}
+	st.tried = st.triedBuf[:0]
+	peer := netip.Addr{}
+	if st.cc != nil {
+		peer = st.cc.client.Addr()
+	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		peer = ap.Addr().Unmap()
+	}
+	st.trusted = lr.trusted(peer)
+	st.client = clientAddr(peer, r.Header, lr)
+
+	reason := h.admit(sw, r, st)
+	if reason == "" {
+		h.proxy(sw, r, st)
+	} else {
+		s.metrics.denied(lr.cfg.Name, reason)
+		s.log.Info("request denied", "listener", lr.cfg.Name, "client", st.client.String(),
+			"method", r.Method, "host", r.Host, "uri", truncate(r.RequestURI, 256), "reason", reason, "status", sw.status)
+	}
+	s.observeRequest(lr, st, r, sw, start)
+}
+
+// admit applies limits, the allow list, the canonical path, upgrade policy
+// and the endpoint rules. It answers the client itself and returns the
+// denial reason, or "" when the request may be proxied.
+func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) string {
+	lr := st.lr
+	if len(r.RequestURI) > lr.cfg.MaxURLLength {
+		plain(w, http.StatusRequestURITooLong, "request URI too long")
+		return "limit"
+	}
+	if n := headerCount(r.Header); n > lr.cfg.MaxHeaderCount {
+		plain(w, http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
+		return "limit"
+	}
+	if !lr.allowed(st.client) {
+		plain(w, http.StatusForbidden, "forbidden")
+		return "allow"
+	}
+	raw, ok := rawPath(r)
+	if !ok {
+		plain(w, http.StatusBadRequest, "bad request target")
+		return "bad-path"
+	}
+	canonical, err := filter.Canonicalize(raw)
+	if err != nil {
+		plain(w, http.StatusBadRequest, "bad request path")
+		return "bad-path"
+	}
+	st.canonical = canonical
+	host, ok := filter.NormalizeHost(r.Host)
+	if !ok {
+		plain(w, http.StatusBadRequest, "bad host")
+		return "bad-host"
+	}
+	if up := r.Header.Values("Upgrade"); len(up) > 0 {
+		ws, ok := filter.UpgradeVerdict(up)
+		if !ok || r.ProtoMajor != 1 {
+			// h2c and any other protocol switch could tunnel past the rules:
+			// the request is served as a plain request instead.
+			r.Header.Del("Upgrade")
+			r.Header.Del("HTTP2-Settings")
+			h.slot.srv.metrics.denied(lr.cfg.Name, "upgrade")
+		}
+		st.ws = ws && ok && r.ProtoMajor == 1
+	}
+	if d := lr.policy.Decide(host, canonical, st.client); !d.Allow {
+		plain(w, http.StatusForbidden, "forbidden")
+		return "rule"
+	}
+	return ""
+}
+
+// rawPath extracts the path of the request target exactly as received, so
+// the canonicaliser decodes it once. Absolute-form targets must name the
+// same host as the Host header.
+func rawPath(r *http.Request) (string, bool) {
+	uri := r.RequestURI // HTTP/2 puts :path here too
+	if uri == "*" {
+		return "", false
+	}
+	if !strings.HasPrefix(uri, "/") {
+		u, err := url.Parse(uri)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return "", false
+		}
+		hdr, ok1 := filter.NormalizeHost(r.Header.Get("Host"))
+		abs, ok2 := filter.NormalizeHost(u.Host)
+		if !ok1 || !ok2 || hdr != abs {
+			return "", false
+		}
+		uri = strings.TrimPrefix(uri, u.Scheme+"://"+u.Host)
+		if uri == "" {
+			uri = "/"
+		}
+	}
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	return uri, true
+}
+
+func headerCount(h http.Header) int {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	return n
+}
+
+func plain(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(code)
+	io.WriteString(w, msg+"\n")
+}
+
+func (h *httpHandler) proxy(w *statusWriter, r *http.Request, st *reqState) {
+	if st.ws {
+		st.tun = newTunnel(st.lr.cfg.TunnelIdleTimeout, nil)
+		defer h.endTunnel(st)
+	}
+	ctx := context.WithValue(r.Context(), reqStateKey{}, st)
+	if st.tun != nil {
+		ctx = context.WithValue(ctx, tunnelKey{}, st.tun)
+	}
+	st.lr.pool.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (h *httpHandler) endTunnel(st *reqState) {
+	st.tun.finish()
+	if st.cc != nil {
+		st.cc.tun.CompareAndSwap(st.tun, nil)
+	}
+	if st.tun.node != nil {
+		st.tun.node.removeTunnel(st.tun)
+		st.tun.node.inflight.Add(-1)
+	}
+}
+
+// rewrite builds the request a node sees: the canonical path that the rules
+// checked, the client's Host, and forwarding headers portico vouches for.
+// ReverseProxy has already removed hop-by-hop headers (including any named
+// in the client's Connection header), so nothing set here can be stripped.
+func rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(reqStateKey{}).(*reqState)
+	out := pr.Out
+	out.URL.Scheme = "http"
+	out.URL.Host = st.lr.pool.cfg.Name // replaced per attempt by the retrier
+	out.URL.Path = st.canonical
+	out.URL.RawPath = ""
+	out.URL.RawQuery = pr.In.URL.RawQuery
+	out.Host = pr.In.Host
+
+	scrubIdentity(out.Header, st.trusted)
+	peer := st.client
+	if st.cc != nil {
+		peer = st.cc.client.Addr()
+	}
+	if prior := pr.In.Header.Values("X-Forwarded-For"); st.trusted && len(prior) > 0 {
+		out.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+peer.String())
+	} else {
+		out.Header.Set("X-Forwarded-For", st.client.String())
+	}
+	if !st.trusted || out.Header.Get("X-Forwarded-Proto") == "" {
+		out.Header.Set("X-Forwarded-Proto", st.lr.proto)
+	}
+	if !st.trusted || out.Header.Get("X-Forwarded-Host") == "" {
+		out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	}
+	out.Header.Set("X-Real-IP", st.client.String())
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = nil // do not let Go add its own
+	}
+}
+
+// modifyResponse starts the tunnel bookkeeping when a node switched protocols.
+func modifyResponse(res *http.Response) error {
+	st, _ := res.Request.Context().Value(reqStateKey{}).(*reqState)
+	if st == nil || res.StatusCode != http.StatusSwitchingProtocols || st.tun == nil {
+		return nil
+	}
+	st.tun.node = st.node
+	st.node.inflight.Add(1)
+	if !st.node.addTunnel(st.tun) {
+		st.tun.close("server removed from pool")
+	}
+	if st.cc != nil {
+		st.tun.add(st.cc)
+		st.cc.tun.Store(st.tun)
+	}
+	return nil
+}
+
+var errNoServer = errors.New("no server available")
+
+// errorHandler maps proxy failures to statuses: 503 when no server is up,
+// 504 when a node did not answer in time, 502 otherwise.
+func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(reqStateKey{}).(*reqState)
+	var ne net.Error
+	switch {
+	case errors.Is(err, errNoServer):
+		w.Header().Set("Retry-After", "5")
+		plain(w, http.StatusServiceUnavailable, "no server available, retry later")
+		if st != nil {
+			st.errKind = "no-server"
+		}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// the client went away; nobody to answer
+		w.WriteHeader(499)
+		if st != nil {
+			st.errKind = "client-gone"
+		}
+	case errors.As(err, &ne) && ne.Timeout() && !isDialError(err):
+		plain(w, http.StatusGatewayTimeout, "server did not answer in time")
+		if st != nil {
+			st.errKind = "timeout"
+		}
+	default:
+		plain(w, http.StatusBadGateway, "bad gateway")
+		if st != nil {
+			st.errKind = "upstream"
+		}
+	}
+	if st != nil && st.errKind != "client-gone" {
+		s.log.Warn("proxy error", "listener", st.lr.cfg.Name, "pool", st.lr.pool.cfg.Name,
+			"server", nodeName(st.node), "err", err)
+	}
+}
+
+func nodeName(n *Node) string {
+	if n == nil {
+		return ""
+	}
+	return n.addr
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// statusWriter records the status and body size for logs and metrics. It
+// unwraps for http.ResponseController, so hijacking and flushing still work.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 || w.status < 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

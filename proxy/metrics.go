@@ -1,0 +1,198 @@
+package proxy
+
+import (
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/portico-lb/portico/healthcheck"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics holds portico's Prometheus collectors in a registry of its own (no
+// package-level default registry). Label values come from the configuration
+// only (listener, pool and server names, reasons, outcomes), never from a
+// client, so cardinality is bounded by the config.
+type metrics struct {
+	reg *prometheus.Registry
+
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	bytes         *prometheus.CounterVec
+	connsActive   *prometheus.GaugeVec
+	connsTotal    *prometheus.CounterVec
+	tunnels       *prometheus.GaugeVec
+	tcpConns      *prometheus.CounterVec
+	tlsFailures   *prometheus.CounterVec
+	denials       *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	transitions   *prometheus.CounterVec
+	checkDuration *prometheus.HistogramVec
+	reloads       *prometheus.CounterVec
+	reloadFails   prometheus.Counter
+	lastReload    prometheus.Gauge
+	generation    prometheus.Gauge
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_requests_total",
+		Help: "HTTP requests answered, by listener, pool, server and status class (2xx, 3xx, 4xx, 5xx)."},
+		[]string{"listener", "pool", "server", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portico_request_duration_seconds",
+		Help:    "Time from request received to response finished (websockets: until the upgrade).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}},
+		[]string{"listener", "pool"})
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_bytes_total",
+		Help: "Payload bytes relayed, by listener and direction (in = from clients, out = to clients)."},
+		[]string{"listener", "direction"})
+	m.connsActive = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "portico_connections_active",
+		Help: "Client connections open now, by listener."}, []string{"listener"})
+	m.connsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_connections_total",
+		Help: "Client connections accepted, by listener."}, []string{"listener"})
+	m.tunnels = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "portico_tunnels_active",
+		Help: "Websocket and tcp tunnels open now, by listener and kind."}, []string{"listener", "kind"})
+	m.tcpConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_tcp_connections_total",
+		Help: "Finished tcp-mode connections by listener, pool and outcome (closed, idle, error, no-server, connect-failed, server removed from pool, shutdown)."},
+		[]string{"listener", "pool", "outcome"})
+	m.tlsFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_tls_handshake_failures_total",
+		Help: "Failed or timed-out TLS handshakes, by listener."}, []string{"listener"})
+	m.denials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_denied_total",
+		Help: "Requests and connections denied, by listener and reason (allow, rule, bad-path, bad-host, upgrade, limit, conn-limit, proxy-untrusted, proxy-header)."},
+		[]string{"listener", "reason"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_retries_total",
+		Help: "Attempts moved to another server after a failed connection, by pool."}, []string{"pool"})
+	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_server_transitions_total",
+		Help: "Server health transitions, by pool, server and new state."}, []string{"pool", "server", "to"})
+	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portico_health_check_duration_seconds",
+		Help:    "Duration of active health checks, by pool.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"pool"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_config_reloads_total",
+		Help: "Configuration loads by result (success, failure); the first load counts as a success."}, []string{"result"})
+	m.reloadFails = prometheus.NewCounter(prometheus.CounterOpts{Name: "portico_config_reload_failures_total",
+		Help: "Reloads that failed and left the running configuration in place."})
+	m.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load."})
+	m.generation = prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_config_generation",
+		Help: "Generation of the running configuration (1 at start, +1 per applied reload)."})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.bytes, m.connsActive, m.connsTotal,
+		m.tunnels, m.tcpConns, m.tlsFailures, m.denials, m.retries, m.transitions, m.checkDuration,
+		m.reloads, m.reloadFails, m.lastReload, m.generation} {
+		f(c)
+	}
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f(&stateCollector{s: s,
+		up: prometheus.NewDesc("portico_server_up", "1 when the server takes traffic, 0 when it is down.",
+			[]string{"pool", "server"}, nil),
+		inflight: prometheus.NewDesc("portico_server_inflight", "Requests and tunnels in progress per server.",
+			[]string{"pool", "server"}, nil),
+		certExpiry: prometheus.NewDesc("portico_certificate_expiry_timestamp_seconds",
+			"Unix time at which each configured certificate expires.", []string{"listener", "certificate", "subject"}, nil),
+		build: prometheus.NewDesc("portico_build_info", "Always 1; the version label says which build runs.",
+			[]string{"version"}, nil),
+	})
+	return m
+}
+
+// stateCollector reads the current runtime at scrape time, so per-server
+// gauges always match the running configuration (removed servers vanish).
+type stateCollector struct {
+	s                               *Server
+	up, inflight, certExpiry, build *prometheus.Desc
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.inflight
+	ch <- c.certExpiry
+	ch <- c.build
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.build, prometheus.GaugeValue, 1, c.s.version)
+	rt := c.s.cur.Load()
+	if rt == nil {
+		return
+	}
+	for _, name := range rt.cfg.PoolNames {
+		for _, n := range rt.pools[name].nodes {
+			v := 0.0
+			if n.Up() {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, name, n.addr)
+			ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(n.inflight.Load()), name, n.addr)
+		}
+	}
+	for _, l := range rt.cfg.Listeners {
+		for _, cert := range l.Certificates {
+			ch <- prometheus.MustNewConstMetric(c.certExpiry, prometheus.GaugeValue,
+				float64(cert.Leaf.NotAfter.Unix()), l.Name, filepath.Base(cert.CertFile), cert.Leaf.Subject.CommonName)
+		}
+	}
+}
+
+func statusClass(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
+
+func (m *metrics) request(listener, pool, server string, code int, d time.Duration, in, out int64) {
+	m.requests.WithLabelValues(listener, pool, server, statusClass(code)).Inc()
+	m.duration.WithLabelValues(listener, pool).Observe(d.Seconds())
+	if in > 0 {
+		m.bytes.WithLabelValues(listener, "in").Add(float64(in))
+	}
+	if out > 0 {
+		m.bytes.WithLabelValues(listener, "out").Add(float64(out))
+	}
+}
+
+func (m *metrics) connOpened(listener string) {
+	m.connsActive.WithLabelValues(listener).Inc()
+	m.connsTotal.WithLabelValues(listener).Inc()
+}
+func (m *metrics) connClosed(listener string)     { m.connsActive.WithLabelValues(listener).Dec() }
+func (m *metrics) tlsFailed(listener string)      { m.tlsFailures.WithLabelValues(listener).Inc() }
+func (m *metrics) denied(listener, reason string) { m.denials.WithLabelValues(listener, reason).Inc() }
+func (m *metrics) retried(pool string)            { m.retries.WithLabelValues(pool).Inc() }
+func (m *metrics) tunnel(listener, kind string, d float64) {
+	m.tunnels.WithLabelValues(listener, kind).Add(d)
+}
+
+func (m *metrics) tcpDone(listener, pool, server, outcome string, in, out int64) {
+	m.tcpConns.WithLabelValues(listener, pool, outcome).Inc()
+	m.bytes.WithLabelValues(listener, "in").Add(float64(in))
+	m.bytes.WithLabelValues(listener, "out").Add(float64(out))
+}
+
+func (m *metrics) transition(n *Node, tr healthcheck.Transition) {
+	m.transitions.WithLabelValues(n.pool, n.addr, upDown(tr.To)).Inc()
+}
+
+func (m *metrics) checked(pool string, r healthcheck.Result) {
+	m.checkDuration.WithLabelValues(pool).Observe(r.Latency.Seconds())
+}
+
+// reloaded records a configuration load; rt is nil for a failure.
+func (m *metrics) reloaded(rt *runtime, ok bool) {
+	if !ok {
+		m.reloads.WithLabelValues("failure").Inc()
+		m.reloadFails.Inc()
+		return
+	}
+	m.reloads.WithLabelValues("success").Inc()
+	m.lastReload.Set(float64(rt.loaded.UnixNano()) / 1e9)
+	m.generation.Set(float64(rt.gen))
+}
+
+// forget drops the per-server series of a server that left its pool.
+func (m *metrics) forget(n *Node) {
+	m.requests.DeletePartialMatch(prometheus.Labels{"pool": n.pool, "server": n.addr})
+	m.transitions.DeletePartialMatch(prometheus.Labels{"pool": n.pool, "server": n.addr})
+}

@@ -1,0 +1,153 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/healthcheck"
+	"github.com/portico-lb/portico/proxy/filter"
+)
+
+// runtime is everything derived from one Config. It is built completely,
+// then published with one atomic store, and never modified afterwards.
+type runtime struct {
+	cfg       *config.Config
+	gen       uint64
+	loaded    time.Time
+	listeners map[string]*listenerRuntime // by bind
+	pools     map[string]*pool
+	checkers  []*healthcheck.Checker
+}
+
+// listenerRuntime is one listener's compiled settings.
+type listenerRuntime struct {
+	cfg    *config.Listener
+	pool   *pool
+	policy *filter.Policy
+	certs  *certSet
+	proto  string // X-Forwarded-Proto: "http" or "https"
+}
+
+func (l *listenerRuntime) trusted(a netip.Addr) bool { return inPrefixes(l.cfg.TrustedProxies, a) }
+
+// allowed applies the listener allow list (nil = everyone).
+func (l *listenerRuntime) allowed(a netip.Addr) bool {
+	return l.cfg.Allow == nil || inPrefixes(l.cfg.Allow, a)
+}
+
+func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// buildRuntime compiles cfg. Nodes come from the registry so their health
+// survives; nothing here touches the network.
+func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
+	rt := &runtime{cfg: cfg, gen: gen, loaded: time.Now(),
+		listeners: make(map[string]*listenerRuntime), pools: make(map[string]*pool)}
+	for _, name := range cfg.PoolNames {
+		pc := cfg.Pools[name]
+		p := &pool{cfg: pc, nodes: s.reg.nodesFor(pc)}
+		p.transport = s.newTransport(pc, true)
+		p.upgrades = s.newTransport(pc, false)
+		rt.pools[name] = p
+		if !pc.Health.Disabled {
+			rt.checkers = append(rt.checkers, s.newChecker(p))
+		}
+	}
+	for _, lc := range cfg.Listeners {
+		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], policy: filter.Compile(lc.Rules), proto: "http"}
+		if lc.Mode == config.ModeHTTPS {
+			lr.proto = "https"
+			lr.certs = newCertSet(lc.Certificates)
+		}
+		rt.listeners[lc.Bind] = lr
+	}
+	return rt
+}
+
+// newTransport builds the HTTP client side for a pool. keepAlive=false is for
+// websocket upgrades: each tunnel gets its own fresh connection, registered
+// with the tunnel through the request context.
+func (s *Server) newTransport(pc *config.Pool, keepAlive bool) *http.Transport {
+	d := &net.Dialer{Timeout: pc.ConnectTimeout, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if tun, ok := ctx.Value(tunnelKey{}).(*tunnel); ok {
+				tc := &trackedConn{Conn: c, tun: tun}
+				tun.add(tc)
+				return tc, nil
+			}
+			return c, nil
+		},
+		ResponseHeaderTimeout: pc.ResponseTimeout,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		DisableKeepAlives:     !keepAlive,
+		ForceAttemptHTTP2:     false,
+		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
+	}
+	return t
+}
+
+type tunnelKey struct{}
+
+// certSet picks a certificate by SNI: exact names first, then wildcards,
+// then the first certificate as the default.
+type certSet struct {
+	exact    map[string]*tls.Certificate
+	wildcard map[string]*tls.Certificate // "example.com" for "*.example.com"
+	def      *tls.Certificate
+}
+
+func newCertSet(certs []*config.Certificate) *certSet {
+	cs := &certSet{exact: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}}
+	for _, c := range certs {
+		if cs.def == nil {
+			cs.def = c.Pair
+		}
+		for _, name := range c.Leaf.DNSNames {
+			name = strings.ToLower(name)
+			if rest, ok := strings.CutPrefix(name, "*."); ok {
+				if _, dup := cs.wildcard[rest]; !dup {
+					cs.wildcard[rest] = c.Pair
+				}
+			} else if _, dup := cs.exact[name]; !dup {
+				cs.exact[name] = c.Pair
+			}
+		}
+	}
+	return cs
+}
+
+func (cs *certSet) pick(serverName string) *tls.Certificate {
+	name := strings.TrimSuffix(strings.ToLower(serverName), ".")
+	if c, ok := cs.exact[name]; ok {
+		return c
+	}
+	if _, rest, ok := strings.Cut(name, "."); ok {
+		if c, ok := cs.wildcard[rest]; ok {
+			return c
+		}
+	}
+	return cs.def
+}

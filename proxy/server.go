@@ -1,0 +1,401 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/healthcheck"
+)
+
+// Options are the process-level dependencies of a Server.
+type Options struct {
+	// Logger receives operational logs. Nil: slog.Default().
+	Logger *slog.Logger
+	// Access receives the access log (one record per request or tcp
+	// connection). Nil: access logging is off.
+	Access *slog.Logger
+	// Version is reported by /status and the build_info metric.
+	Version string
+}
+
+// Server is portico's data plane. Create it with New, then Start; Reload
+// swaps configurations; Shutdown stops it.
+type Server struct {
+	log     *slog.Logger
+	access  atomic.Pointer[slog.Logger]
+	version string
+	reg     *registry
+	metrics *metrics
+	buffers *bufferPool
+	started time.Time
+
+	cur atomic.Pointer[runtime]
+
+	drain       context.Context // cancelled at the end of shutdown: closes tunnels
+	cancelDrain context.CancelFunc
+
+	mu        sync.Mutex // serialises Start, Reload and Shutdown
+	slots     map[string]*slot
+	admin     *adminServer
+	checkStop context.CancelFunc
+	checkWG   sync.WaitGroup
+	bg        sync.WaitGroup // grace timers for removed nodes
+	bgStop    chan struct{}
+	gen       uint64
+	shutdown  bool
+	reload    reloadStatus
+	recent    transitionRing
+}
+
+type reloadStatus struct {
+	mu          sync.Mutex
+	lastOK      time.Time
+	lastErr     string
+	lastErrTime time.Time
+}
+
+// New opens every listener of cfg (a bind failure is an error) and builds the
+// first runtime. Nothing is served until Start.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(),
+		slots: make(map[string]*slot), started: time.Now(), bgStop: make(chan struct{})}
+	s.access.Store(opts.Access)
+	s.drain, s.cancelDrain = context.WithCancel(context.Background())
+	s.metrics = newMetrics(s)
+	s.gen = 1
+	rt := s.buildRuntime(cfg, s.gen)
+	opened, err := s.openSlots(rt)
+	if err != nil {
+		return nil, err
+	}
+	for _, sl := range opened {
+		s.slots[sl.bind] = sl
+	}
+	if cfg.Admin.Bind != "" {
+		a, err := s.newAdmin(cfg.Admin)
+		if err != nil {
+			for _, sl := range opened {
+				sl.ln.Close()
+			}
+			return nil, err
+		}
+		s.admin = a
+	}
+	s.publish(rt)
+	s.reload.lastOK = rt.loaded
+	return s, nil
+}
+
+// SetAccessLogger replaces the access logger (nil turns it off), e.g. after
+// the access log file was reopened.
+func (s *Server) SetAccessLogger(l *slog.Logger) { s.access.Store(l) }
+
+// openSlots opens a socket for every bind in rt that has no slot yet.
+func (s *Server) openSlots(rt *runtime) ([]*slot, error) {
+	var opened []*slot
+	for bind := range rt.listeners {
+		if _, ok := s.slots[bind]; ok {
+			continue
+		}
+		ln, err := net.Listen("tcp", bind)
+		if err != nil {
+			for _, sl := range opened {
+				sl.ln.Close()
+			}
+			return nil, fmt.Errorf("listener %q: %w", rt.listeners[bind].cfg.Name, err)
+		}
+		sl := &slot{srv: s, bind: bind, ln: ln, closing: make(chan struct{})}
+		sl.tls = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"},
+			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				lr := sl.cur.Load()
+				if lr == nil || lr.certs == nil {
+					return nil, errors.New("no certificate for this listener")
+				}
+				return lr.certs.pick(hello.ServerName), nil
+			},
+		}
+		opened = append(opened, sl)
+	}
+	return opened, nil
+}
+
+// publish makes rt current: the runtime pointer, then each slot's listener
+// view and, where server-level settings changed, a new frontend.
+func (s *Server) publish(rt *runtime) {
+	s.cur.Store(rt)
+	for bind, sl := range s.slots {
+		lr, ok := rt.listeners[bind]
+		if !ok {
+			continue
+		}
+		sl.cur.Store(lr)
+	}
+}
+
+// Start begins accepting on every listener, starts the health checkers and
+// the admin listener.
+func (s *Server) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.cur.Load()
+	for _, sl := range s.slots {
+		s.startSlot(sl, rt.listeners[sl.bind])
+	}
+	s.startCheckers(rt)
+	if s.admin != nil {
+		s.admin.start()
+	}
+	s.metrics.reloaded(rt, true)
+}
+
+func (s *Server) startSlot(sl *slot, lr *listenerRuntime) {
+	sl.cur.Store(lr)
+	f := sl.newFrontend(lr)
+	sl.front.Store(f)
+	f.start()
+	sl.wg.Add(1)
+	go sl.serve()
+}
+
+func (s *Server) startCheckers(rt *runtime) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.checkStop = cancel
+	for _, c := range rt.checkers {
+		s.checkWG.Add(1)
+		go func() {
+			defer s.checkWG.Done()
+			c.Run(ctx)
+		}()
+	}
+}
+
+func (s *Server) stopCheckers() {
+	if s.checkStop != nil {
+		s.checkStop()
+	}
+	s.checkWG.Wait()
+}
+
+// ErrShutdown is returned by Reload after Shutdown began.
+var ErrShutdown = errors.New("server is shutting down")
+
+// Reload replaces the running configuration with cfg, which the caller has
+// loaded and validated. New binds are opened before anything changes; if one
+// fails, the running configuration keeps serving and the error is returned.
+// Reloads are serialised; a config with the same fingerprint is a no-op.
+func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false, ErrShutdown
+	}
+	old := s.cur.Load()
+	if cfg.Fingerprint != ([32]byte{}) && cfg.Fingerprint == old.cfg.Fingerprint {
+		return false, nil
+	}
+	rt := s.buildRuntime(cfg, s.gen+1)
+	opened, err := s.openSlots(rt)
+	if err != nil {
+		s.ReloadFailed(err)
+		return false, err
+	}
+	if cfg.Admin.Bind != old.cfg.Admin.Bind || !slices.Equal(cfg.Admin.Allow, old.cfg.Admin.Allow) {
+		if err := s.swapAdmin(cfg.Admin); err != nil {
+			for _, sl := range opened {
+				sl.ln.Close()
+			}
+			s.ReloadFailed(err)
+			return false, err
+		}
+	}
+	s.gen++
+	for _, sl := range opened {
+		s.slots[sl.bind] = sl
+	}
+	s.publish(rt)
+	for _, sl := range opened {
+		s.startSlot(sl, rt.listeners[sl.bind])
+	}
+	// Server-level HTTP settings changed: a fresh frontend takes new
+	// connections, the old one drains.
+	for bind, sl := range s.slots {
+		lr, ok := rt.listeners[bind]
+		if !ok || slices.Contains(opened, sl) {
+			continue
+		}
+		f := sl.front.Load()
+		key := frontendKey{lr.cfg.ReadHeaderTimeout, lr.cfg.IdleTimeout, lr.cfg.MaxHeaderBytes}
+		if f.key != key {
+			nf := sl.newFrontend(lr)
+			nf.start()
+			sl.front.Store(nf)
+			s.bg.Add(1)
+			go func() {
+				defer s.bg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+				defer cancel()
+				f.stop(ctx)
+			}()
+		}
+	}
+	// Health: one writer per node at a time. Old checkers stop before the
+	// new ones start; nodes kept by the registry keep their state.
+	s.stopCheckers()
+	s.startCheckers(rt)
+
+	var removedBinds []string
+	for bind, sl := range s.slots {
+		if _, ok := rt.listeners[bind]; !ok {
+			removedBinds = append(removedBinds, bind)
+			delete(s.slots, bind)
+			s.bg.Add(1)
+			go func() {
+				defer s.bg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+				defer cancel()
+				sl.close(ctx)
+			}()
+		}
+	}
+	gone := s.reg.sweep(cfg)
+	for _, n := range gone {
+		if s.reg.addrStillServed(n.pool, n.addr) {
+			// same server, new check settings: its tunnels keep running
+			continue
+		}
+		s.metrics.forget(n)
+		ts := n.retire()
+		grace := 30 * time.Second
+		if p, ok := old.cfg.Pools[n.pool]; ok {
+			grace = p.RemovedGrace
+		}
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			closeTunnelsAfter(grace, ts, s.bgStop)
+		}()
+	}
+	for _, p := range old.pools {
+		p.transport.CloseIdleConnections()
+	}
+	s.reload.mu.Lock()
+	s.reload.lastOK = rt.loaded
+	s.reload.lastErr = ""
+	s.reload.mu.Unlock()
+	s.metrics.reloaded(rt, true)
+	s.log.Info("configuration reloaded", append([]any{"generation", s.gen}, diffAttrs(old.cfg, cfg, removedBinds)...)...)
+	return true, nil
+}
+
+// ReloadFailed records a reload that could not be applied (a config that did
+// not load, or a bind that could not be opened): logged, counted, and kept
+// for /status. The running configuration is untouched.
+func (s *Server) ReloadFailed(err error) {
+	s.reload.mu.Lock()
+	s.reload.lastErr = err.Error()
+	s.reload.lastErrTime = time.Now()
+	s.reload.mu.Unlock()
+	s.metrics.reloaded(nil, false)
+	s.log.Error("reload failed; the running configuration keeps serving", "err", err)
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx is done,
+// then closes every tunnel and connection. It is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return nil
+	}
+	s.shutdown = true
+	slots := make([]*slot, 0, len(s.slots))
+	for _, sl := range s.slots {
+		slots = append(slots, sl)
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, sl := range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sl.close(ctx)
+		}()
+	}
+	wg.Wait()
+	s.cancelDrain() // tunnels and tcp connections end here
+	close(s.bgStop)
+	s.stopCheckers()
+	if s.admin != nil {
+		s.admin.stop()
+	}
+	for _, p := range s.cur.Load().pools {
+		p.transport.CloseIdleConnections()
+	}
+	s.bg.Wait()
+	return ctx.Err()
+}
+
+// close stops a slot: no new connections; http requests in flight finish
+// within ctx, then the frontend closes; gate goroutines end.
+func (sl *slot) close(ctx context.Context) {
+	close(sl.closing)
+	sl.ln.Close()
+	if f := sl.front.Load(); f != nil {
+		f.stop(ctx)
+	}
+	sl.wg.Wait()
+}
+
+// passiveFailure counts a refused or reset connection against a node.
+func (s *Server) passiveFailure(n *Node, err error) {
+	tr, changed := n.health.ObservePassive(shortErr(err), n.check.Rise, n.check.Fall)
+	if changed {
+		s.transition(n, tr)
+	}
+}
+
+// transition logs and counts one health transition (exactly once: the
+// healthcheck State decides it under its lock).
+func (s *Server) transition(n *Node, tr healthcheck.Transition) {
+	s.noteTransition(n, tr)
+	lvl := slog.LevelWarn
+	if tr.To {
+		lvl = slog.LevelInfo
+	}
+	s.log.Log(context.Background(), lvl, "server health changed", "pool", n.pool, "server", n.addr,
+		"from", upDown(tr.From), "to", upDown(tr.To), "reason", tr.Reason)
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+func shortErr(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Op + ": " + op.Err.Error()
+	}
+	return err.Error()
+}
+
+// ShutdownGrace is the running configuration's shutdown_grace.
+func (s *Server) ShutdownGrace() time.Duration { return s.cur.Load().cfg.ShutdownGrace }

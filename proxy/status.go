@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/portico-lb/portico/healthcheck"
+)
+
+// Status is the JSON document served at /status.
+type Status struct {
+	Version     string           `json:"version"`
+	Started     time.Time        `json:"started"`
+	Generation  uint64           `json:"generation"`
+	LoadedAt    time.Time        `json:"loaded_at"`
+	ConfigPath  string           `json:"config_path,omitempty"`
+	LastReload  ReloadStatus     `json:"last_reload"`
+	Listeners   []ListenerStatus `json:"listeners"`
+	Pools       []PoolStatus     `json:"pools"`
+	Transitions []TransitionLog  `json:"recent_transitions"`
+}
+
+// ReloadStatus says how the last reload went.
+type ReloadStatus struct {
+	OK        bool      `json:"ok"`
+	LastOK    time.Time `json:"last_success"`
+	Error     string    `json:"error,omitempty"`
+	ErrorTime time.Time `json:"error_time,omitzero"`
+}
+
+// ListenerStatus describes one listener.
+type ListenerStatus struct {
+	Name        string `json:"name"`
+	Bind        string `json:"bind"`
+	Mode        string `json:"mode"`
+	Pool        string `json:"pool"`
+	Connections int64  `json:"connections"`
+	Rules       int    `json:"rules"`
+}
+
+// PoolStatus describes one pool and its servers.
+type PoolStatus struct {
+	Name       string         `json:"name"`
+	Up         int            `json:"up"`
+	MinHealthy int            `json:"min_healthy"`
+	Servers    []ServerStatus `json:"servers"`
+}
+
+// ServerStatus is one server's health as /status reports it.
+type ServerStatus struct {
+	Address        string    `json:"address"`
+	Up             bool      `json:"up"`
+	State          string    `json:"state"`
+	InFlight       int64     `json:"in_flight"`
+	LastCheck      *Check    `json:"last_check,omitempty"`
+	LastTransition time.Time `json:"last_transition,omitzero"`
+}
+
+// Check is the last observation of a server.
+type Check struct {
+	OK        bool      `json:"ok"`
+	Status    int       `json:"status,omitempty"`
+	LatencyMS float64   `json:"latency_ms"`
+	Error     string    `json:"error,omitempty"`
+	At        time.Time `json:"at"`
+	Passive   bool      `json:"passive,omitempty"`
+}
+
+// TransitionLog is one recent health transition.
+type TransitionLog struct {
+	Pool   string    `json:"pool"`
+	Server string    `json:"server"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Status reports the running state.
+func (s *Server) Status() Status {
+	rt := s.cur.Load()
+	st := Status{Version: s.version, Started: s.started, Generation: rt.gen, LoadedAt: rt.loaded,
+		ConfigPath: rt.cfg.Path}
+	s.reload.mu.Lock()
+	st.LastReload = ReloadStatus{OK: s.reload.lastErr == "", LastOK: s.reload.lastOK,
+		Error: s.reload.lastErr, ErrorTime: s.reload.lastErrTime}
+	s.reload.mu.Unlock()
+	s.mu.Lock()
+	for _, l := range rt.cfg.Listeners {
+		ls := ListenerStatus{Name: l.Name, Bind: l.Bind, Mode: l.Mode, Pool: l.Pool, Rules: len(l.Rules)}
+		if sl, ok := s.slots[l.Bind]; ok {
+			ls.Connections = sl.conns.Load()
+		}
+		st.Listeners = append(st.Listeners, ls)
+	}
+	s.mu.Unlock()
+	for _, name := range rt.cfg.PoolNames {
+		p := rt.pools[name]
+		ps := PoolStatus{Name: name, MinHealthy: p.cfg.MinHealthy}
+		for _, n := range p.nodes {
+			snap := n.health.Snapshot()
+			ss := ServerStatus{Address: n.addr, Up: snap.Up, State: upDown(snap.Up), InFlight: n.inflight.Load(),
+				LastTransition: snap.LastTransition}
+			if snap.Up {
+				ps.Up++
+			}
+			if !snap.Last.At.IsZero() {
+				ss.LastCheck = checkOf(snap.Last)
+			}
+			ps.Servers = append(ps.Servers, ss)
+		}
+		st.Pools = append(st.Pools, ps)
+	}
+	st.Transitions = s.recent.list()
+	return st
+}
+
+func checkOf(r healthcheck.Result) *Check {
+	return &Check{OK: r.OK, Status: r.Status, LatencyMS: float64(r.Latency.Microseconds()) / 1000,
+		Error: r.Err, At: r.At, Passive: r.Passive}
+}
+
+// transitionRing keeps the last few health transitions for /status and the
+// status page.
+type transitionRing struct {
+	mu   sync.Mutex
+	buf  []TransitionLog
+	next int
+	full bool
+}
+
+const recentTransitions = 50
+
+func (r *transitionRing) add(t TransitionLog) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.buf == nil {
+		r.buf = make([]TransitionLog, recentTransitions)
+	}
+	r.buf[r.next] = t
+	r.next = (r.next + 1) % len(r.buf)
+	if r.next == 0 {
+		r.full = true
+	}
+}
+
+// list returns the transitions newest first.
+func (r *transitionRing) list() []TransitionLog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.next
+	if r.full {
+		n = len(r.buf)
+	}
+	out := make([]TransitionLog, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, r.buf[(r.next-i+len(r.buf))%len(r.buf)])
+	}
+	return out
+}
+
+// noteTransition counts a transition and remembers it for /status.
+func (s *Server) noteTransition(n *Node, tr healthcheck.Transition) {
+	s.metrics.transition(n, tr)
+	s.recent.add(TransitionLog{Pool: n.pool, Server: n.addr, To: upDown(tr.To), Reason: tr.Reason, At: tr.At})
+}

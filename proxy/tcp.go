@@ -1,0 +1,192 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+)
+
+// serveTCP relays one admitted tcp-mode connection to a server: pick a node
+// round-robin (the next on a failed dial), write the PROXY header when the
+// pool sends one, then copy both ways with half-close until both sides are
+// done, the tunnel is idle, its node is removed, or the server shuts down.
+func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
+	start := time.Now()
+	p := lr.pool
+	var tried []*Node
+	var up net.Conn
+	var node *Node
+	var lastErr error
+	for {
+		node = p.next(tried)
+		if node == nil {
+			break
+		}
+		tried = append(tried, node)
+		d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
+		c, err := d.DialContext(s.drain, "tcp", node.addr)
+		if err == nil {
+			up = c
+			break
+		}
+		lastErr = err
+		s.passiveFailure(node, err)
+		s.metrics.retried(p.cfg.Name)
+	}
+	if up == nil {
+		outcome := "no-server"
+		if lastErr != nil {
+			outcome = "connect-failed"
+		}
+		cc.Close()
+		s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, "", outcome, 0, 0)
+		s.logTCP(lr, cc, nil, outcome, 0, 0, start, lastErr)
+		return
+	}
+	if v := p.cfg.SendProxyProtocol; v != "" {
+		if err := writeProxyHeader(up, v, cc); err != nil {
+			up.Close()
+			cc.Close()
+			s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.addr, "proxy-header-failed", 0, 0)
+			s.logTCP(lr, cc, node, "proxy-header-failed", 0, 0, start, err)
+			return
+		}
+	}
+	node.health.ObservePassiveOK()
+	tun := newTunnel(0, node) // idle is enforced by the copy loops' deadlines
+	tun.add(cc)
+	tun.add(up)
+	node.inflight.Add(1)
+	defer node.inflight.Add(-1)
+	if !node.addTunnel(tun) {
+		tun.close("server removed from pool")
+	}
+	defer node.removeTunnel(tun)
+	stop := context.AfterFunc(s.drain, func() { tun.close("shutdown") })
+	defer stop()
+
+	idle := lr.cfg.TunnelIdleTimeout
+	type result struct {
+		n   int64
+		err error
+	}
+	upDone := make(chan result, 1)
+	go func() {
+		n, err := relay(up, cc, tun, idle)
+		upDone <- result{n, err}
+	}()
+	down, derr := relay(cc, up, tun, idle)
+	r := <-upDone
+	tun.close("done")
+	outcome := "closed"
+	if w := tun.why(); w != "" && w != "done" {
+		outcome = w
+	} else if isTimeoutErr(derr) || isTimeoutErr(r.err) {
+		outcome = "idle"
+	} else if derr != nil || r.err != nil {
+		outcome = "error"
+	}
+	s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.addr, outcome, r.n, down)
+	s.logTCP(lr, cc, node, outcome, r.n, down, start, errors.Join(derr, r.err))
+}
+
+// writeProxyHeader sends the PROXY header for the client's connection:
+// source = the client (the PROXY source from a trusted upstream, else the
+// peer), destination = the address the client connected to.
+func writeProxyHeader(up net.Conn, version string, cc *clientConn) error {
+	v := byte(2)
+	if version == "v1" {
+		v = 1
+	}
+	src := net.TCPAddrFromAddrPort(cc.client)
+	dst := net.TCPAddrFromAddrPort(cc.local)
+	h := proxyproto.HeaderProxyFromAddrs(v, src, dst)
+	_, err := h.WriteTo(up)
+	return err
+}
+
+// relay copies src to dst until EOF, then half-closes dst. Data moves in
+// chunks with a read deadline of idle/2, so the loop notices silence in both
+// directions without a goroutine per tunnel; between TCP sockets the
+// chunks move with splice(2).
+func relay(dst, src net.Conn, tun *tunnel, idle time.Duration) (int64, error) {
+	var total int64
+	rf, ok := unwrapTCP(dst).(io.ReaderFrom)
+	if !ok {
+		rf = readerFromFunc(func(r io.Reader) (int64, error) { return io.Copy(dst, r) })
+	}
+	rsrc := readerOf(src)
+	for {
+		if idle > 0 {
+			src.SetReadDeadline(time.Now().Add(idle / 2))
+		}
+		n, err := rf.ReadFrom(&io.LimitedReader{R: rsrc, N: 1 << 20})
+		total += n
+		if n > 0 {
+			tun.touch()
+		}
+		if err != nil {
+			if isTimeoutErr(err) && idle > 0 {
+				if n > 0 || time.Since(time.Unix(0, tun.last.Load())) < idle {
+					continue // still moving, here or the other way
+				}
+				tun.close("idle")
+				return total, err
+			}
+			closeWrite(dst)
+			return total, err
+		}
+		if n == 0 { // EOF
+			closeWrite(dst)
+			return total, nil
+		}
+	}
+}
+
+type readerFromFunc func(io.Reader) (int64, error)
+
+func (f readerFromFunc) ReadFrom(r io.Reader) (int64, error) { return f(r) }
+
+// unwrapTCP returns the *net.TCPConn under our wrappers when writing to it
+// directly is equivalent, so the kernel can splice.
+func unwrapTCP(c net.Conn) net.Conn {
+	switch v := c.(type) {
+	case *clientConn:
+		if pc, ok := v.Conn.(*proxyproto.Conn); ok {
+			return pc.Raw()
+		}
+		return v.Conn
+	case *trackedConn:
+		return v.Conn
+	}
+	return c
+}
+
+// readerOf returns what to read from: the raw socket when nothing is
+// buffered above it (splice-friendly), else the wrapper.
+func readerOf(c net.Conn) io.Reader {
+	if v, ok := c.(*clientConn); ok {
+		if _, buffered := v.Conn.(*proxyproto.Conn); buffered {
+			return v.Conn // may hold bytes read past the PROXY header
+		}
+		return v.Conn
+	}
+	return c
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := unwrapTCP(c).(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+func isTimeoutErr(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"syscall"
+)
+
+// retrier is the pool's RoundTripper: it picks a node per attempt and moves
+// on to the next one when the attempt failed without reaching the node (the
+// dial failed), or when the request is idempotent and bodiless so repeating
+// it is harmless. Refused and reset connections count against the node's
+// health at once (passive detection).
+type retrier struct {
+	s *Server
+	p *pool
+}
+
+func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := req.Context().Value(reqStateKey{}).(*reqState)
+	tr := t.p.transport
+	if st.ws {
+		tr = t.p.upgrades
+	}
+	var lastErr error
+	for {
+		n := t.p.next(st.tried)
+		if n == nil {
+			if lastErr == nil {
+				return nil, errNoServer
+			}
+			return nil, lastErr
+		}
+		if len(st.tried) > 0 {
+			st.retries++
+			t.s.metrics.retried(t.p.cfg.Name)
+		}
+		st.tried = append(st.tried, n)
+		st.node = n
+		req.URL.Host = n.addr
+		res, err := tr.RoundTrip(req)
+		if err == nil {
+			n.health.ObservePassiveOK()
+			return res, nil
+		}
+		lastErr = err
+		if req.Context().Err() != nil {
+			return nil, err
+		}
+		dial := isDialError(err)
+		if dial || isReset(err) {
+			t.s.passiveFailure(n, err)
+		}
+		if !dial && !(replayable(req) && isReset(err)) {
+			return nil, err
+		}
+	}
+}
+
+// replayable: a request that may have reached the node is repeated only
+// when doing it twice cannot change anything.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return req.Header.Get("Upgrade") == ""
+	}
+	return false
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// isReset reports a connection that broke under the request: refused,
+// reset, or closed before a response (a node process dying looks like this).
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// newReverseProxy builds the pool's ReverseProxy.
+func (s *Server) newReverseProxy(p *pool) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      &retrier{s: s, p: p},
+		ErrorHandler:   s.errorHandler,
+		ModifyResponse: modifyResponse,
+		BufferPool:     s.buffers,
+		ErrorLog:       nil,
+	}
+}
+
+// bufferPool recycles the 32 KiB copy buffers ReverseProxy needs per
+// response body, instead of allocating one per request.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
