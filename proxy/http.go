@@ -179,6 +179,7 @@ func (h *httpHandler) endTunnel(st *reqState) {
 	if st.tun.node != nil {
 		st.tun.node.removeTunnel(st.tun)
 		st.tun.node.inflight.Add(-1)
+		h.slot.srv.metrics.tunnel(st.lr.cfg.Name, "websocket", -1)
 	}
 }
 
@@ -206,12 +207,19 @@ func rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		out.Header.Set("X-Forwarded-For", st.client.String())
 	}
-	if !st.trusted || out.Header.Get("X-Forwarded-Proto") == "" {
-		out.Header.Set("X-Forwarded-Proto", st.lr.proto)
+	// ReverseProxy removed the client's X-Forwarded-* from Out; a trusted
+	// proxy's values are taken back from In.
+	proto, fhost := st.lr.proto, pr.In.Host
+	if st.trusted {
+		if v := pr.In.Header.Get("X-Forwarded-Proto"); v != "" {
+			proto = v
+		}
+		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
+			fhost = v
+		}
 	}
-	if !st.trusted || out.Header.Get("X-Forwarded-Host") == "" {
-		out.Header.Set("X-Forwarded-Host", pr.In.Host)
-	}
+	out.Header.Set("X-Forwarded-Proto", proto)
+	out.Header.Set("X-Forwarded-Host", fhost)
 	out.Header.Set("X-Real-IP", st.client.String())
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // do not let Go add its own
@@ -219,13 +227,14 @@ func rewrite(pr *httputil.ProxyRequest) {
 }
 
 // modifyResponse starts the tunnel bookkeeping when a node switched protocols.
-func modifyResponse(res *http.Response) error {
+func (s *Server) modifyResponse(res *http.Response) error {
 	st, _ := res.Request.Context().Value(reqStateKey{}).(*reqState)
 	if st == nil || res.StatusCode != http.StatusSwitchingProtocols || st.tun == nil {
 		return nil
 	}
 	st.tun.node = st.node
 	st.node.inflight.Add(1)
+	s.metrics.tunnel(st.lr.cfg.Name, "websocket", 1)
 	if !st.node.addTunnel(st.tun) {
 		st.tun.close("server removed from pool")
 	}

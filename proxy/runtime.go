@@ -61,6 +61,7 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 		p := &pool{cfg: pc, nodes: s.reg.nodesFor(pc)}
 		p.transport = s.newTransport(pc, true)
 		p.upgrades = s.newTransport(pc, false)
+		p.rp = s.newReverseProxy(p)
 		rt.pools[name] = p
 		if !pc.Health.Disabled {
 			rt.checkers = append(rt.checkers, s.newChecker(p))

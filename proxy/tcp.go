@@ -63,6 +63,8 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	tun.add(up)
 	node.inflight.Add(1)
 	defer node.inflight.Add(-1)
+	s.metrics.tunnel(lr.cfg.Name, "tcp", 1)
+	defer s.metrics.tunnel(lr.cfg.Name, "tcp", -1)
 	if !node.addTunnel(tun) {
 		tun.close("server removed from pool")
 	}

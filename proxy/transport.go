@@ -92,7 +92,7 @@ func (s *Server) newReverseProxy(p *pool) *httputil.ReverseProxy {
 		Rewrite:        rewrite,
 		Transport:      &retrier{s: s, p: p},
 		ErrorHandler:   s.errorHandler,
-		ModifyResponse: modifyResponse,
+		ModifyResponse: s.modifyResponse,
 		BufferPool:     s.buffers,
 		ErrorLog:       nil,
 	}

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portico-lb/portico/examples/standin"
+)
+
+// binary is the portico binary built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "portico-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "portico")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building portico:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running portico process.
+type proc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	dir  string
+	conf string
+	mu   sync.Mutex
+	logs bytes.Buffer
+	line chan string // every stderr line, for waitLog
+	done chan struct{}
+	err  error
+}
+
+// startPortico writes conf into a fresh folder (with files, relative paths
+// resolved there) and starts the binary on it; it returns once portico logged
+// that it started.
+func startPortico(t testing.TB, dir, conf string) *proc {
+	t.Helper()
+	path := filepath.Join(dir, "portico.toml")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, dir: dir, conf: path, line: make(chan string, 4096), done: make(chan struct{})}
+	p.cmd = exec.Command(binary, "-config", path)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			l := sc.Text()
+			p.mu.Lock()
+			p.logs.WriteString(l + "\n")
+			p.mu.Unlock()
+			select {
+			case p.line <- l:
+			default:
+			}
+		}
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("portico logs:\n%s", p.Logs())
+		}
+	})
+	p.waitLog("portico started", 20*time.Second)
+	return p
+}
+
+// Logs returns everything portico wrote to stderr so far.
+func (p *proc) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// waitLog waits for a stderr line containing s.
+func (p *proc) waitLog(s string, d time.Duration) string {
+	p.t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case l := <-p.line:
+			if strings.Contains(l, s) {
+				return l
+			}
+		case <-p.done:
+			p.t.Fatalf("portico exited (%v) before logging %q:\n%s", p.err, s, p.Logs())
+		case <-deadline:
+			p.t.Fatalf("portico did not log %q within %v:\n%s", s, d, p.Logs())
+		}
+	}
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// reload rewrites the config and sends SIGHUP, waiting for the outcome line.
+func (p *proc) reload(conf, want string) string {
+	p.t.Helper()
+	if err := os.WriteFile(p.conf, []byte(conf), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.signal(syscall.SIGHUP)
+	return p.waitLog(want, 20*time.Second)
+}
+
+// stop ends the process (SIGTERM, then SIGKILL after 20 s) and returns its exit error.
+func (p *proc) stop() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	return p.err
+}
+
+// nodes starts n named stand-in nodes on loopback.
+func nodes(t testing.TB, names ...string) []*standin.Node {
+	t.Helper()
+	var out []*standin.Node
+	for _, name := range names {
+		n, err := standin.Start(name, "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(n.Close)
+		out = append(out, n)
+	}
+	return out
+}
+
+func serverList(ns []*standin.Node) string {
+	var q []string
+	for _, n := range ns {
+		q = append(q, fmt.Sprintf("%q", n.Addr()))
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// testCerts writes a CA (dir/ca.pem) and certificates for names into dir/tls.
+func testCerts(t testing.TB, dir string, names ...string) *standin.CA {
+	t.Helper()
+	ca, err := standin.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if _, _, err := ca.Issue(filepath.Join(dir, "tls"), 24*time.Hour, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ca
+}
+
+// client returns an HTTP client that dials addr whatever the URL's host,
+// trusting ca, without keep-alive sharing between tests.
+func client(addr string, ca *standin.CA) *http.Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+		ForceAttemptHTTP2: true,
+	}
+	if ca != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: ca.Pool()}
+	}
+	return &http.Client{Transport: tr, Timeout: 15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// get does one GET and returns status, X-Node and body.
+func get(t testing.TB, c *http.Client, url string, hdr ...string) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	io.Copy(io.Discard, res.Body)
+	return res.StatusCode, res.Header.Get("X-Node"), res.Header
+}
+
+// eventually polls cond every 20 ms until it holds or d passes.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		<-tick.C
+	}
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func healthConf(listen, tcpListen, admin, servers, health string, minHealthy int) string {
+	return fmt.Sprintf(`
+[admin]
+bind = %q
+[[listener]]
+name = "http"
+bind = %q
+mode = "http"
+pool = "nodes"
+[[listener]]
+name = "tcp"
+bind = %q
+mode = "tcp"
+pool = "nodes"
+[pool.nodes]
+servers = %s
+min_healthy = %d
+connect_timeout = "1s"
+health = %s
+`, admin, listen, tcpListen, servers, minHealthy, health)
+}
+
+func serverUp(t testing.TB, admin, addr string) bool {
+	for _, p := range adminStatus(t, admin).Pools {
+		for _, s := range p.Servers {
+			if s.Address == addr {
+				return s.Up
+			}
+		}
+	}
+	t.Fatalf("server %s not in /status", addr)
+	return false
+}
+
+func TestFailingTestallLeavesAndReturns(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a", "b")
+	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	p := startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "200ms", timeout = "150ms", rise = 2, fall = 3 }`, 1))
+	c := client(listen, nil)
+	ns[1].SetHealth(http.StatusInternalServerError)
+	before := ns[1].Checks()
+	eventually(t, 10*time.Second, "b down", func() bool { return !serverUp(t, admin, ns[1].Addr()) })
+	if got := ns[1].Checks() - before; got < 3 {
+		t.Fatalf("b went down after %d failed checks, want at least fall=3", got)
+	}
+	p.waitLog(`"to":"down"`, 5*time.Second)
+	for range 6 {
+		if _, node, _ := get(t, c, "http://x/login"); node != "a" {
+			t.Fatalf("request went to %q while b is down", node)
+		}
+	}
+	ns[1].SetHealth(http.StatusOK)
+	eventually(t, 10*time.Second, "b up again", func() bool { return serverUp(t, admin, ns[1].Addr()) })
+	seen := map[string]bool{}
+	for range 4 {
+		_, node, _ := get(t, c, "http://x/login")
+		seen[node] = true
+	}
+	if !seen["b"] {
+		t.Fatal("b did not return to rotation")
+	}
+	// Each transition is logged exactly once.
+	if n := strings.Count(p.Logs(), `"server health changed"`); n != 2 {
+		t.Fatalf("%d transition log lines, want 2:\n%s", n, p.Logs())
+	}
+}
+
+func TestAllServersDown(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a", "b")
+	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "200ms", timeout = "150ms", rise = 1, fall = 1 }`, 1))
+	for _, n := range ns {
+		n.SetHealth(http.StatusServiceUnavailable)
+	}
+	eventually(t, 10*time.Second, "all down", func() bool {
+		return !serverUp(t, admin, ns[0].Addr()) && !serverUp(t, admin, ns[1].Addr())
+	})
+	code, _, hdr := get(t, client(listen, nil), "http://x/login")
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("got %d Retry-After=%q, want 503 with Retry-After", code, hdr.Get("Retry-After"))
+	}
+	// tcp listener: the connection is closed, nothing hangs.
+	conn, err := net.Dial("tcp", tl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if n, err := conn.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("tcp read: %d, %v; want EOF", n, err)
+	}
+	// /healthz fails while no pool has min_healthy servers.
+	res, err := http.Get("http://" + admin + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "nodes") {
+		t.Fatalf("/healthz %d %q", res.StatusCode, body)
+	}
+}
+
+func TestHealthzFollowsMinHealthy(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a", "b", "c")
+	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "200ms", timeout = "150ms", rise = 1, fall = 1 }`, 2))
+	healthz := func() int {
+		res, err := http.Get("http://" + admin + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if c := healthz(); c != 200 {
+		t.Fatalf("/healthz %d with 3 nodes up", c)
+	}
+	ns[0].SetHealth(500)
+	eventually(t, 10*time.Second, "a down", func() bool { return !serverUp(t, admin, ns[0].Addr()) })
+	if c := healthz(); c != 200 {
+		t.Fatalf("/healthz %d with 2 of 3 up and min_healthy 2", c)
+	}
+	ns[1].SetHealth(500)
+	eventually(t, 10*time.Second, "/healthz 503", func() bool { return healthz() == 503 })
+}
+
+// TestPassiveDetectionBeforeNextRound: with a long check interval, a node
+// that refuses connections is taken out by live traffic alone.
+func TestPassiveDetectionBeforeNextRound(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a", "b")
+	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "1h", timeout = "1s", rise = 2, fall = 2 }`, 1))
+	waitFirstRound(t, admin)
+	ns[1].Close()
+	c := client(listen, nil)
+	for range 6 {
+		if code, node, _ := get(t, c, "http://x/login"); code != 200 || node != "a" {
+			t.Fatalf("got %d from %q", code, node)
+		}
+	}
+	if serverUp(t, admin, ns[1].Addr()) {
+		t.Fatal("b is still up after refusing connections; passive detection should have taken it out")
+	}
+}
+
+func waitFirstRound(t testing.TB, admin string) {
+	eventually(t, 10*time.Second, "first check round", func() bool {
+		for _, p := range adminStatus(t, admin).Pools {
+			for _, s := range p.Servers {
+				if s.LastCheck == nil {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pires/go-proxyproto"
+)
+
+// dialFrom connects to addr from a chosen loopback source address.
+func dialFrom(t testing.TB, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, src, err)
+	}
+	return c
+}
+
+// httpOver sends one GET over c and returns the status and body.
+func httpOver(t testing.TB, c net.Conn, host, path string) (int, string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host)
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// tcpConf is a tcp listener in front of servers; health overrides the check.
+func tcpConf(listen, admin, servers, proxyVersion string, health string) string {
+	if health == "" {
+		health = `{ interval = "200ms", timeout = "1s", rise = 1, fall = 1 }`
+	}
+	pp := ""
+	if proxyVersion != "" {
+		pp = fmt.Sprintf("send_proxy_protocol = %q", proxyVersion)
+	}
+	return fmt.Sprintf(`
+[admin]
+bind = %q
+[log]
+access = true
+[[listener]]
+name = "tcp"
+bind = %q
+mode = "tcp"
+pool = "nodes"
+[pool.nodes]
+servers = %s
+%s
+health = %s
+`, admin, listen, servers, pp, health)
+}
+
+// adminStatus fetches /status.
+func adminStatus(t testing.TB, admin string) statusDoc {
+	t.Helper()
+	res, err := http.Get("http://" + admin + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var st statusDoc
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+type statusDoc struct {
+	Generation uint64 `json:"generation"`
+	LastReload struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	} `json:"last_reload"`
+	Pools []struct {
+		Name    string `json:"name"`
+		Up      int    `json:"up"`
+		Servers []struct {
+			Address   string `json:"address"`
+			Up        bool   `json:"up"`
+			LastCheck *struct {
+				OK      bool   `json:"ok"`
+				Status  int    `json:"status"`
+				Error   string `json:"error"`
+				Passive bool   `json:"passive"`
+			} `json:"last_check"`
+		} `json:"servers"`
+	} `json:"pools"`
+}
+
+// waitChecked waits until every server of every pool had an active check
+// that passed, after at least `rounds` more checks than now.
+func waitHealthyChecks(t testing.TB, admin string) {
+	t.Helper()
+	eventually(t, 15*time.Second, "health checks passing", func() bool {
+		st := adminStatus(t, admin)
+		for _, p := range st.Pools {
+			for _, s := range p.Servers {
+				if !s.Up || s.LastCheck == nil || !s.LastCheck.OK || s.LastCheck.Passive {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+func TestProxyProtocolToNginxAndHAProxyNodes(t *testing.T) {
+	t.Parallel()
+	for _, version := range []string{"v1", "v2"} {
+		for _, peer := range []string{"nginx", "haproxy"} {
+			t.Run(peer+"-"+version, func(t *testing.T) {
+				t.Parallel()
+				node := freeAddr(t)
+				want := ""
+				if peer == "nginx" {
+					startNginxNode(t, node, "", "")
+					want = "nginx proxy_protocol_addr=127.0.0.2"
+				} else {
+					startHAProxyNode(t, node)
+					want = "haproxy src=127.0.0.2"
+				}
+				listen, admin := freeAddr(t), freeAddr(t)
+				startPortico(t, t.TempDir(), tcpConf(listen, admin, fmt.Sprintf("[%q]", node), version, ""))
+				// Health checks carry a PROXY header too, so the node stays up.
+				waitHealthyChecks(t, admin)
+				for range 3 {
+					c := dialFrom(t, "127.0.0.2", listen)
+					code, body := httpOver(t, c, "login.example.com", "/")
+					c.Close()
+					if code != 200 || !strings.HasPrefix(body, want) {
+						t.Fatalf("got %d %q, want %q", code, body, want)
+					}
+				}
+				// Still up after more check rounds.
+				waitHealthyChecks(t, admin)
+			})
+		}
+	}
+}
+
+func TestHAProxyUpstreamSendsProxyV2ToHTTPSListener(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a")
+	dir := t.TempDir()
+	ca := testCerts(t, dir, "login.example.com")
+	listen, admin, front := freeAddr(t), freeAddr(t), freeAddr(t)
+	startPortico(t, dir, fmt.Sprintf(`
+[admin]
+bind = %q
+[[listener]]
+name = "https"
+bind = %q
+mode = "https"
+pool = "nodes"
+certificates = [{ cert = "tls/login.example.com.crt", key = "tls/login.example.com.key" }]
+trusted_proxies = ["127.0.0.1/32"]
+accept_proxy_protocol = true
+proxy_header_timeout = "1s"
+[pool.nodes]
+servers = %s
+`, admin, listen, serverList(ns)))
+	startHAProxy(t, front, fmt.Sprintf(`
+frontend nlb
+    mode tcp
+    bind %s
+    default_backend portico
+backend portico
+    mode tcp
+    source 127.0.0.1
+    server p %s send-proxy-v2
+`, front, listen))
+
+	// Through haproxy from 127.0.0.3: the node sees 127.0.0.3.
+	conf := &tls.Config{RootCAs: ca.Pool(), ServerName: "login.example.com"}
+	raw := dialFrom(t, "127.0.0.3", front)
+	c := tls.Client(raw, conf)
+	code, _ := httpOver(t, c, "login.example.com", "/login")
+	c.Close()
+	if code != 200 {
+		t.Fatalf("status %d through haproxy", code)
+	}
+	r := ns[0].Requests()[len(ns[0].Requests())-1]
+	if got := r.Header.Get("X-Forwarded-For"); got != "127.0.0.3" {
+		t.Fatalf("node saw X-Forwarded-For %q, want the original client 127.0.0.3", got)
+	}
+
+	// An untrusted source with a forged PROXY header is refused.
+	forged := dialFrom(t, "127.0.0.4", listen)
+	h := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.ParseIP("10.9.9.9"), Port: 1234},
+		&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 443})
+	h.WriteTo(forged)
+	assertClosedWithoutTLS(t, forged, conf)
+
+	// A trusted source without a header is refused.
+	bare := dialFrom(t, "127.0.0.1", listen)
+	assertClosedWithoutTLS(t, bare, conf)
+}
+
+// assertClosedWithoutTLS checks that a TLS handshake over c fails: portico
+// closed the connection instead of serving it.
+func assertClosedWithoutTLS(t testing.TB, c net.Conn, conf *tls.Config) {
+	t.Helper()
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	tc := tls.Client(c, conf)
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("handshake succeeded; the connection should have been refused")
+	}
+}
+
+func TestTLSPassthroughShowsNodeCertificate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := testCerts(t, dir, "node.example.com")
+	node := freeAddr(t)
+	startNginxNode(t, node, dir+"/tls/node.example.com.crt", dir+"/tls/node.example.com.key")
+	listen, admin := freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), tcpConf(listen, admin, fmt.Sprintf("[%q]", node), "v2",
+		`{ scheme = "https", host = "node.example.com", tls_skip_verify = true, interval = "200ms", rise = 1, fall = 1 }`))
+	waitHealthyChecks(t, admin)
+	c, err := tls.DialWithDialer(&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}, "tcp", listen,
+		&tls.Config{RootCAs: ca.Pool(), ServerName: "node.example.com"})
+	if err != nil {
+		t.Fatalf("TLS through the tcp listener: %v", err)
+	}
+	defer c.Close()
+	if cn := c.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "node.example.com" {
+		t.Fatalf("client saw certificate %q, want the node's own", cn)
+	}
+	code, body := httpOver(t, c, "node.example.com", "/")
+	if code != 200 || !strings.Contains(body, "proxy_protocol_addr=127.0.0.2") {
+		t.Fatalf("got %d %q", code, body)
+	}
+}
+
+func TestWebsocketThroughTCPListener(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a")
+	listen, admin := freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), tcpConf(listen, admin, serverList(ns), "", ""))
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+listen+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 20 {
+		msg := fmt.Sprintf("tcp %d", i)
+		c.WriteMessage(websocket.TextMessage, []byte(msg))
+		_, got, err := c.ReadMessage()
+		if err != nil || string(got) != msg {
+			t.Fatalf("echo %q %v", got, err)
+		}
+	}
+}
+
+// TestGigabyteThroughTCPListener sends 1 GiB each way through a tcp listener
+// and compares checksums.
+func TestGigabyteThroughTCPListener(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("1 GiB transfer skipped in -short mode")
+	}
+	const size = 1 << 30
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	serverGot := make(chan [32]byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		// Send 1 GiB while reading 1 GiB.
+		go func() {
+			io.Copy(c, io.LimitReader(newPattern(2), size))
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		h := sha256.New()
+		io.Copy(h, c)
+		var s [32]byte
+		copy(s[:], h.Sum(nil))
+		serverGot <- s
+	}()
+	listen, admin := freeAddr(t), freeAddr(t)
+	// The raw server speaks no HTTP: no active checks for it.
+	startPortico(t, t.TempDir(), tcpConf(listen, admin, fmt.Sprintf("[%q]", ln.Addr().String()), "", "{ enabled = false }"))
+	c, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		io.Copy(c, io.LimitReader(newPattern(1), size))
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil || n != size {
+		t.Fatalf("received %d bytes, err %v", n, err)
+	}
+	want := sha256.New()
+	io.Copy(want, io.LimitReader(newPattern(2), size))
+	if string(h.Sum(nil)) != string(want.Sum(nil)) {
+		t.Fatal("download checksum differs")
+	}
+	want.Reset()
+	io.Copy(want, io.LimitReader(newPattern(1), size))
+	select {
+	case got := <-serverGot:
+		if string(got[:]) != string(want.Sum(nil)) {
+			t.Fatal("upload checksum differs")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("server did not finish reading")
+	}
+}
+
+// pattern is an endless deterministic byte stream.
+type pattern struct {
+	seed byte
+	pos  int64
+}
+
+func newPattern(seed byte) *pattern { return &pattern{seed: seed} }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = byte(p.pos*7) ^ byte(p.pos>>13) ^ p.seed
+		p.pos++
+	}
+	return len(b), nil
+}

@@ -1,0 +1,193 @@
+// Command wsidle measures what an idle websocket tunnel costs portico in
+// memory. It starts stand-in nodes and a portico binary on loopback, opens N
+// websocket connections through it from several 127.0.0.x source addresses,
+// checks each one echoes, and reports portico's resident memory per tunnel.
+//
+//	go build -o portico ./cmd/portico && go run ./cmd/wsidle -bin ./portico -n 10000
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/portico-lb/portico/examples/standin"
+)
+
+func main() {
+	bin := flag.String("bin", "./portico", "portico binary")
+	n := flag.Int("n", 10000, "websocket tunnels to open")
+	sources := flag.Int("sources", 8, "client source addresses 127.0.0.2 ... (each gives ~28k ports)")
+	mode := flag.String("mode", "http", "listener mode: http or tcp")
+	flag.Parse()
+	if err := run(*bin, *n, *sources, *mode); err != nil {
+		fmt.Fprintln(os.Stderr, "wsidle:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, n, sources int, mode string) error {
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	lim.Cur = lim.Max
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) // the child inherits it
+	if int(lim.Cur) < 3*n+100 {
+		return fmt.Errorf("open file limit %d is too low for %d tunnels", lim.Cur, n)
+	}
+	node, err := standin.Start("a", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	listen, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "wsidle-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	conf := fmt.Sprintf(`
+[admin]
+bind = ""
+[log]
+access = false
+[[listener]]
+name = "ws"
+bind = %q
+mode = %q
+pool = "nodes"
+[pool.nodes]
+servers = [%q]
+health = { interval = "1h" }
+`, listen, mode, node.Addr())
+	path := filepath.Join(dir, "portico.toml")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "-config", path)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "portico started") {
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	before, err := rss(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	conns := make([]*websocket.Conn, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			src := net.ParseIP(fmt.Sprintf("127.0.0.%d", 2+i%sources))
+			d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+				nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 10 * time.Second}
+				return nd.Dial(network, addr)
+			}, ReadBufferSize: 256, WriteBufferSize: 256}
+			c, _, err := d.Dial("ws://"+listen+"/ws", nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			msg := []byte("x")
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+				errs <- err
+				return
+			}
+			if _, got, err := c.ReadMessage(); err != nil || string(got) != "x" {
+				errs <- fmt.Errorf("echo: %q %v", got, err)
+				return
+			}
+			c.SetDeadline(time.Time{})
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	var first error
+	for err := range errs {
+		if first == nil {
+			first = err
+		}
+		failed++
+	}
+	opened := time.Since(start)
+	after, err := rss(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	ok := n - failed
+	fmt.Printf("tunnels: %d open (%d failed%s) in %v\n", ok, failed, errSuffix(first), opened.Round(time.Millisecond))
+	fmt.Printf("portico RSS: %d KiB idle, %d KiB with the tunnels: %.1f KiB per tunnel\n",
+		before, after, float64(after-before)/float64(max(ok, 1)))
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d tunnels failed", failed)
+	}
+	return nil
+}
+
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ", first: " + err.Error()
+}
+
+func rss(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for %d", pid)
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}

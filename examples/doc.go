@@ -1,0 +1,4 @@
+// Package examples holds example configurations (*.toml), the systemd unit
+// (portico.service), stand-in appliance nodes (standin) and a runnable demo
+// (demo). It has no code of its own; its test loads every example.
+package examples
