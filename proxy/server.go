@@ -374,12 +374,7 @@ func (s *Server) passiveFailure(n *Node, err error) {
 // healthcheck State decides it under its lock).
 func (s *Server) transition(n *Node, tr healthcheck.Transition) {
 	s.noteTransition(n, tr)
-	lvl := slog.LevelWarn
-	if tr.To {
-		lvl = slog.LevelInfo
-	}
-	s.log.Log(context.Background(), lvl, "server health changed", "pool", n.pool, "server", n.addr,
-		"from", upDown(tr.From), "to", upDown(tr.To), "reason", tr.Reason)
+	healthcheck.LogTransition(context.Background(), s.log, n.pool, n.addr, tr)
 }
 
 func upDown(up bool) string {
