@@ -5,6 +5,9 @@
 // Invariant: a *Config returned by Load or Parse is complete (every default
 // applied, every CIDR compiled, every certificate loaded and matched to its
 // key) and is never modified afterwards. Callers share it freely.
+//
+// Errors: Load and Parse report every problem found, as errors.Join of one
+// *Problem (file, line, key path, message) each; Problems returns them.
 package config
 
 import (
@@ -46,7 +49,8 @@ type Config struct {
 	// file loaded: equal fingerprints mean a reload would change nothing.
 	Fingerprint [32]byte
 	// Warnings are non-fatal findings (certificates expiring within 30 days,
-	// rule hosts not covered by a listener's certificates). -check prints them.
+	// rule hosts not covered by a listener's certificates, unused pools).
+	// -check prints them. Each reads like a Problem: "file:line: key: message".
 	Warnings []string
 }
 
@@ -128,7 +132,8 @@ type Certificate struct {
 // request host (case-insensitive, port and trailing dot ignored) and one of
 // Paths is a segment-boundary prefix of the canonical path.
 type Rule struct {
-	// Hosts are lower-cased, without port or trailing dot; empty = any host.
+	// Hosts are lower-cased, without port or trailing dot, IPv6 without
+	// brackets (see NormalizeHost); empty = any host.
 	Hosts []string
 	// Paths are prefixes beginning with "/"; empty = every path.
 	Paths []string

@@ -21,10 +21,10 @@ func TestClientAddr(t *testing.T) {
 		{"203.0.113.9", []string{"1.2.3.4"}, "203.0.113.9"}, // untrusted peer: XFF ignored
 		{"10.0.0.1", nil, "10.0.0.1"},
 		{"10.0.0.1", []string{"1.2.3.4"}, "1.2.3.4"},
-		{"10.0.0.1", []string{"6.6.6.6, 1.2.3.4"}, "1.2.3.4"},        // rightmost untrusted
+		{"10.0.0.1", []string{"6.6.6.6, 1.2.3.4"}, "1.2.3.4"},           // rightmost untrusted
 		{"10.0.0.1", []string{"6.6.6.6, 1.2.3.4, 10.0.0.7"}, "1.2.3.4"}, // trusted hops skipped
-		{"10.0.0.1", []string{"6.6.6.6", "1.2.3.4"}, "1.2.3.4"},      // several headers
-		{"10.0.0.1", []string{"10.0.0.5, 10.0.0.6"}, "10.0.0.5"},     // all trusted: leftmost
+		{"10.0.0.1", []string{"6.6.6.6", "1.2.3.4"}, "1.2.3.4"},         // several headers
+		{"10.0.0.1", []string{"10.0.0.5, 10.0.0.6"}, "10.0.0.5"},        // all trusted: leftmost
 		{"10.0.0.1", []string{"garbage, 1.2.3.4"}, "1.2.3.4"},
 		{"10.0.0.1", []string{"1.2.3.4, garbage"}, "10.0.0.1"}, // garbage right of client: stop
 		{"10.0.0.1", []string{"[2001:db8::1]:443"}, "2001:db8::1"},

@@ -119,7 +119,8 @@ health = { interval = "1h" }
 				return
 			}
 			msg := []byte("x")
-			c.SetDeadline(time.Now().Add(30 * time.Second))
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			c.SetWriteDeadline(time.Now().Add(30 * time.Second))
 			if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
 				errs <- err
 				return
@@ -128,7 +129,8 @@ health = { interval = "1h" }
 				errs <- fmt.Errorf("echo: %q %v", got, err)
 				return
 			}
-			c.SetDeadline(time.Time{})
+			c.SetReadDeadline(time.Time{})
+			c.SetWriteDeadline(time.Time{})
 			conns[i] = c
 		}()
 	}

@@ -1,0 +1,126 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// listener builds one [[listener]] at key ("listener[2]"). Checks that need
+// other listeners or the pools are in crossCheck.
+func (b *builder) listener(key string, rl rawListener) *Listener {
+	r := b.r
+	l := &Listener{
+		Name:                r.str(rl.Name, key+".name", ""),
+		Bind:                r.str(rl.Bind, key+".bind", ""),
+		Mode:                r.str(rl.Mode, key+".mode", ""),
+		Pool:                r.str(rl.Pool, key+".pool", ""),
+		Allow:               r.allowList(rl.Allow, key+".allow"),
+		TrustedProxies:      r.prefixes(rl.TrustedProxies, key+".trusted_proxies"),
+		AcceptProxyProtocol: r.boolean(rl.AcceptProxyProtocol, key+".accept_proxy_protocol", false),
+		ProxyHeaderTimeout:  r.duration(rl.ProxyHeaderTimeout, key+".proxy_header_timeout", 5*time.Second, false),
+		ReadHeaderTimeout:   r.duration(rl.ReadHeaderTimeout, key+".read_header_timeout", 10*time.Second, false),
+		TLSHandshakeTimeout: r.duration(rl.TLSHandshakeTimeout, key+".tls_handshake_timeout", 10*time.Second, false),
+		IdleTimeout:         r.duration(rl.IdleTimeout, key+".idle_timeout", 60*time.Second, false),
+		TunnelIdleTimeout:   r.duration(rl.TunnelIdleTimeout, key+".tunnel_idle_timeout", time.Hour, false),
+		MaxHeaderBytes:      r.integer(rl.MaxHeaderBytes, key+".max_header_bytes", 64<<10, 1, math.MaxInt32),
+		MaxHeaderCount:      r.integer(rl.MaxHeaderCount, key+".max_header_count", 100, 1, math.MaxInt32),
+		MaxURLLength:        r.integer(rl.MaxURLLength, key+".max_url_length", 8192, 1, math.MaxInt32),
+		MaxConns:            r.integer(rl.MaxConns, key+".max_conns", 0, 0, math.MaxInt32),
+	}
+
+	required := func(f field, name, what string) {
+		if !f.set {
+			r.errorf(key+"."+name, "missing: %s", what)
+		}
+	}
+	required(rl.Name, "name", "every listener needs a unique name")
+	required(rl.Bind, "bind", `every listener needs a bind address ("host:port")`)
+	required(rl.Mode, "mode", `every listener needs a mode ("http", "https" or "tcp")`)
+	required(rl.Pool, "pool", "every listener needs the name of its pool")
+	if rl.Name.set {
+		if err := checkName(l.Name); err != nil {
+			r.errorf(key+".name", "%w", err)
+		}
+	}
+	if rl.Pool.set && l.Pool == "" && isString(rl.Pool) {
+		r.errorf(key+".pool", "empty pool name")
+	}
+	if rl.Bind.set {
+		if _, err := hostPort(l.Bind, true); err != nil {
+			r.errorf(key+".bind", "invalid address %q: %w", l.Bind, err)
+		}
+	}
+	if rl.Mode.set && l.Mode != ModeHTTP && l.Mode != ModeHTTPS && l.Mode != ModeTCP {
+		r.errorf(key+".mode", `unknown mode %q (want "http", "https" or "tcp")`, l.Mode)
+	}
+	if l.AcceptProxyProtocol && len(l.TrustedProxies) == 0 {
+		r.errorf(key+".accept_proxy_protocol",
+			"requires trusted_proxies: list the addresses allowed to send a PROXY header")
+	}
+
+	certsOK := true
+	switch {
+	case l.Mode == ModeHTTPS && len(rl.Certificates) == 0:
+		r.errorf(key+".certificates", "an https listener needs at least one certificate")
+		certsOK = false
+	case l.Mode == ModeHTTPS:
+		for i, rc := range rl.Certificates {
+			c := b.certificate(rc, fmt.Sprintf("%s.certificates[%d]", key, i))
+			if c == nil {
+				certsOK = false
+				continue
+			}
+			l.Certificates = append(l.Certificates, c)
+		}
+	case len(rl.Certificates) > 0 && (l.Mode == ModeHTTP || l.Mode == ModeTCP):
+		r.errorf(key+".certificates", "certificates are only for https listeners (this one is %q)", l.Mode)
+	}
+
+	if l.Mode == ModeTCP && len(rl.Rule) > 0 {
+		r.errorf(key+".rule[0]", "rules need an http or https listener: a tcp listener cannot see hosts or paths")
+		return l
+	}
+	for i, rr := range rl.Rule {
+		rule := b.rule(fmt.Sprintf("%s.rule[%d]", key, i), rr)
+		l.Rules = append(l.Rules, rule.Rule)
+		if l.Mode == ModeHTTPS && certsOK {
+			for _, h := range rule.hosts {
+				if !coveredBy(h.s, l.Certificates) {
+					r.warnf(h.key, "host %q is not covered by any certificate of listener %q; its clients will get a certificate error",
+						h.s, l.Name)
+				}
+			}
+		}
+	}
+	return l
+}
+
+// builtRule is a Rule with the key paths of its hosts, for warnings.
+type builtRule struct {
+	*Rule
+	hosts []elem
+}
+
+func (b *builder) rule(key string, rr rawRule) builtRule {
+	r := b.r
+	out := builtRule{Rule: &Rule{}}
+	for _, e := range r.strings(rr.Hosts, key+".hosts") {
+		h, err := NormalizeHost(e.s)
+		if err != nil {
+			r.errorf(e.key, "%w", err)
+			continue
+		}
+		out.Hosts = append(out.Hosts, h)
+		out.hosts = append(out.hosts, elem{key: e.key, s: h})
+	}
+	for _, e := range r.strings(rr.Paths, key+".paths") {
+		if err := checkRulePath(e.s); err != nil {
+			r.errorf(e.key, "invalid path %q: %w", e.s, err)
+			continue
+		}
+		out.Paths = append(out.Paths, e.s)
+	}
+	out.Allow = r.prefixes(rr.Allow, key+".allow")
+	return out
+}

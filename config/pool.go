@@ -1,0 +1,140 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// pool builds one [pool.NAME].
+func (b *builder) pool(name string, rp rawPool) *Pool {
+	r := b.r
+	key := "pool." + name
+	if err := checkName(name); err != nil {
+		r.errorf(key, "invalid pool name: %w", err)
+	}
+	p := &Pool{
+		Name:              name,
+		ConnectTimeout:    r.duration(rp.ConnectTimeout, key+".connect_timeout", 3*time.Second, false),
+		ResponseTimeout:   r.duration(rp.ResponseTimeout, key+".response_timeout", 60*time.Second, false),
+		SendProxyProtocol: r.oneOf(rp.SendProxyProtocol, key+".send_proxy_protocol", "", "", "v1", "v2"),
+		MinHealthy:        r.integer(rp.MinHealthy, key+".min_healthy", 1, 0, math.MaxInt32),
+		RemovedGrace:      r.duration(rp.RemovedGrace, key+".removed_grace", 30*time.Second, true),
+		Health:            b.health(key+".health", rp.Health),
+	}
+
+	seen := map[string]string{} // canonical address -> key of its first mention
+	servers := r.strings(rp.Servers, key+".servers")
+	for _, e := range servers {
+		canon, err := hostPort(e.s, false)
+		if err != nil {
+			r.errorf(e.key, "invalid server %q (want host:port, IPv6 as [::1]:80): %w", e.s, err)
+			continue
+		}
+		if first, dup := seen[canon]; dup {
+			r.errorf(e.key, "duplicate server %q (already at %s)", e.s, first)
+			continue
+		}
+		seen[canon] = e.key
+		p.Servers = append(p.Servers, canon)
+	}
+	switch {
+	case !rp.Servers.set:
+		r.errorf(key+".servers", `missing: list the pool's servers as "host:port"`)
+	case len(servers) == 0 && isArray(rp.Servers):
+		r.errorf(key+".servers", "empty: a pool needs at least one server")
+	case len(p.Servers) == len(servers) && p.MinHealthy > len(p.Servers):
+		r.errorf(key+".min_healthy", "min_healthy = %d but the pool has only %d servers", p.MinHealthy, len(p.Servers))
+	}
+	return p
+}
+
+func isArray(f field) bool {
+	_, ok := f.v.([]any)
+	return ok
+}
+
+// health builds a pool's health = { ... } table at key.
+func (b *builder) health(key string, rh rawHealth) Health {
+	r := b.r
+	h := Health{
+		Disabled:      !r.boolean(rh.Enabled, key+".enabled", true),
+		Path:          r.str(rh.Path, key+".path", "/testall"),
+		Interval:      r.duration(rh.Interval, key+".interval", 5*time.Second, false),
+		Timeout:       r.duration(rh.Timeout, key+".timeout", 2*time.Second, false),
+		Rise:          r.integer(rh.Rise, key+".rise", 2, 1, math.MaxInt32),
+		Fall:          r.integer(rh.Fall, key+".fall", 3, 1, math.MaxInt32),
+		Scheme:        r.oneOf(rh.Scheme, key+".scheme", "http", "http", "https"),
+		Port:          r.integer(rh.Port, key+".port", 0, 0, 65535),
+		Host:          strings.ToLower(r.str(rh.Host, key+".host", "")),
+		TLSSkipVerify: r.boolean(rh.TLSSkipVerify, key+".tls_skip_verify", false),
+	}
+	if !strings.HasPrefix(h.Path, "/") {
+		r.errorf(key+".path", "invalid path %q: must begin with \"/\"", h.Path)
+	} else if strings.IndexFunc(h.Path, func(c rune) bool { return c <= ' ' || c == 0x7f }) >= 0 {
+		r.errorf(key+".path", "invalid path %q: spaces and control characters are not allowed", h.Path)
+	}
+	if h.Timeout >= h.Interval {
+		k := key + ".timeout"
+		if !rh.Timeout.set {
+			k = key + ".interval"
+		}
+		r.errorf(k, "timeout %s must be shorter than interval %s", h.Timeout, h.Interval)
+	}
+	if h.Host != "" {
+		if _, err := netip.ParseAddr(h.Host); err != nil {
+			if err := checkHostname(strings.TrimSuffix(h.Host, ".")); err != nil {
+				r.errorf(key+".host", "invalid host %q (want a host name or IP address, without port): %w", h.Host, err)
+			}
+		}
+	}
+	h.ExpectMin, h.ExpectMax = 200, 399
+	if s := r.str(rh.Expect, key+".expect", ""); rh.Expect.set && isString(rh.Expect) {
+		lo, hi, err := parseExpect(s)
+		if err != nil {
+			r.errorf(key+".expect", "invalid status range %q: %w", s, err)
+		} else {
+			h.ExpectMin, h.ExpectMax = lo, hi
+		}
+	}
+	return h
+}
+
+func isString(f field) bool {
+	_, ok := f.v.(string)
+	return ok
+}
+
+// parseExpect reads "200" or "200-399".
+func parseExpect(s string) (lo, hi int, err error) {
+	a, z, isRange := strings.Cut(s, "-")
+	if lo, err = statusCode(a); err != nil {
+		return 0, 0, err
+	}
+	hi = lo
+	if isRange {
+		if hi, err = statusCode(z); err != nil {
+			return 0, 0, err
+		}
+	}
+	if lo > hi {
+		return 0, 0, fmt.Errorf("%d is greater than %d", lo, hi)
+	}
+	return lo, hi, nil
+}
+
+func statusCode(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if !allDigits(s) {
+		return 0, fmt.Errorf(`%q is not a status code (want "200" or "200-399")`, s)
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 100 || n > 599 {
+		return 0, errors.New("status codes go from 100 to 599")
+	}
+	return n, nil
+}
