@@ -99,7 +99,13 @@ var decodeErrRE = regexp.MustCompile(`^toml: (?:line (\d+) )?(?:\(last key "((?:
 func decodeProblem(file string, err error) *Problem {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return &Problem{File: file, Line: pe.Position.Line, Msg: "invalid TOML: " + pe.Message, Err: err}
+		line := pe.Position.Line
+		if line > 1 && strings.Contains(pe.Message, `got '\n'`) {
+			// The lexer reports an unexpected end of line on the line
+			// after it; the mistake is on the line that ended.
+			line--
+		}
+		return &Problem{File: file, Line: line, Msg: "invalid TOML: " + pe.Message, Err: err}
 	}
 	p := &Problem{File: file, Msg: err.Error(), Err: err}
 	if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {

@@ -196,6 +196,36 @@ servers = ["127.0.0.1:9000", "[::1]:9000", "Node.Example:80"]
 	}
 }
 
+// A short interval without an explicit timeout lowers the timeout to the
+// interval instead of failing on the 2s default.
+func TestHealthTimeoutFollowsShortInterval(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		health string
+		want   time.Duration
+	}{
+		{`{ interval = "200ms" }`, 200 * time.Millisecond},
+		{`{ interval = "10s" }`, 2 * time.Second},
+		{`{ interval = "1s", timeout = "1s" }`, time.Second},
+	} {
+		c, err := Parse([]byte(`
+[[listener]]
+name = "web"
+bind = ":8080"
+mode = "http"
+pool = "p"
+[pool.p]
+servers = ["127.0.0.1:9000"]
+health = `+tc.health+"\n"), "h.toml", "")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.health, err)
+		}
+		if got := c.Pools["p"].Health.Timeout; got != tc.want {
+			t.Errorf("%s: timeout %s, want %s", tc.health, got, tc.want)
+		}
+	}
+}
+
 func TestParseOverrides(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -78,12 +78,13 @@ func (b *builder) health(key string, rh rawHealth) Health {
 	} else if strings.IndexFunc(h.Path, func(c rune) bool { return c <= ' ' || c == 0x7f }) >= 0 {
 		r.errorf(key+".path", "invalid path %q: spaces and control characters are not allowed", h.Path)
 	}
-	if h.Timeout >= h.Interval {
-		k := key + ".timeout"
-		if !rh.Timeout.set {
-			k = key + ".interval"
-		}
-		r.errorf(k, "timeout %s must be shorter than interval %s", h.Timeout, h.Interval)
+	switch {
+	case !rh.Timeout.set && h.Timeout > h.Interval:
+		// A short interval without a timeout: a probe may take the whole
+		// interval, since a round finishes before the next one starts.
+		h.Timeout = h.Interval
+	case h.Timeout > h.Interval:
+		r.errorf(key+".timeout", "timeout %s must not be longer than interval %s", h.Timeout, h.Interval)
 	}
 	if h.Host != "" {
 		if _, err := netip.ParseAddr(h.Host); err != nil {

@@ -206,6 +206,9 @@ func (s *slot) newFrontend(lr *listenerRuntime) *frontend {
 		ReadHeaderTimeout: key.readHeader,
 		IdleTimeout:       key.idle,
 		MaxHeaderBytes:    key.maxHeaderBytes,
+		// "OPTIONS *" must reach the handler (and get a 400 there) rather
+		// than the server's built-in answer, so every request is judged.
+		DisableGeneralOptionsHandler: true,
 		BaseContext:       func(net.Listener) context.Context { return s.srv.drain },
 		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(s.srv.log.Handler(), slog.LevelDebug),

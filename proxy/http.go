@@ -69,31 +69,31 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) string {
 	lr := st.lr
 	if len(r.RequestURI) > lr.cfg.MaxURLLength {
-		plain(w, http.StatusRequestURITooLong, "request URI too long")
+		plain(w, r, http.StatusRequestURITooLong, "request URI too long")
 		return "limit"
 	}
 	if n := headerCount(r.Header); n > lr.cfg.MaxHeaderCount {
-		plain(w, http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
+		plain(w, r, http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
 		return "limit"
 	}
 	if !lr.allowed(st.client) {
-		plain(w, http.StatusForbidden, "forbidden")
+		plain(w, r, http.StatusForbidden, "forbidden")
 		return "allow"
 	}
 	raw, ok := rawPath(r)
 	if !ok {
-		plain(w, http.StatusBadRequest, "bad request target")
+		plain(w, r, http.StatusBadRequest, "bad request target")
 		return "bad-path"
 	}
 	canonical, err := filter.Canonicalize(raw)
 	if err != nil {
-		plain(w, http.StatusBadRequest, "bad request path")
+		plain(w, r, http.StatusBadRequest, "bad request path")
 		return "bad-path"
 	}
 	st.canonical = canonical
 	host, ok := filter.NormalizeHost(r.Host)
 	if !ok {
-		plain(w, http.StatusBadRequest, "bad host")
+		plain(w, r, http.StatusBadRequest, "bad host")
 		return "bad-host"
 	}
 	if up := r.Header.Values("Upgrade"); len(up) > 0 {
@@ -108,15 +108,20 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 		st.ws = ws && ok && r.ProtoMajor == 1
 	}
 	if d := lr.policy.Decide(host, canonical, st.client); !d.Allow {
-		plain(w, http.StatusForbidden, "forbidden")
+		plain(w, r, http.StatusForbidden, "forbidden")
 		return "rule"
 	}
 	return ""
 }
 
 // rawPath extracts the path of the request target exactly as received, so
-// the canonicaliser decodes it once. Absolute-form targets must name the
-// same host as the Host header.
+// the canonicaliser decodes it once.
+//
+// An absolute-form target (GET http://host/path) replaces the Host header
+// (RFC 9112 §3.2.2): net/http sets r.Host from the target and drops the
+// header, so the rules and the node both see the target's host; there is no
+// second host left to disagree with. Targets with user info, another
+// scheme, or no host are refused.
 func rawPath(r *http.Request) (string, bool) {
 	uri := r.RequestURI // HTTP/2 puts :path here too
 	if uri == "*" {
@@ -124,17 +129,17 @@ func rawPath(r *http.Request) (string, bool) {
 	}
 	if !strings.HasPrefix(uri, "/") {
 		u, err := url.Parse(uri)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			return "", false
 		}
-		hdr, ok1 := filter.NormalizeHost(r.Header.Get("Host"))
-		abs, ok2 := filter.NormalizeHost(u.Host)
-		if !ok1 || !ok2 || hdr != abs {
+		if !strings.EqualFold(u.Host, r.Host) {
 			return "", false
 		}
-		uri = strings.TrimPrefix(uri, u.Scheme+"://"+u.Host)
+		uri = uri[len(u.Scheme)+len("://")+len(u.Host):]
 		if uri == "" {
 			uri = "/"
+		} else if uri[0] != '/' {
+			return "", false // "http://host?x" or "http://host#x"
 		}
 	}
 	if i := strings.IndexByte(uri, '?'); i >= 0 {
@@ -151,10 +156,16 @@ func headerCount(h http.Header) int {
 	return n
 }
 
-func plain(w http.ResponseWriter, code int, msg string) {
+func plain(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Connection", "close")
+	if r.ProtoMajor == 1 && code >= 400 && code < 500 && code != http.StatusForbidden {
+		// A malformed HTTP/1 request may have left the stream in doubt;
+		// a denial (403) or a node-side error (5xx) has not. HTTP/2
+		// framing is never in doubt, and closing would end every
+		// stream on the connection.
+		w.Header().Set("Connection", "close")
+	}
 	w.WriteHeader(code)
 	io.WriteString(w, msg+"\n")
 }
@@ -255,7 +266,7 @@ func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 	switch {
 	case errors.Is(err, errNoServer):
 		w.Header().Set("Retry-After", "5")
-		plain(w, http.StatusServiceUnavailable, "no server available, retry later")
+		plain(w, r, http.StatusServiceUnavailable, "no server available, retry later")
 		if st != nil {
 			st.errKind = "no-server"
 		}
@@ -266,12 +277,12 @@ func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 			st.errKind = "client-gone"
 		}
 	case errors.As(err, &ne) && ne.Timeout() && !isDialError(err):
-		plain(w, http.StatusGatewayTimeout, "server did not answer in time")
+		plain(w, r, http.StatusGatewayTimeout, "server did not answer in time")
 		if st != nil {
 			st.errKind = "timeout"
 		}
 	default:
-		plain(w, http.StatusBadGateway, "bad gateway")
+		plain(w, r, http.StatusBadGateway, "bad gateway")
 		if st != nil {
 			st.errKind = "upstream"
 		}

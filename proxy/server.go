@@ -311,7 +311,13 @@ func (s *Server) ReloadFailed(err error) {
 	s.reload.lastErrTime = time.Now()
 	s.reload.mu.Unlock()
 	s.metrics.reloaded(nil, false)
-	s.log.Error("reload failed; the running configuration keeps serving", "err", err)
+	attrs := []any{"err", err}
+	if ps := config.Problems(err); len(ps) > 0 {
+		// The first problem's place, as fields, so a journal query can
+		// find the file, line and key without parsing the message.
+		attrs = append(attrs, "file", ps[0].File, "line", ps[0].Line, "key", ps[0].Key, "problems", len(ps))
+	}
+	s.log.Error("reload failed; the running configuration keeps serving", attrs...)
 }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx is done,

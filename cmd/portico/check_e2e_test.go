@@ -54,7 +54,7 @@ func TestCheckRejectsBrokenConfigs(t *testing.T) {
 		conf string
 		want []string // substrings of the output: key path, line, message
 	}{
-		{"syntax error", "[[listener]\nname = \"x\"\n", []string{"line 1"}},
+		{"syntax error", "[[listener]\nname = \"x\"\n", []string{"portico.toml:1:", "invalid TOML"}},
 		{"misspelt key", validBase + "idle_timout = \"5s\"\n", []string{"idle_timout"}},
 		{"unknown listener key", strings.Replace(validBase, `mode = "http"`, "mode = \"http\"\nidle_timout = \"5s\"", 1),
 			[]string{"listener[0].idle_timout", ":6:"}},

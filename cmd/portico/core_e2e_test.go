@@ -145,7 +145,12 @@ func TestHeadersSeenByNode(t *testing.T) {
 	cs, ns := startCore(t, "a")
 	n := ns[0]
 	// Spoofed identity headers and a Connection header naming them.
-	code, _, _ := get(t, cs.secure, "https://login.example.com/login?x=1",
+	// HTTP/1.1: HTTP/2 forbids a Connection header, and the hop-by-hop
+	// trick below is an HTTP/1.1 attack.
+	h1 := client(cs.httpsAddr, nil)
+	h1.Transport.(*http.Transport).ForceAttemptHTTP2 = false
+	h1.Transport.(*http.Transport).TLSClientConfig = cs.tlsConf.Clone()
+	code, _, _ := get(t, h1, "https://login.example.com/login?x=1",
 		"X-Forwarded-For", "6.6.6.6", "X-Real-IP", "6.6.6.6", "Forwarded", "for=6.6.6.6",
 		"X-Forwarded-Proto", "http", "X-Forwarded-Host", "evil.example", "X_Forwarded_For", "6.6.6.6",
 		"X-Original-URL", "/admin", "Connection", "close, X-Forwarded-For, X-Forwarded-Proto")

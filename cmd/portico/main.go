@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -185,7 +184,7 @@ func serve(path string, stderr io.Writer) int {
 		case syscall.SIGHUP:
 			next, err := config.Load(path)
 			if err != nil {
-				srv.ReloadFailed(fmt.Errorf("%s: %w", path, errors.Join(err)))
+				srv.ReloadFailed(err) // problems already name the file, line and key
 			} else {
 				for _, w := range next.Warnings {
 					log.Warn("configuration warning", "warning", w)

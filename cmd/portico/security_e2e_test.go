@@ -183,6 +183,8 @@ func craftedCases() []crafted {
 		denied("absolute form other host", "GET http://manage.example.com/login HTTP/1.1"+h),
 		denied("absolute form private path", req("GET http://login.example.com/admin HTTP/1.1")),
 		denied("absolute form odd scheme", req("GET ftp://login.example.com/login HTTP/1.1")),
+		denied("absolute form with userinfo", req("GET http://x@login.example.com/login HTTP/1.1")),
+		denied("absolute form query without path", req("GET http://login.example.com?x=/login HTTP/1.1")),
 		denied("management host", "GET /login HTTP/1.1\r\nHost: manage.example.com"),
 		denied("management host upper", "GET /login HTTP/1.1\r\nHost: MANAGE.EXAMPLE.COM"),
 		denied("management host trailing dot", "GET /login HTTP/1.1\r\nHost: manage.example.com."),
@@ -366,7 +368,13 @@ func h2Request(t testing.TB, addr string, roots *x509.CertPool, authority, path 
 					return code
 				}
 			}
-		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+		case *http2.GoAwayFrame:
+			// A graceful GOAWAY that still covers stream 1 announces
+			// the end of the connection, not of this request.
+			if f.ErrCode != http2.ErrCodeNo || f.LastStreamID < 1 {
+				return 0
+			}
+		case *http2.RSTStreamFrame:
 			return 0
 		}
 	}

@@ -45,7 +45,7 @@ func httpOver(t testing.TB, c net.Conn, host, path string) (int, string) {
 // tcpConf is a tcp listener in front of servers; health overrides the check.
 func tcpConf(listen, admin, servers, proxyVersion string, health string) string {
 	if health == "" {
-		health = `{ interval = "200ms", timeout = "1s", rise = 1, fall = 1 }`
+		health = `{ interval = "200ms", timeout = "200ms", rise = 1, fall = 1 }`
 	}
 	pp := ""
 	if proxyVersion != "" {
@@ -290,9 +290,10 @@ func TestGigabyteThroughTCPListener(t *testing.T) {
 		if err != nil {
 			return
 		}
-		defer c.Close()
-		// Send 1 GiB while reading 1 GiB.
+		// Send 1 GiB while reading 1 GiB; close only when both are done.
+		sent := make(chan struct{})
 		go func() {
+			defer close(sent)
 			io.Copy(c, io.LimitReader(newPattern(2), size))
 			c.(*net.TCPConn).CloseWrite()
 		}()
@@ -301,6 +302,8 @@ func TestGigabyteThroughTCPListener(t *testing.T) {
 		var s [32]byte
 		copy(s[:], h.Sum(nil))
 		serverGot <- s
+		<-sent
+		c.Close()
 	}()
 	listen, admin := freeAddr(t), freeAddr(t)
 	// The raw server speaks no HTTP: no active checks for it.
