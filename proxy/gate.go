@@ -209,9 +209,9 @@ func (s *slot) newFrontend(lr *listenerRuntime) *frontend {
 		// "OPTIONS *" must reach the handler (and get a 400 there) rather
 		// than the server's built-in answer, so every request is judged.
 		DisableGeneralOptionsHandler: true,
-		BaseContext:       func(net.Listener) context.Context { return s.srv.drain },
-		ConnContext:       withConn,
-		ErrorLog:          slog.NewLogLogger(s.srv.log.Handler(), slog.LevelDebug),
+		BaseContext:                  func(net.Listener) context.Context { return s.srv.drain },
+		ConnContext:                  withConn,
+		ErrorLog:                     slog.NewLogLogger(s.srv.log.Handler(), slog.LevelDebug),
 	}
 	hs.SetKeepAlivesEnabled(true)
 	f.http = hs
