@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/portico-lb/portico/config"
@@ -111,7 +112,7 @@ func runExplain(path, listener string, args []string, stdout, stderr io.Writer) 
 	}
 	var l *config.Listener
 	for _, c := range cfg.Listeners {
-		if (listener == "" && c.Mode != config.ModeTCP) || c.Name == listener {
+		if c.Mode != config.ModeTCP && (listener == "" || c.Name == listener) {
 			l = c
 			break
 		}
@@ -133,12 +134,29 @@ func runExplain(path, listener string, args []string, stdout, stderr io.Writer) 
 	if len(args) == 3 {
 		if l.Allow != nil && !containsAddr(l.Allow, client) {
 			fmt.Fprintf(stdout, "listener allow list: %s is NOT in it -> deny (403)\n", client)
-			return 0
+			return explainDenied
 		}
+	} else {
+		fmt.Fprintln(stdout, "(no CLIENT_IP given: 0.0.0.0 stands in for the client in allow lists)")
 	}
-	fmt.Fprint(stdout, filter.Explain(filter.Compile(l.Rules), args[0], args[1], client))
+	policy := filter.Compile(l.Rules)
+	fmt.Fprint(stdout, filter.Explain(policy, args[0], args[1], client))
+	// The exit status carries the verdict, for scripts that test a policy.
+	raw := args[1]
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	canonical, err := filter.Canonicalize(raw)
+	host, ok := filter.NormalizeHost(args[0])
+	if err != nil || !ok || !policy.Decide(host, canonical, client).Allow {
+		return explainDenied
+	}
 	return 0
 }
+
+// explainDenied is -explain's exit status when the request would be refused
+// (400 or 403); 0 means it would be forwarded.
+const explainDenied = 3
 
 func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
 	for _, p := range ps {
