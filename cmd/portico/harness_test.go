@@ -25,6 +25,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if name := os.Getenv("PORTICO_TEST_NODE"); name != "" {
+		runNodeProcess(name)
+		return
+	}
 	dir, err := os.MkdirTemp("", "portico-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -40,6 +44,55 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// runNodeProcess is the test binary re-executed as a stand-in node in its
+// own process (see nodeProcess), so a test can kill a node for real. It
+// prints the node's address and serves until killed or until its stdin
+// closes (the test that started it is gone).
+func runNodeProcess(name string) {
+	n, err := standin.Start(name, "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(n.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
+
+// nodeProcess starts a stand-in node named name as a separate process and
+// returns its address and a function that kills it with SIGKILL.
+func nodeProcess(t testing.TB, name string) (addr string, kill func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "PORTICO_TEST_NODE="+name)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			stdin.Close()
+		})
+	}
+	t.Cleanup(kill)
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("node process %s: %v", name, err)
+	}
+	return strings.TrimSpace(line), kill
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
