@@ -58,12 +58,27 @@ func (c *clientConn) Close() error {
 type trackedConn struct {
 	net.Conn
 	tun *tunnel
+	ws  *wsFramer // websocket tunnels: frame boundaries, for a 1001 close
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
+	f := c.ws
+	if f != nil && f.going.Load() {
+		if n, err, ok := f.inject(b); ok {
+			return n, err
+		}
+	}
 	n, err := c.Conn.Read(b)
 	if n > 0 {
 		c.tun.touch()
+		if f != nil {
+			f.advance(b[:n])
+		}
+	}
+	if n == 0 && err != nil && f != nil && f.going.Load() {
+		if n, err, ok := f.inject(b); ok {
+			return n, err
+		}
 	}
 	return n, err
 }
@@ -89,6 +104,7 @@ type tunnel struct {
 	mu     sync.Mutex
 	conns  []io.Closer
 	closed bool
+	up     *trackedConn // a websocket's node side, for a graceful 1001 close
 }
 
 // newTunnel starts the idle watch when idle > 0. A time.AfterFunc timer
@@ -127,7 +143,32 @@ func (t *tunnel) add(c io.Closer) {
 }
 
 // close closes every connection of the tunnel once; the first reason wins.
+// A websocket whose server was removed is first asked to go away with a
+// close frame; the connections are closed goAwayWait later in any case.
 func (t *tunnel) close(reason string) {
+	t.mu.Lock()
+	up := t.up
+	t.up = nil
+	t.mu.Unlock()
+	if reason == reasonRemoved && up.goAway() {
+		t.reason.CompareAndSwap(nil, &reason)
+		time.AfterFunc(goAwayWait, func() { t.closeNow(reason) })
+		return
+	}
+	t.closeNow(reason)
+}
+
+// setUpstream records a websocket's node side once the dial succeeded.
+func (t *tunnel) setUpstream(c *trackedConn) {
+	t.mu.Lock()
+	t.up = c
+	t.mu.Unlock()
+}
+
+// reasonRemoved is why tunnels of a server removed by a reload end.
+const reasonRemoved = "server removed from pool"
+
+func (t *tunnel) closeNow(reason string) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()

@@ -247,7 +247,7 @@ func (s *Server) modifyResponse(res *http.Response) error {
 	st.node.inflight.Add(1)
 	s.metrics.tunnel(st.lr.cfg.Name, "websocket", 1)
 	if !st.node.addTunnel(st.tun) {
-		st.tun.close("server removed from pool")
+		st.tun.close(reasonRemoved)
 	}
 	if st.cc != nil {
 		st.tun.add(st.cc)

@@ -161,6 +161,6 @@ func closeTunnelsAfter(d time.Duration, ts []*tunnel, stop <-chan struct{}) {
 	case <-stop:
 	}
 	for _, tn := range ts {
-		tn.close("server removed from pool")
+		tn.close(reasonRemoved)
 	}
 }

@@ -90,8 +90,9 @@ func (s *Server) newTransport(pc *config.Pool, keepAlive bool) *http.Transport {
 				return nil, err
 			}
 			if tun, ok := ctx.Value(tunnelKey{}).(*tunnel); ok {
-				tc := &trackedConn{Conn: c, tun: tun}
+				tc := &trackedConn{Conn: c, tun: tun, ws: newWSFramer()}
 				tun.add(tc)
+				tun.setUpstream(tc)
 				return tc, nil
 			}
 			return c, nil

@@ -66,7 +66,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	s.metrics.tunnel(lr.cfg.Name, "tcp", 1)
 	defer s.metrics.tunnel(lr.cfg.Name, "tcp", -1)
 	if !node.addTunnel(tun) {
-		tun.close("server removed from pool")
+		tun.close(reasonRemoved)
 	}
 	defer node.removeTunnel(tun)
 	stop := context.AfterFunc(s.drain, func() { tun.close("shutdown") })
