@@ -143,14 +143,15 @@ func (t *tunnel) add(c io.Closer) {
 }
 
 // close closes every connection of the tunnel once; the first reason wins.
-// A websocket whose server was removed is first asked to go away with a
-// close frame; the connections are closed goAwayWait later in any case.
+// A websocket whose server was removed, or whose portico shuts down, is
+// first asked to go away with a close frame; the connections are closed
+// goAwayWait later in any case.
 func (t *tunnel) close(reason string) {
 	t.mu.Lock()
 	up := t.up
 	t.up = nil
 	t.mu.Unlock()
-	if reason == reasonRemoved && up.goAway() {
+	if (reason == reasonRemoved || reason == reasonShutdown) && up.goAway() {
 		t.reason.CompareAndSwap(nil, &reason)
 		time.AfterFunc(goAwayWait, func() { t.closeNow(reason) })
 		return
@@ -165,8 +166,11 @@ func (t *tunnel) setUpstream(c *trackedConn) {
 	t.mu.Unlock()
 }
 
-// reasonRemoved is why tunnels of a server removed by a reload end.
-const reasonRemoved = "server removed from pool"
+// Why portico ends a tunnel, as logs and metrics say it.
+const (
+	reasonRemoved  = "server removed from pool"
+	reasonShutdown = "shutdown"
+)
 
 func (t *tunnel) closeNow(reason string) {
 	t.mu.Lock()

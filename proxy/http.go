@@ -172,12 +172,31 @@ func plain(w http.ResponseWriter, r *http.Request, code int, msg string) {
 
 func (h *httpHandler) proxy(w *statusWriter, r *http.Request, st *reqState) {
 	if st.ws {
+		srv := h.slot.srv
+		srv.websocks.Add(1)
+		defer srv.websocks.Done()
 		st.tun = newTunnel(st.lr.cfg.TunnelIdleTimeout, nil)
 		defer h.endTunnel(st)
+		stop := context.AfterFunc(srv.drain, func() { st.tun.close(reasonShutdown) })
+		defer stop()
 	}
 	ctx := context.WithValue(r.Context(), reqStateKey{}, st)
 	if st.tun != nil {
-		ctx = context.WithValue(ctx, tunnelKey{}, st.tun)
+		// ReverseProxy closes the node's side of a tunnel the moment the
+		// request context ends, and shutdown ends them all at once. A
+		// websocket at shutdown must get its close frame first, so the
+		// shutdown's cancellation reaches it through the tunnel (above)
+		// and only a client's own departure through the context.
+		base := context.WithoutCancel(ctx)
+		wsCtx, cancel := context.WithCancel(base)
+		defer cancel()
+		stopCancel := context.AfterFunc(r.Context(), func() {
+			if h.slot.srv.drain.Err() == nil {
+				cancel()
+			}
+		})
+		defer stopCancel()
+		ctx = context.WithValue(wsCtx, tunnelKey{}, st.tun)
 	}
 	st.lr.pool.rp.ServeHTTP(w, r.WithContext(ctx))
 }

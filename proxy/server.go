@@ -49,6 +49,7 @@ type Server struct {
 	checkStop context.CancelFunc
 	checkWG   sync.WaitGroup
 	bg        sync.WaitGroup // grace timers for removed nodes
+	websocks  sync.WaitGroup // websocket tunnels in progress, for shutdown
 	bgStop    chan struct{}
 	gen       uint64
 	shutdown  bool
@@ -345,6 +346,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.cancelDrain() // tunnels and tcp connections end here
+	// Websockets go away with a close frame; give them the moment that
+	// takes before the process exits under them.
+	ended := make(chan struct{})
+	go func() {
+		s.websocks.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(goAwayWait + time.Second):
+	}
 	close(s.bgStop)
 	s.stopCheckers()
 	if s.admin != nil {

@@ -69,7 +69,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 		tun.close(reasonRemoved)
 	}
 	defer node.removeTunnel(tun)
-	stop := context.AfterFunc(s.drain, func() { tun.close("shutdown") })
+	stop := context.AfterFunc(s.drain, func() { tun.close(reasonShutdown) })
 	defer stop()
 
 	idle := lr.cfg.TunnelIdleTimeout

@@ -234,15 +234,19 @@ func serve(path string, stderr io.Writer) int {
 				srv.Shutdown(ctx)
 				close(done)
 			}()
-			select {
-			case <-done:
-			case s := <-sigs:
-				if s == syscall.SIGTERM || s == syscall.SIGINT {
-					log.Warn("second signal: exiting at once", "signal", s.String())
-					cancel()
-					return 1
+		wait:
+			for {
+				select {
+				case <-done:
+					break wait
+				case s := <-sigs:
+					if s == syscall.SIGTERM || s == syscall.SIGINT {
+						log.Warn("second signal: exiting at once", "signal", s.String())
+						cancel()
+						return 1
+					}
+					// SIGHUP or SIGUSR1 while shutting down: nothing to reload.
 				}
-				<-done
 			}
 			cancel()
 			logs.close()

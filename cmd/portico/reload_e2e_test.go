@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -301,10 +302,23 @@ func TestSigtermLetsRequestFinish(t *testing.T) {
 		done <- result{res.StatusCode, nil}
 	}()
 	eventually(t, 5*time.Second, "request reached the node", func() bool { return len(ns[0].Requests()) > 0 })
+	// An open websocket, too: it is told the server is going away.
+	d := websocket.Dialer{NetDial: func(network, _ string) (net.Conn, error) { return net.Dial(network, cs.httpAddr) }}
+	ws, _, err := d.Dial("ws://app/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
 	cs.p.signal(syscall.SIGTERM)
 	r := <-done
 	if r.err != nil || r.code != 200 {
 		t.Fatalf("in-flight request: %d %v", r.code, r.err)
+	}
+	ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	_, _, err = ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Errorf("websocket at shutdown ended with %v, want close 1001", err)
 	}
 	select {
 	case <-cs.p.done:
@@ -313,5 +327,30 @@ func TestSigtermLetsRequestFinish(t *testing.T) {
 	}
 	if cs.p.err != nil {
 		t.Fatalf("exit: %v", cs.p.err)
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a second SIGTERM during a long graceful
+// shutdown ends the process at once.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	cs, ns := startCore(t, "a")
+	go func() {
+		if res, err := cs.plain.Get("http://app/login?delay=50s"); err == nil {
+			res.Body.Close()
+		}
+	}()
+	eventually(t, 5*time.Second, "request reached the node", func() bool { return len(ns[0].Requests()) > 0 })
+	cs.p.signal(syscall.SIGTERM)
+	cs.p.waitLog("shutting down", 10*time.Second)
+	cs.p.signal(syscall.SIGHUP) // ignored while shutting down
+	cs.p.signal(syscall.SIGTERM)
+	select {
+	case <-cs.p.done:
+	case <-time.After(10 * time.Second): // far below the 30s shutdown_grace
+		t.Fatal("portico did not exit on the second SIGTERM")
+	}
+	if !strings.Contains(cs.p.Logs(), "second signal: exiting at once") {
+		t.Error("the early exit was not logged")
 	}
 }
