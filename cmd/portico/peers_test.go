@@ -130,3 +130,42 @@ frontend node
     http-request return status 200 content-type text/plain lf-string "haproxy src=%%[src] port=%%[src_port]\n"
 `, addr))
 }
+
+// nginxStreamModule is Debian's dynamic stream module (libnginx-mod-stream).
+const nginxStreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+// startNginxStream runs nginx as an L4 balancer on front that relays to
+// backend with a PROXY v1 header (nginx's stream module sends only v1),
+// connecting from 127.0.0.1.
+func startNginxStream(t testing.TB, front, backend string) {
+	t.Helper()
+	bin := requirePeer(t, "nginx")
+	if !fileExists(nginxStreamModule) {
+		if os.Getenv("PORTICO_REQUIRE_PEERS") != "" {
+			t.Fatalf("test peer %s (libnginx-mod-stream) is not installed", nginxStreamModule)
+		}
+		t.Skipf("%s is not installed (apt-get install libnginx-mod-stream)", nginxStreamModule)
+	}
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`
+load_module %[3]s;
+daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 256; }
+stream {
+  server {
+    listen %[2]s;
+    proxy_pass %[4]s;
+    proxy_protocol on;
+    proxy_bind 127.0.0.1;
+    proxy_connect_timeout 5s;
+  }
+}
+`, dir, front, nginxStreamModule, backend)
+	path := filepath.Join(dir, "nginx.conf")
+	os.WriteFile(path, []byte(conf), 0o644)
+	peerProc(t, front, bin, "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log"))
+}

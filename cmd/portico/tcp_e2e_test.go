@@ -354,3 +354,48 @@ func (p *pattern) Read(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// TestNginxUpstreamToTCPListenerToHAProxyNode chains real peers: a client on
+// 127.0.0.3 -> nginx stream (PROXY v1) -> portico tcp listener accepting the
+// PROXY protocol from nginx -> haproxy node (accept-proxy, PROXY v2 from
+// portico). The node must see the original client, 127.0.0.3.
+func TestNginxUpstreamToTCPListenerToHAProxyNode(t *testing.T) {
+	t.Parallel()
+	node, listen, admin, front := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	startHAProxyNode(t, node)
+	startPortico(t, t.TempDir(), fmt.Sprintf(`
+[admin]
+bind = %q
+[[listener]]
+name = "tcp"
+bind = %q
+mode = "tcp"
+pool = "nodes"
+trusted_proxies = ["127.0.0.1/32"]
+accept_proxy_protocol = true
+proxy_header_timeout = "1s"
+[pool.nodes]
+servers = [%q]
+send_proxy_protocol = "v2"
+health = { interval = "200ms", rise = 1, fall = 1 }
+`, admin, listen, node))
+	startNginxStream(t, front, listen)
+	waitHealthyChecks(t, admin)
+	for range 3 {
+		c := dialFrom(t, "127.0.0.3", front)
+		code, body := httpOver(t, c, "login.example.com", "/")
+		c.Close()
+		if want := "haproxy src=127.0.0.3"; code != 200 || !strings.HasPrefix(body, want) {
+			t.Fatalf("got %d %q, want %q", code, body, want)
+		}
+	}
+	// A direct connection from a source nginx does not use, with a forged
+	// header, never reaches the node.
+	forged := dialFrom(t, "127.0.0.4", listen)
+	defer forged.Close()
+	forged.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(forged, "PROXY TCP4 10.9.9.9 127.0.0.1 1234 443\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if n, err := forged.Read(make([]byte, 64)); err == nil || n > 0 {
+		t.Fatalf("a forged header from an untrusted source got %d bytes back (%v)", n, err)
+	}
+}
