@@ -18,7 +18,7 @@ func (s *Server) observeRequest(lr *listenerRuntime, st *reqState, r *http.Reque
 	if in < 0 {
 		in = 0
 	}
-	s.metrics.request(lr.cfg.Name, lr.pool.cfg.Name, server, sw.status, d, in, sw.bytes)
+	lr.rm.request(st.node, sw.status, d, in, sw.bytes)
 	al := s.access.Load()
 	if al == nil {
 		return

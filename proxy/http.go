@@ -29,6 +29,7 @@ type reqState struct {
 	retries   int
 	errKind   string
 	triedBuf  [4]*Node
+	sw        statusWriter // part of the state: one allocation per request
 }
 
 type reqStateKey struct{}
@@ -40,8 +41,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.slot.srv
 	lr := h.slot.cur.Load() // one snapshot for the whole request
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
 	st := &reqState{lr: lr, cc: clientConnOf(r.Context())}
+	sw := &st.sw
+	sw.ResponseWriter = w
 	st.tried = st.triedBuf[:0]
 	peer := netip.Addr{}
 	if st.cc != nil {

@@ -32,6 +32,7 @@ type listenerRuntime struct {
 	policy *filter.Policy
 	certs  *certSet
 	proto  string // X-Forwarded-Proto: "http" or "https"
+	rm     *reqMetrics
 }
 
 func (l *listenerRuntime) trusted(a netip.Addr) bool { return inPrefixes(l.cfg.TrustedProxies, a) }
@@ -69,6 +70,7 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 	}
 	for _, lc := range cfg.Listeners {
 		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], policy: filter.Compile(lc.Rules), proto: "http"}
+		lr.rm = newReqMetrics(s.metrics, lc.Name, lr.pool)
 		if lc.Mode == config.ModeHTTPS {
 			lr.proto = "https"
 			lr.certs = newCertSet(lc.Certificates)

@@ -99,12 +99,21 @@ func (s *Server) newReverseProxy(p *pool) *httputil.ReverseProxy {
 }
 
 // bufferPool recycles the 32 KiB copy buffers ReverseProxy needs per
-// response body, instead of allocating one per request.
+// response body, instead of allocating one per request. The pool holds
+// array pointers: converting the slice back to one on Put allocates
+// nothing, where boxing the slice header would allocate per request.
 type bufferPool struct{ p sync.Pool }
 
+const copyBufSize = 32 << 10
+
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufSize]byte)[:] }
+
+func (b *bufferPool) Put(x []byte) {
+	if cap(x) >= copyBufSize {
+		b.p.Put((*[copyBufSize]byte)(x[:copyBufSize]))
+	}
+}

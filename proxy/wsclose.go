@@ -16,7 +16,7 @@ import (
 // of its own, which ReverseProxy then copies to the client like any other.
 
 // goAwayFrame is an unmasked close frame (server to client) with status 1001.
-var goAwayFrame = [4]byte{0x88, 0x02, 0x03, 0xe9}
+const goAwayFrame = "\x88\x02\x03\xe9"
 
 // goAwayWait bounds how long a tunnel waits for a frame boundary before it
 // is closed the hard way.
@@ -113,7 +113,7 @@ func (f *wsFramer) inject(b []byte) (n int, err error, ok bool) {
 		return 0, io.EOF, true
 	case f.atBoundary() && len(b) >= len(goAwayFrame):
 		f.sent = true
-		return copy(b, goAwayFrame[:]), nil, true
+		return copy(b, goAwayFrame), nil, true
 	}
 	return 0, nil, false
 }

@@ -137,14 +137,14 @@ func TestGoAwayAtFrameBoundary(t *testing.T) {
 		t.Fatal(n, err)
 	}
 	tun2.close(reasonRemoved)
-	if n, err := tc2.Read(buf); err != nil || !bytes.Equal(buf[:n], goAwayFrame[:]) {
+	if n, err := tc2.Read(buf); err != nil || string(buf[:n]) != goAwayFrame {
 		t.Fatalf("silent node: read %q, %v; want the close frame", buf[:n], err)
 	}
 	if _, err := tc2.Read(buf); err != io.EOF {
 		t.Fatalf("after the close frame: %v, want EOF", err)
 	}
 
-	want := append(append(append(append([]byte(nil), head...), first...), half...), goAwayFrame[:]...)
+	want := append(append(append(append([]byte(nil), head...), first...), half...), goAwayFrame...)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("stream ends %q, want %q", got[max(0, len(got)-8):], want[len(want)-8:])
 	}

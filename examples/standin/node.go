@@ -97,7 +97,6 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return err
 }
 
-var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
 func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/testall" {
@@ -136,7 +135,8 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // echo answers a websocket with the node's name, then echoes every message.
 func (n *Node) echo(w http.ResponseWriter, r *http.Request) {
-	c, err := upgrader.Upgrade(w, r, http.Header{"X-Node": {n.Name}})
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	c, err := up.Upgrade(w, r, http.Header{"X-Node": {n.Name}})
 	if err != nil {
 		return
 	}
