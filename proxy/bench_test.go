@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/portico-lb/portico/config"
+)
+
+// Benchmarks of the data path. They only measure: no timing is asserted.
+//
+//	go test -run '^$' -bench . -benchmem ./proxy/ ./proxy/filter/
+
+// benchNode is a stand-in server for benchmarks: it answers every request
+// on a keep-alive connection with a fixed 100-byte body and nothing else,
+// so the profile shows portico and not a second HTTP server. It only
+// serves the bodiless GETs the benchmarks send.
+type benchNode struct {
+	ln net.Listener
+	wg sync.WaitGroup
+}
+
+var benchBody = strings.Repeat("x", 100)
+
+func startBenchNode(tb testing.TB) *benchNode {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n := &benchNode{ln: ln}
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + benchBody)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					// one request = header lines up to the empty one
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+					}
+					if _, err := c.Write(resp); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		// open connections end when the proxy's transport closes them
+	})
+	return n
+}
+
+// benchServer starts a portico Server with one http listener in front of
+// node; access turns the access log on (JSON to w).
+func benchServer(tb testing.TB, node string, access io.Writer) *Server {
+	src := fmt.Sprintf(`
+[[listener]]
+name = "bench"
+bind = "127.0.0.1:1"
+mode = "http"
+pool = "nodes"
+
+[pool.nodes]
+servers = ["%s"]
+health = { enabled = false }
+`, node)
+	cfg, err := config.Parse([]byte(src), "bench.toml", tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The loader wants a real port; the socket takes any free one.
+	cfg.Listeners[0].Bind = "127.0.0.1:0"
+	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if access != nil {
+		opts.Access = slog.New(slog.NewJSONHandler(access, nil)).With("log", "access")
+	}
+	s, err := New(cfg, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.Start()
+	tb.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s
+}
+
+func (s *Server) benchSlot() *slot {
+	for _, sl := range s.slots {
+		return sl
+	}
+	return nil
+}
+
+// discardWriter is a reusable ResponseWriter that keeps nothing.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(c int)           { w.code = c }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// BenchmarkProxyRequest is one full proxied request in memory: the
+// listener's handler (limits, allow, canonical path, rules, rewrite,
+// metrics) and the pool's transport to a node on loopback, without the
+// client-side HTTP parsing.
+func BenchmarkProxyRequest(b *testing.B) {
+	for _, access := range []bool{false, true} {
+		b.Run(fmt.Sprintf("access=%v", access), func(b *testing.B) {
+			var aw io.Writer
+			if access {
+				aw = io.Discard
+			}
+			node := startBenchNode(b)
+			s := benchServer(b, node.ln.Addr().String(), aw)
+			h := &httpHandler{slot: s.benchSlot()}
+			req, _ := http.NewRequest("GET", "http://bench.example/index.html?q=1", nil)
+			req.RequestURI = "/index.html?q=1"
+			req.RemoteAddr = "127.0.0.1:40000"
+			req.Header.Set("User-Agent", "bench")
+			req.Header.Set("Accept", "*/*")
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				clear(w.h)
+				w.code = 0
+				h.ServeHTTP(w, req)
+				if w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkProxyLoopback is one full request through the listener socket
+// on loopback: client HTTP/1.1 keep-alive -> portico -> node. The client's
+// own cost is included.
+func BenchmarkProxyLoopback(b *testing.B) {
+	node := startBenchNode(b)
+	s := benchServer(b, node.ln.Addr().String(), nil)
+	addr := s.benchSlot().ln.Addr().String()
+	tr := &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	u := "http://" + addr + "/index.html"
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := c.Get(u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+	}
+}
+
+// BenchmarkRewrite is the header rewrite of one request (Rewrite hook).
+func BenchmarkRewrite(b *testing.B) {
+	lr := &listenerRuntime{cfg: &config.Listener{Name: "l"}, pool: &pool{cfg: &config.Pool{Name: "p"}}, proto: "http"}
+	st := &reqState{lr: lr, client: netip.MustParseAddr("192.0.2.7"), canonical: "/a/b"}
+	in, _ := http.NewRequest("GET", "http://example.com/a/b?x=1", nil)
+	in.Header.Set("User-Agent", "bench")
+	in.Header.Set("Accept", "*/*")
+	in.Header.Set("X-Forwarded-For", "10.0.0.1")
+	in = in.WithContext(context.WithValue(context.Background(), reqStateKey{}, st))
+	out := &http.Request{URL: &url.URL{}, Header: make(http.Header, 8)}
+	pr := &httputil.ProxyRequest{In: in, Out: out}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(out.Header)
+		out.Header["User-Agent"] = in.Header["User-Agent"]
+		out.Header["Accept"] = in.Header["Accept"]
+		rewrite(pr)
+	}
+}
