@@ -16,3 +16,4 @@ fuzz() { # package target
 fuzz ./config FuzzParse
 fuzz ./proxy/filter FuzzCanonicalize
 fuzz ./proxy/filter FuzzUpgradeVerdict
+fuzz ./proxy FuzzReadProxyHeader

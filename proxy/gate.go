@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pires/go-proxyproto"
 )
 
 // slot owns one listening socket for the process lifetime (or until a reload
@@ -96,21 +94,12 @@ func (s *slot) admit(raw net.Conn) {
 			s.reject(cc, lr, "proxy-untrusted", "PROXY header required from a trusted peer")
 			return
 		}
-		// The policy is explicit: REQUIRE from trusted peers (checked above);
-		// go-proxyproto's default must never decide who may send a header.
-		pc := proxyproto.NewConn(raw, proxyproto.WithPolicy(proxyproto.REQUIRE),
-			proxyproto.SetReadHeaderTimeout(lr.cfg.ProxyHeaderTimeout))
-		h := pc.ProxyHeader()
-		if h == nil {
-			s.reject(cc, lr, "proxy-header", "missing or invalid PROXY header")
+		pc, client, err := readProxyHeader(raw, lr.cfg.ProxyHeaderTimeout, cc.peer)
+		if err != nil {
+			s.reject(cc, lr, "proxy-header", err.Error())
 			return
 		}
-		if h.Command.IsProxy() {
-			if src := addrPort(h.SourceAddr); src.IsValid() {
-				cc.client = src
-			}
-		}
-		cc.Conn = pc
+		cc.client, cc.Conn = client, pc
 	}
 
 	switch lr.cfg.Mode {
