@@ -126,3 +126,43 @@ func TestVersionFlag(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 }
+
+// TestCheckWarnsAboutCertificates: -check loads the certificates and warns,
+// without failing, about one that expires within 30 days and about a rule
+// host that no certificate of the listener covers.
+func TestCheckWarnsAboutCertificates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	testCerts(t, dir, "login.example.com") // short-lived test certificates
+	conf := `
+[[listener]]
+name = "https"
+bind = "127.0.0.1:18443"
+mode = "https"
+pool = "nodes"
+certificates = [{ cert = "tls/login.example.com.crt", key = "tls/login.example.com.key" }]
+  [[listener.rule]]
+  hosts = ["manage.example.com"]
+  paths = ["/"]
+  allow = ["10.1.0.0/16"]
+[pool.nodes]
+servers = ["127.0.0.1:18001"]
+`
+	path := filepath.Join(dir, "portico.toml")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "-check", "-config", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("-check failed on warnings alone: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"warning:", "listener[0].certificates[0].cert", "expires in", // within 30 days
+		"listener[0].rule[0].hosts[0]", `"manage.example.com" is not covered`,
+		"valid",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("-check output lacks %q:\n%s", want, out)
+		}
+	}
+}
