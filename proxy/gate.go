@@ -76,12 +76,14 @@ func (s *slot) admit(raw net.Conn) {
 	defer s.wg.Done()
 	lr := s.cur.Load()
 	m := s.srv.metrics
-	if lr.cfg.MaxConns > 0 && s.conns.Load() >= int64(lr.cfg.MaxConns) {
+	// Count first, then compare: connections admitted concurrently can
+	// never slip past the cap together.
+	if n := s.conns.Add(1); lr.cfg.MaxConns > 0 && n > int64(lr.cfg.MaxConns) {
+		s.conns.Add(-1)
 		m.denied(lr.cfg.Name, "conn-limit")
 		raw.Close()
 		return
 	}
-	s.conns.Add(1)
 	m.connOpened(lr.cfg.Name)
 	cc := &clientConn{Conn: raw, start: time.Now()}
 	cc.onClose = func() { s.conns.Add(-1); m.connClosed(lr.cfg.Name) }

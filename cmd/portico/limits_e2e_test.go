@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// expectClosed checks that portico closes c without sending anything.
+func expectClosed(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.Read(make([]byte, 1))
+	if n != 0 || err == nil {
+		t.Fatalf("%s: read %d bytes, err %v; want the connection closed", what, n, err)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("%s: still open after 10s", what)
+	}
+}
+
+// TestConnectionCapAndHandshakeTimeout: max_conns closes connections over
+// the cap (and frees a place when one ends); a client that never completes
+// its TLS handshake is closed after tls_handshake_timeout. Both are counted.
+func TestConnectionCapAndHandshakeTimeout(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a")
+	dir := t.TempDir()
+	testCerts(t, dir, "login.example.com")
+	httpAddr, httpsAddr, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	startPortico(t, dir, fmt.Sprintf(`
+[admin]
+bind = %q
+[[listener]]
+name = "capped"
+bind = %q
+mode = "http"
+pool = "nodes"
+max_conns = 2
+[[listener]]
+name = "tls"
+bind = %q
+mode = "https"
+pool = "nodes"
+tls_handshake_timeout = "300ms"
+certificates = [{ cert = "tls/login.example.com.crt", key = "tls/login.example.com.key" }]
+[pool.nodes]
+servers = %s
+health = { interval = "1h" }
+`, admin, httpAddr, httpsAddr, serverList(ns)))
+
+	// Two keep-alive connections held open, each proven admitted by a
+	// response.
+	var held []net.Conn
+	for i := range 2 {
+		c, err := net.Dial("tcp", httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /login HTTP/1.1\r\nHost: app\r\n\r\n")
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("connection %d: %v %v", i, res, err)
+		}
+		res.Body.Close()
+		held = append(held, c)
+	}
+	over, err := net.Dial("tcp", httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	expectClosed(t, over, "third connection over max_conns = 2")
+	held[0].Close()
+	eventually(t, 10*time.Second, "a place freed by a closed connection", func() bool {
+		c, err := net.Dial("tcp", httpAddr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /login HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+		b, _ := io.ReadAll(c)
+		return strings.HasPrefix(string(b), "HTTP/1.1 200")
+	})
+
+	// A TLS client that connects and says nothing.
+	silent, err := net.Dial("tcp", httpsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	expectClosed(t, silent, "silent TLS client")
+
+	m := scrape(t, admin)
+	for _, want := range []string{
+		`portico_denied_total{listener="capped",reason="conn-limit"}`,
+		`portico_tls_handshake_failures_total{listener="tls"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "denied|handshake"))
+		}
+	}
+}
