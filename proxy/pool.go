@@ -17,6 +17,7 @@ type pool struct {
 	cursor    atomic.Uint64
 	transport *http.Transport // keep-alive connections to this pool's servers
 	upgrades  *http.Transport // one fresh connection per websocket tunnel
+	fast      *nodeTransport  // replayable bodiless requests (most of them)
 	rp        *httputil.ReverseProxy
 }
 

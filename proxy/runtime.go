@@ -62,6 +62,7 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 		p := &pool{cfg: pc, nodes: s.reg.nodesFor(pc)}
 		p.transport = s.newTransport(pc, true)
 		p.upgrades = s.newTransport(pc, false)
+		p.fast = newNodeTransport(pc.ConnectTimeout, pc.ResponseTimeout)
 		p.rp = s.newReverseProxy(p)
 		rt.pools[name] = p
 		if !pc.Health.Disabled {

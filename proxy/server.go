@@ -293,6 +293,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	}
 	for _, p := range old.pools {
 		p.transport.CloseIdleConnections()
+		p.fast.CloseIdleConnections()
 	}
 	s.reload.mu.Lock()
 	s.reload.lastOK = rt.loaded
@@ -364,6 +365,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, p := range s.cur.Load().pools {
 		p.transport.CloseIdleConnections()
+		p.fast.CloseIdleConnections()
 	}
 	s.bg.Wait()
 	return ctx.Err()

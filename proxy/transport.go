@@ -22,9 +22,11 @@ type retrier struct {
 
 func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := req.Context().Value(reqStateKey{}).(*reqState)
-	tr := t.p.transport
+	var tr http.RoundTripper = t.p.transport
 	if st.ws {
 		tr = t.p.upgrades
+	} else if replayable(req) {
+		tr = t.p.fast
 	}
 	var lastErr error
 	for {

@@ -29,14 +29,15 @@ func main() {
 	n := flag.Int("n", 10000, "websocket tunnels to open")
 	sources := flag.Int("sources", 8, "client source addresses 127.0.0.2 ... (each gives ~28k ports)")
 	mode := flag.String("mode", "http", "listener mode: http or tcp")
+	hold := flag.Duration("hold", 0, "keep the tunnels open this long after measuring (to inspect portico, e.g. with a heap profile)")
 	flag.Parse()
-	if err := run(*bin, *n, *sources, *mode); err != nil {
+	if err := run(*bin, *n, *sources, *mode, *hold); err != nil {
 		fmt.Fprintln(os.Stderr, "wsidle:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, n, sources int, mode string) error {
+func run(bin string, n, sources int, mode string, hold time.Duration) error {
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	lim.Cur = lim.Max
@@ -153,6 +154,10 @@ health = { interval = "1h" }
 	fmt.Printf("tunnels: %d open (%d failed%s) in %v\n", ok, failed, errSuffix(first), opened.Round(time.Millisecond))
 	fmt.Printf("portico RSS: %d KiB idle, %d KiB with the tunnels: %.1f KiB per tunnel\n",
 		before, after, float64(after-before)/float64(max(ok, 1)))
+	if hold > 0 {
+		fmt.Printf("holding the tunnels for %v (portico pid %d)\n", hold, cmd.Process.Pid)
+		time.Sleep(hold)
+	}
 	for _, c := range conns {
 		if c != nil {
 			c.Close()

@@ -1,0 +1,321 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// nodeTransport is a keep-alive HTTP/1.1 client for a pool's nodes, used
+// for the requests that are safe to send twice (bodiless GET, HEAD,
+// OPTIONS, TRACE without Upgrade): the bulk of the traffic.
+//
+// Why it exists: http.Transport hands each request to a write goroutine
+// and each response to a read goroutine per connection, with channels and
+// selects in between; the profile of a keep-alive request showed those
+// hand-offs as a large share of the CPU. Here the handler's goroutine
+// writes the request and reads the response itself.
+//
+// It parses and writes nothing by hand: the request goes out with
+// (*http.Request).Write and the response comes back through
+// http.ReadResponse, net/http's own code for both; what is added is only
+// the connection pool, timeouts and cancellation. Requests with a body,
+// upgrades and everything else stay on http.Transport.
+type nodeTransport struct {
+	dialer      net.Dialer
+	respTimeout time.Duration // ResponseHeaderTimeout
+	maxIdle     int           // idle connections kept per node
+	idleTimeout time.Duration
+
+	mu     sync.Mutex
+	idle   map[string][]*nodeConn // LIFO per node address
+	closed bool
+}
+
+// Same limits as the http.Transport this replaces for these requests.
+const (
+	nodeMaxHeaderBytes = 10 << 20 // http.Transport's default
+	nodeMax1xx         = 5        // informational responses before the final one
+	nodeBufSize        = 16 << 10
+)
+
+func newNodeTransport(connectTimeout, respTimeout time.Duration) *nodeTransport {
+	return &nodeTransport{
+		dialer:      net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
+		respTimeout: respTimeout,
+		maxIdle:     256,
+		idleTimeout: 90 * time.Second,
+		idle:        make(map[string][]*nodeConn),
+	}
+}
+
+// nodeConn is one connection to a node with its buffers.
+type nodeConn struct {
+	t     *nodeTransport
+	addr  string
+	c     net.Conn
+	rc    syscall.RawConn // for the unsolicited-data check; nil if unavailable
+	lr    limitReader     // bounds the response header
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	since time.Time // idle since
+}
+
+// limitReader lets at most n bytes through until n is reset; it bounds
+// what a node may send as a response header, as http.Transport does.
+type limitReader struct {
+	r io.Reader
+	n int64
+}
+
+var errHeaderTooLong = errors.New("proxy: server response headers exceeded limit")
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errHeaderTooLong
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+func (t *nodeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, fmt.Errorf("net/http: invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, fmt.Errorf("net/http: invalid header field value for %q", k)
+			}
+		}
+	}
+	ctx := req.Context()
+	for {
+		nc, reused, err := t.get(ctx, req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		res, err := nc.roundTrip(ctx, req)
+		if err == nil {
+			return res, nil
+		}
+		nc.c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// A kept-alive connection the node closed meanwhile fails before
+		// any answer; the request is replayable, so it is sent again on a
+		// fresh connection, as http.Transport does.
+		if reused && nothingReceived(err) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+func nothingReceived(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// get takes the most recently used idle connection to addr, or dials one.
+func (t *nodeTransport) get(ctx context.Context, addr string) (*nodeConn, bool, error) {
+	now := time.Now()
+	for {
+		t.mu.Lock()
+		l := t.idle[addr]
+		if len(l) == 0 {
+			t.mu.Unlock()
+			break
+		}
+		nc := l[len(l)-1]
+		l[len(l)-1] = nil
+		t.idle[addr] = l[:len(l)-1]
+		t.mu.Unlock()
+		if now.Sub(nc.since) > t.idleTimeout || nc.dataWaiting() {
+			nc.c.Close()
+			continue
+		}
+		return nc, true, nil
+	}
+	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	nc := &nodeConn{t: t, addr: addr, c: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		nc.rc, _ = sc.SyscallConn()
+	}
+	nc.lr.r = c
+	nc.br = bufio.NewReaderSize(&nc.lr, nodeBufSize)
+	nc.bw = bufio.NewWriterSize(c, nodeBufSize)
+	return nc, false, nil
+}
+
+// dataWaiting reports bytes (or EOF) that arrived on an idle connection:
+// the node closed it, or sent something nobody asked for. Either way it
+// must not carry the next request, or its answer would be taken for the
+// response. One non-blocking peek, no goroutine per idle connection.
+func (nc *nodeConn) dataWaiting() bool {
+	if nc.br.Buffered() > 0 {
+		return true
+	}
+	if nc.rc == nil {
+		return false
+	}
+	var b [1]byte
+	waiting := false
+	nc.rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		waiting = n > 0 || (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN)
+		return true
+	})
+	return waiting
+}
+
+// put returns a connection whose response was read completely.
+func (t *nodeTransport) put(nc *nodeConn) {
+	nc.since = time.Now()
+	t.mu.Lock()
+	l := t.idle[nc.addr]
+	if t.closed || len(l) >= t.maxIdle {
+		t.mu.Unlock()
+		nc.c.Close()
+		return
+	}
+	var stale *nodeConn
+	if len(l) > 0 && nc.since.Sub(l[0].since) > t.idleTimeout {
+		// the bottom of the stack is only reached when traffic drops;
+		// retire it here so idle connections do not outlive the timeout
+		// by much while there is traffic.
+		stale = l[0]
+		copy(l, l[1:])
+		l = l[:len(l)-1]
+	}
+	t.idle[nc.addr] = append(l, nc)
+	t.mu.Unlock()
+	if stale != nil {
+		stale.c.Close()
+	}
+}
+
+// CloseIdleConnections closes the idle connections and stops keeping new
+// ones: called when the runtime owning this transport is retired.
+func (t *nodeTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	t.closed = true
+	idle := t.idle
+	t.idle = make(map[string][]*nodeConn)
+	t.mu.Unlock()
+	for _, l := range idle {
+		for _, nc := range l {
+			nc.c.Close()
+		}
+	}
+}
+
+// roundTrip sends req and reads the response header. The caller closes
+// the connection on error.
+func (nc *nodeConn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	// A client that goes away ends the wait: a deadline in the past makes
+	// the blocked read or write return at once.
+	stop := context.AfterFunc(ctx, func() { nc.c.SetDeadline(time.Unix(1, 0)) })
+	if err := req.Write(nc.bw); err != nil {
+		stop()
+		return nil, err
+	}
+	if err := nc.bw.Flush(); err != nil {
+		stop()
+		return nil, err
+	}
+	if nc.t.respTimeout > 0 {
+		nc.c.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
+	}
+	nc.lr.n = nodeMaxHeaderBytes
+	var res *http.Response
+	for n1xx := 0; ; n1xx++ {
+		var err error
+		res, err = http.ReadResponse(nc.br, req)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		if res.StatusCode < 100 || res.StatusCode > 199 || res.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		if n1xx >= nodeMax1xx {
+			stop()
+			return nil, errors.New("proxy: too many 1xx informational responses")
+		}
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
+				stop()
+				return nil, err
+			}
+		}
+		nc.lr.n = nodeMaxHeaderBytes
+	}
+	nc.lr.n = 1<<63 - 1 // the body is not limited
+	if nc.t.respTimeout > 0 {
+		nc.c.SetReadDeadline(time.Time{})
+	}
+	body := &nodeBody{rc: res.Body, nc: nc, stop: stop, reuse: !res.Close && !req.Close}
+	if res.Body == http.NoBody {
+		body.eof = true
+	}
+	res.Body = body
+	return res, nil
+}
+
+// nodeBody hands the connection back to the pool when the response body
+// was read to its end, and closes it otherwise.
+type nodeBody struct {
+	rc    io.ReadCloser
+	nc    *nodeConn
+	stop  func() bool
+	eof   bool
+	reuse bool
+	done  bool
+}
+
+func (b *nodeBody) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *nodeBody) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	// stop reports false when the request's context already ended and
+	// poisoned the connection's deadline.
+	if b.stop() && b.eof && b.reuse {
+		b.rc.Close() // at EOF: releases, reads nothing
+		b.nc.t.put(b.nc)
+		return nil
+	}
+	// Not at the end: draining a body nobody wants could take long; the
+	// connection goes instead.
+	return b.nc.c.Close()
+}
