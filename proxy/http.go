@@ -234,10 +234,10 @@ func rewrite(pr *httputil.ProxyRequest) {
 	if st.cc != nil {
 		peer = st.cc.client.Addr()
 	}
+	client := st.client.String()
+	xff := client
 	if prior := pr.In.Header.Values("X-Forwarded-For"); st.trusted && len(prior) > 0 {
-		out.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+peer.String())
-	} else {
-		out.Header.Set("X-Forwarded-For", st.client.String())
+		xff = strings.Join(prior, ", ") + ", " + peer.String()
 	}
 	// ReverseProxy removed the client's X-Forwarded-* from Out; a trusted
 	// proxy's values are taken back from In.
@@ -250,9 +250,16 @@ func rewrite(pr *httputil.ProxyRequest) {
 			fhost = v
 		}
 	}
-	out.Header.Set("X-Forwarded-Proto", proto)
-	out.Header.Set("X-Forwarded-Host", fhost)
-	out.Header.Set("X-Real-IP", st.client.String())
+	// What Header.Set does, with the canonical keys spelled out and one
+	// backing array for the four values instead of one slice per Set.
+	// Each value gets a full-capacity slice, so appending to one header
+	// can never overwrite the next.
+	v := make([]string, 4)
+	v[0], v[1], v[2], v[3] = xff, proto, fhost, client
+	out.Header["X-Forwarded-For"] = v[0:1:1]
+	out.Header["X-Forwarded-Proto"] = v[1:2:2]
+	out.Header["X-Forwarded-Host"] = v[2:3:3]
+	out.Header["X-Real-Ip"] = v[3:4:4]
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // do not let Go add its own
 	}

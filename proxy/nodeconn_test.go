@@ -141,6 +141,15 @@ func TestNodeTransportMatchesNetHTTP(t *testing.T) {
 		f := strings.Fields(line)
 		name := strings.TrimPrefix(f[1], "/")
 		resp := cases[name]
+		if f[0] == "HEAD" {
+			// a HEAD answer has no body: cut after the final header
+			// (a body here would race http.Transport's idle check)
+			if i := strings.LastIndex(resp, "HTTP/1."); i >= 0 {
+				if j := strings.Index(resp[i:], "\r\n\r\n"); j >= 0 {
+					resp = resp[:i+j+4]
+				}
+			}
+		}
 		return resp, name == "close" || name == "http10" || name == "garbage" || name == "short"
 	})
 	std := stdTransport()
