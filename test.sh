@@ -17,3 +17,4 @@ fuzz ./config FuzzParse
 fuzz ./proxy/filter FuzzCanonicalize
 fuzz ./proxy/filter FuzzUpgradeVerdict
 fuzz ./proxy FuzzReadProxyHeader
+fuzz ./proxy FuzzNodeTransport
