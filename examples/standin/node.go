@@ -97,7 +97,6 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return err
 }
 
-
 func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/testall" {
 		n.checks.Add(1)
