@@ -125,7 +125,7 @@ func TestSNIPicksEachCertificate(t *testing.T) {
 	}
 	// curl, a real client, verifies the chain and sees HTTP/2 via ALPN.
 	out, err := exec.Command("curl", "-sS", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
-		"--cacert", cs.p.dir+"/ca.pem", "--resolve", "manage.example.com:"+port(cs.httpsAddr)+":127.0.0.1",
+		"--cacert", cs.p.dir+"/ca.pem", "--resolve", "manage.example.com:"+port(cs.httpsAddr)+":"+hostOf(cs.httpsAddr),
 		"https://manage.example.com:"+port(cs.httpsAddr)+"/login").CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl: %v %s", err, out)
@@ -138,6 +138,11 @@ func TestSNIPicksEachCertificate(t *testing.T) {
 func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
+}
+
+func hostOf(addr string) string {
+	h, _, _ := net.SplitHostPort(addr)
+	return h
 }
 
 func TestHeadersSeenByNode(t *testing.T) {

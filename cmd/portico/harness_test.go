@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -95,16 +96,27 @@ func nodeProcess(t testing.TB, name string) (addr string, kill func()) {
 	return strings.TrimSpace(line), kill
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
+// freeAddr returns a listening address for a test to hand to portico or a
+// peer. Each call gets a loopback address of its own (127.77.x.y), with a
+// port that was free on it a moment ago. Outgoing connections take their
+// ephemeral source ports on 127.0.0.1, and no two calls share an address,
+// so nothing else can grab the port between this check and the real bind:
+// a plain 127.0.0.1:0 probe could be handed out again to the next call in
+// the same test, or taken by a client's source port meanwhile.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	n := addrSeq.Add(1)
+	ip := fmt.Sprintf("127.77.%d.%d", (n/250)%250, 1+n%250)
+	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// addrSeq numbers freeAddr's addresses within this test process.
+var addrSeq atomic.Uint32
 
 // proc is a running portico process.
 type proc struct {
