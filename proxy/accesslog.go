@@ -7,36 +7,51 @@ import (
 	"time"
 )
 
+// reqLine is what the access log keeps of a request. A websocket tunnel
+// holds one instead of the request, which would keep its headers alive.
+type reqLine struct {
+	method, host, path, proto string
+}
+
+func lineOf(r *http.Request, st *reqState) reqLine {
+	path := st.canonical
+	if path == "" {
+		path = truncate(r.URL.Path, 256)
+	}
+	return reqLine{method: r.Method, host: r.Host, path: path, proto: r.Proto}
+}
+
 // observeRequest counts a finished request and writes its access-log record.
 func (s *Server) observeRequest(lr *listenerRuntime, st *reqState, r *http.Request, sw *statusWriter, start time.Time) {
-	d := time.Since(start)
-	server := nodeName(st.node)
-	if sw.status == 0 {
-		sw.status = http.StatusOK
-	}
 	in := r.ContentLength
 	if in < 0 {
 		in = 0
 	}
-	lr.rm.request(st.node, sw.status, d, in, sw.bytes)
+	s.observe(lr, st, lineOf(r, st), sw.status, in, sw.bytes, time.Since(start))
+}
+
+// observe counts a finished request (or websocket tunnel) and writes its
+// access-log record: in and out are the bytes from and to the client.
+func (s *Server) observe(lr *listenerRuntime, st *reqState, rl reqLine, status int, in, out int64, d time.Duration) {
+	server := nodeName(st.node)
+	if status == 0 {
+		status = http.StatusOK
+	}
+	lr.rm.request(st.node, status, d, in, out)
 	al := s.access.Load()
 	if al == nil {
 		return
-	}
-	path := st.canonical
-	if path == "" {
-		path = truncate(r.URL.Path, 256)
 	}
 	attrs := []slog.Attr{
 		slog.String("kind", "http"),
 		slog.String("listener", lr.cfg.Name),
 		slog.String("client", st.client.String()),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", path),
-		slog.String("proto", r.Proto),
-		slog.Int("status", sw.status),
-		slog.Int64("bytes", sw.bytes),
+		slog.String("method", rl.method),
+		slog.String("host", rl.host),
+		slog.String("path", rl.path),
+		slog.String("proto", rl.proto),
+		slog.Int("status", status),
+		slog.Int64("bytes", out),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("pool", lr.pool.cfg.Name),
 		slog.String("server", server),

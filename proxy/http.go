@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/portico-lb/portico/proxy/filter"
+	"golang.org/x/net/http/httpguts"
 )
 
-// reqState travels with one proxied request through the ReverseProxy hooks.
+// reqState travels with one proxied request through the ReverseProxy hooks,
+// or the upgrade path and the websocket tunnel that outlives the handler.
 type reqState struct {
 	lr        *listenerRuntime
 	cc        *clientConn
@@ -56,7 +58,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	reason := h.admit(sw, r, st)
 	if reason == "" {
-		h.proxy(sw, r, st)
+		if h.proxy(sw, r, st, start) {
+			return // a websocket tunnel: it is observed when it ends
+		}
 	} else {
 		s.metrics.denied(lr.cfg.Name, reason)
 		s.log.Info("request denied", "listener", lr.cfg.Name, "client", st.client.String(),
@@ -172,62 +176,40 @@ func plain(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	io.WriteString(w, msg+"\n")
 }
 
-func (h *httpHandler) proxy(w *statusWriter, r *http.Request, st *reqState) {
-	if st.ws {
-		srv := h.slot.srv
-		srv.websocks.Add(1)
-		defer srv.websocks.Done()
-		st.tun = newTunnel(st.lr.cfg.TunnelIdleTimeout, nil)
-		defer h.endTunnel(st)
-		stop := context.AfterFunc(srv.drain, func() { st.tun.close(reasonShutdown) })
-		defer stop()
+// proxy forwards an admitted request. A websocket upgrade is proxied by
+// portico itself (upgrade.go) and reports true once it became a tunnel,
+// which outlives this call; everything else goes through ReverseProxy.
+func (h *httpHandler) proxy(w *statusWriter, r *http.Request, st *reqState, start time.Time) bool {
+	if st.ws && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "Upgrade") {
+		return h.serveUpgrade(w, r, st, start)
 	}
+	// Upgrade without "Connection: Upgrade" asks for no protocol switch:
+	// a plain request, and ReverseProxy drops the Upgrade header.
+	st.ws = false
 	ctx := context.WithValue(r.Context(), reqStateKey{}, st)
-	if st.tun != nil {
-		// ReverseProxy closes the node's side of a tunnel the moment the
-		// request context ends, and shutdown ends them all at once. A
-		// websocket at shutdown must get its close frame first, so the
-		// shutdown's cancellation reaches it through the tunnel (above)
-		// and only a client's own departure through the context.
-		base := context.WithoutCancel(ctx)
-		wsCtx, cancel := context.WithCancel(base)
-		defer cancel()
-		stopCancel := context.AfterFunc(r.Context(), func() {
-			if h.slot.srv.drain.Err() == nil {
-				cancel()
-			}
-		})
-		defer stopCancel()
-		ctx = context.WithValue(wsCtx, tunnelKey{}, st.tun)
-	}
 	st.lr.pool.rp.ServeHTTP(w, r.WithContext(ctx))
+	return false
 }
 
-func (h *httpHandler) endTunnel(st *reqState) {
-	st.tun.finish()
-	if st.cc != nil {
-		st.cc.tun.CompareAndSwap(st.tun, nil)
-	}
-	if st.tun.node != nil {
-		st.tun.node.removeTunnel(st.tun)
-		st.tun.node.inflight.Add(-1)
-		h.slot.srv.metrics.tunnel(st.lr.cfg.Name, "websocket", -1)
-	}
+// rewrite is ReverseProxy's Rewrite hook; the upgrade path calls
+// st.rewrite directly.
+func rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(reqStateKey{}).(*reqState)
+	st.rewrite(pr.In, pr.Out)
 }
 
 // rewrite builds the request a node sees: the canonical path that the rules
 // checked, the client's Host, and forwarding headers portico vouches for.
-// ReverseProxy has already removed hop-by-hop headers (including any named
-// in the client's Connection header), so nothing set here can be stripped.
-func rewrite(pr *httputil.ProxyRequest) {
-	st := pr.In.Context().Value(reqStateKey{}).(*reqState)
-	out := pr.Out
+// Hop-by-hop headers (including any named in the client's Connection
+// header) and the client's X-Forwarded-* are already gone from out, so
+// nothing set here can be stripped.
+func (st *reqState) rewrite(in, out *http.Request) {
 	out.URL.Scheme = "http"
-	out.URL.Host = st.lr.pool.cfg.Name // replaced per attempt by the retrier
+	out.URL.Host = st.lr.pool.cfg.Name // replaced per attempt
 	out.URL.Path = st.canonical
 	out.URL.RawPath = ""
-	out.URL.RawQuery = pr.In.URL.RawQuery
-	out.Host = pr.In.Host
+	out.URL.RawQuery = in.URL.RawQuery
+	out.Host = in.Host
 
 	scrubIdentity(out.Header, st.trusted)
 	peer := st.client
@@ -236,17 +218,16 @@ func rewrite(pr *httputil.ProxyRequest) {
 	}
 	client := st.client.String()
 	xff := client
-	if prior := pr.In.Header.Values("X-Forwarded-For"); st.trusted && len(prior) > 0 {
+	if prior := in.Header.Values("X-Forwarded-For"); st.trusted && len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + peer.String()
 	}
-	// ReverseProxy removed the client's X-Forwarded-* from Out; a trusted
-	// proxy's values are taken back from In.
-	proto, fhost := st.lr.proto, pr.In.Host
+	// A trusted proxy's X-Forwarded-* are taken back from in.
+	proto, fhost := st.lr.proto, in.Host
 	if st.trusted {
-		if v := pr.In.Header.Get("X-Forwarded-Proto"); v != "" {
+		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
 			proto = v
 		}
-		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
+		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
 			fhost = v
 		}
 	}
@@ -265,57 +246,40 @@ func rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// modifyResponse starts the tunnel bookkeeping when a node switched protocols.
-func (s *Server) modifyResponse(res *http.Response) error {
-	st, _ := res.Request.Context().Value(reqStateKey{}).(*reqState)
-	if st == nil || res.StatusCode != http.StatusSwitchingProtocols || st.tun == nil {
-		return nil
-	}
-	st.tun.node = st.node
-	st.node.inflight.Add(1)
-	s.metrics.tunnel(st.lr.cfg.Name, "websocket", 1)
-	if !st.node.addTunnel(st.tun) {
-		st.tun.close(reasonRemoved)
-	}
-	if st.cc != nil {
-		st.tun.add(st.cc)
-		st.cc.tun.Store(st.tun)
-	}
-	return nil
-}
-
 var errNoServer = errors.New("no server available")
 
-// errorHandler maps proxy failures to statuses: 503 when no server is up,
-// 504 when a node did not answer in time, 502 otherwise.
+// errorHandler is ReverseProxy's ErrorHandler.
 func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st, _ := r.Context().Value(reqStateKey{}).(*reqState)
+	s.proxyError(w, r, st, err)
+}
+
+// proxyError maps proxy failures to statuses: 503 when no server is up,
+// 504 when a node did not answer in time, 502 otherwise. st may be nil.
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	var ne net.Error
+	var kind string
 	switch {
 	case errors.Is(err, errNoServer):
 		w.Header().Set("Retry-After", "5")
 		plain(w, r, http.StatusServiceUnavailable, "no server available, retry later")
-		if st != nil {
-			st.errKind = "no-server"
-		}
+		kind = "no-server"
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// the client went away; nobody to answer
 		w.WriteHeader(499)
-		if st != nil {
-			st.errKind = "client-gone"
-		}
+		kind = "client-gone"
 	case errors.As(err, &ne) && ne.Timeout() && !isDialError(err):
 		plain(w, r, http.StatusGatewayTimeout, "server did not answer in time")
-		if st != nil {
-			st.errKind = "timeout"
-		}
+		kind = "timeout"
 	default:
 		plain(w, r, http.StatusBadGateway, "bad gateway")
-		if st != nil {
-			st.errKind = "upstream"
-		}
+		kind = "upstream"
 	}
-	if st != nil && st.errKind != "client-gone" {
+	if st == nil {
+		return
+	}
+	st.errKind = kind
+	if kind != "client-gone" {
 		s.log.Warn("proxy error", "listener", st.lr.cfg.Name, "pool", st.lr.pool.cfg.Name,
 			"server", nodeName(st.node), "err", err)
 	}

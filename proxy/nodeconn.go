@@ -30,8 +30,9 @@ import (
 // It parses and writes nothing by hand: the request goes out with
 // (*http.Request).Write and the response comes back through
 // http.ReadResponse, net/http's own code for both; what is added is only
-// the connection pool, timeouts and cancellation. Requests with a body,
-// upgrades and everything else stay on http.Transport.
+// the connection pool, timeouts and cancellation. Requests with a body
+// and everything else stay on http.Transport; websocket upgrades are
+// proxied in upgrade.go.
 type nodeTransport struct {
 	dialer      net.Dialer
 	respTimeout time.Duration // ResponseHeaderTimeout

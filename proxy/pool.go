@@ -15,10 +15,9 @@ type pool struct {
 	cfg       *config.Pool
 	nodes     []*Node
 	cursor    atomic.Uint64
-	transport *http.Transport // keep-alive connections to this pool's servers
-	upgrades  *http.Transport // one fresh connection per websocket tunnel
-	fast      *nodeTransport  // replayable bodiless requests (most of them)
-	rp        *httputil.ReverseProxy
+	transport *http.Transport        // keep-alive connections to this pool's servers
+	fast      *nodeTransport         // replayable bodiless requests (most of them)
+	rp        *httputil.ReverseProxy // all but websocket upgrades (upgrade.go)
 }
 
 // next picks the next node that is up and not in tried, round-robin: one

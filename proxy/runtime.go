@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -60,8 +59,7 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 	for _, name := range cfg.PoolNames {
 		pc := cfg.Pools[name]
 		p := &pool{cfg: pc, nodes: s.reg.nodesFor(pc)}
-		p.transport = s.newTransport(pc, true)
-		p.upgrades = s.newTransport(pc, false)
+		p.transport = s.newTransport(pc)
 		p.fast = newNodeTransport(pc.ConnectTimeout, pc.ResponseTimeout)
 		p.rp = s.newReverseProxy(p)
 		rt.pools[name] = p
@@ -81,40 +79,23 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 	return rt
 }
 
-// newTransport builds the HTTP client side for a pool. keepAlive=false is for
-// websocket upgrades: each tunnel gets its own fresh connection, registered
-// with the tunnel through the request context.
-func (s *Server) newTransport(pc *config.Pool, keepAlive bool) *http.Transport {
+// newTransport builds the keep-alive HTTP client for a pool's requests that
+// the fast node transport does not take (those with a body, mostly).
+func (s *Server) newTransport(pc *config.Pool) *http.Transport {
 	d := &net.Dialer{Timeout: pc.ConnectTimeout, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			if tun, ok := ctx.Value(tunnelKey{}).(*tunnel); ok {
-				tc := &trackedConn{Conn: c, tun: tun, ws: newWSFramer()}
-				tun.add(tc)
-				tun.setUpstream(tc)
-				return tc, nil
-			}
-			return c, nil
-		},
+	return &http.Transport{
+		DialContext:           d.DialContext,
 		ResponseHeaderTimeout: pc.ResponseTimeout,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
 		DisableCompression:    true,
-		DisableKeepAlives:     !keepAlive,
 		ForceAttemptHTTP2:     false,
 		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
 		WriteBufferSize:       16 << 10,
 		ReadBufferSize:        16 << 10,
 	}
-	return t
 }
-
-type tunnelKey struct{}
 
 // certSet picks a certificate by SNI: exact names first, then wildcards,
 // then the first certificate as the default.

@@ -23,9 +23,7 @@ type retrier struct {
 func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := req.Context().Value(reqStateKey{}).(*reqState)
 	var tr http.RoundTripper = t.p.transport
-	if st.ws {
-		tr = t.p.upgrades
-	} else if replayable(req) {
+	if replayable(req) {
 		tr = t.p.fast
 	}
 	var lastErr error
@@ -88,15 +86,15 @@ func isReset(err error) bool {
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// newReverseProxy builds the pool's ReverseProxy.
+// newReverseProxy builds the pool's ReverseProxy, for every request except
+// websocket upgrades (upgrade.go).
 func (s *Server) newReverseProxy(p *pool) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      &retrier{s: s, p: p},
-		ErrorHandler:   s.errorHandler,
-		ModifyResponse: s.modifyResponse,
-		BufferPool:     s.buffers,
-		ErrorLog:       nil,
+		Rewrite:      rewrite,
+		Transport:    &retrier{s: s, p: p},
+		ErrorHandler: s.errorHandler,
+		BufferPool:   s.buffers,
+		ErrorLog:     nil,
 	}
 }
 

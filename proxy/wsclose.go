@@ -13,7 +13,7 @@ import (
 // node's frames, never inside one, so wsFramer follows the frame boundaries
 // of the node-to-client byte stream as it is read, and goAway asks the
 // reading side to end that stream at the next boundary with a close frame
-// of its own, which ReverseProxy then copies to the client like any other.
+// of its own, which the tunnel then copies to the client like any other.
 
 // goAwayFrame is an unmasked close frame (server to client) with status 1001.
 const goAwayFrame = "\x88\x02\x03\xe9"
