@@ -1,15 +1,22 @@
 // Command wsidle measures what an idle websocket tunnel costs portico in
-// memory. It starts stand-in nodes and a portico binary on loopback, opens N
-// websocket connections through it from several 127.0.0.x source addresses,
-// checks each one echoes, and reports portico's resident memory per tunnel.
+// memory. It starts a stand-in node and a portico binary on loopback, opens
+// N websocket connections through it from several 127.0.0.x source
+// addresses, checks each one echoes, and reports portico's resident memory
+// per tunnel.
 //
-//	go build -o portico ./cmd/portico && go run ./cmd/wsidle -bin ./portico -n 10000
+// Each tunnel takes one file descriptor in the client, two in portico and
+// one in the node. The node runs in a child process (wsidle itself,
+// re-executed with WSIDLE_NODE=1), so under a hard limit of L descriptors
+// per process wsidle can open about L/2 tunnels rather than L/3.
+//
+//	go build -o portico ./cmd/portico && go run ./cmd/wsidle -bin ./portico -n 9000
 package main
 
 import (
 	"bufio"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,7 +32,17 @@ import (
 	"github.com/portico-lb/portico/examples/standin"
 )
 
+// nodeEnv set to "1" makes wsidle the stand-in node process.
+const nodeEnv = "WSIDLE_NODE"
+
 func main() {
+	if os.Getenv(nodeEnv) == "1" {
+		if err := runNode(); err != nil {
+			fmt.Fprintln(os.Stderr, "wsidle node:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	bin := flag.String("bin", "./portico", "portico binary")
 	n := flag.Int("n", 10000, "websocket tunnels to open")
 	sources := flag.Int("sources", 8, "client source addresses 127.0.0.2 ... (each gives ~28k ports)")
@@ -37,19 +55,74 @@ func main() {
 	}
 }
 
-func run(bin string, n, sources int, mode string, hold time.Duration) error {
+// raiseFDLimit sets the soft open-file limit to the hard one; children
+// inherit it.
+func raiseFDLimit() uint64 {
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	lim.Cur = lim.Max
-	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) // the child inherits it
-	if int(lim.Cur) < 3*n+100 {
-		return fmt.Errorf("open file limit %d is too low for %d tunnels", lim.Cur, n)
-	}
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	return lim.Cur
+}
+
+// runNode is the node process: it serves a stand-in node on loopback,
+// prints its address, and stops when its stdin closes (wsidle is done or
+// died).
+func runNode() error {
+	raiseFDLimit()
 	node, err := standin.Start("a", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer node.Close()
+	fmt.Println(node.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// startNode starts the node process and returns its address and a stop
+// function that ends it and waits for it.
+func startNode() (string, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), nodeEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		stdin.Close()
+		cmd.Wait()
+	}
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("node process: %w", err)
+	}
+	return strings.TrimSpace(addr), stop, nil
+}
+
+func run(bin string, n, sources int, mode string, hold time.Duration) error {
+	// portico holds two descriptors per tunnel, wsidle and the node one.
+	if lim := raiseFDLimit(); lim < uint64(2*n+100) {
+		return fmt.Errorf("open file limit %d is too low for %d tunnels (portico needs 2 per tunnel)", lim, n)
+	}
+	nodeAddr, stopNode, err := startNode()
+	if err != nil {
+		return err
+	}
+	defer stopNode()
 	listen, err := freeAddr()
 	if err != nil {
 		return err
@@ -72,13 +145,14 @@ pool = "nodes"
 [pool.nodes]
 servers = [%q]
 health = { interval = "1h" }
-`, listen, mode, node.Addr())
+`, listen, mode, nodeAddr)
 	path := filepath.Join(dir, "portico.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return err
 	}
 	cmd := exec.Command(bin, "-config", path)
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	// gctrace: the runtime's own view (live heap, stacks) at each GC.
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=gctrace=1")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		return err
@@ -90,8 +164,12 @@ health = { interval = "1h" }
 			break
 		}
 	}
+	var lastGC atomic.Pointer[string]
 	go func() {
 		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "gc ") {
+				lastGC.Store(&l)
+			}
 		}
 	}()
 	before, err := rss(cmd.Process.Pid)
@@ -154,6 +232,9 @@ health = { interval = "1h" }
 	fmt.Printf("tunnels: %d open (%d failed%s) in %v\n", ok, failed, errSuffix(first), opened.Round(time.Millisecond))
 	fmt.Printf("portico RSS: %d KiB idle, %d KiB with the tunnels: %.1f KiB per tunnel\n",
 		before, after, float64(after-before)/float64(max(ok, 1)))
+	if l := lastGC.Load(); l != nil {
+		fmt.Printf("portico's last GC while the tunnels opened (live heap, stacks): %s\n", *l)
+	}
 	if hold > 0 {
 		fmt.Printf("holding the tunnels for %v (portico pid %d)\n", hold, cmd.Process.Pid)
 		time.Sleep(hold)
