@@ -342,11 +342,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sl.close(ctx)
+			sl.stop(ctx)
 		}()
 	}
 	wg.Wait()
 	s.cancelDrain() // tunnels and tcp connections end here
+	// Only now wait for the slots' connections: a tcp connection holds its
+	// gate goroutine until the cancellation above ends it.
+	for _, sl := range slots {
+		sl.wg.Wait()
+	}
 	// Websockets go away with a close frame; give them the moment that
 	// takes before the process exits under them.
 	ended := make(chan struct{})
@@ -371,15 +376,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// close stops a slot: no new connections; http requests in flight finish
-// within ctx, then the frontend closes; gate goroutines end.
+// close stops a slot and waits for its connections, tcp ones included.
 func (sl *slot) close(ctx context.Context) {
+	sl.stop(ctx)
+	sl.wg.Wait()
+}
+
+// stop ends a slot's accepting: no new connections; http requests in
+// flight finish within ctx, then the frontend closes. Its tcp connections
+// go on until they end or the server drains.
+func (sl *slot) stop(ctx context.Context) {
 	close(sl.closing)
 	sl.ln.Close()
 	if f := sl.front.Load(); f != nil {
 		f.stop(ctx)
 	}
-	sl.wg.Wait()
 }
 
 // passiveFailure counts a refused or reset connection against a node.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,6 +269,40 @@ func TestWebsocketThroughTCPListener(t *testing.T) {
 		if err != nil || string(got) != msg {
 			t.Fatalf("echo %q %v", got, err)
 		}
+	}
+}
+
+// TestSigtermEndsTCPConnections: an open tcp-mode connection does not hold
+// up a graceful shutdown: once no http request is in flight, SIGTERM closes
+// it and portico exits 0, well inside shutdown_grace.
+func TestSigtermEndsTCPConnections(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a")
+	listen, admin := freeAddr(t), freeAddr(t)
+	p := startPortico(t, t.TempDir(), "shutdown_grace = \"60s\"\n"+tcpConf(listen, admin, serverList(ns), "", ""))
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+listen+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteMessage(websocket.TextMessage, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := c.ReadMessage(); err != nil || string(got) != "before" {
+		t.Fatalf("echo before shutdown: %q %v", got, err)
+	}
+	p.signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("portico did not exit after SIGTERM with a tcp connection open (shutdown_grace is 60s)")
+	}
+	if p.err != nil {
+		t.Fatalf("exit: %v", p.err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil {
+		t.Fatal("the tcp connection is still open after portico exited")
 	}
 }
 
