@@ -394,7 +394,13 @@ func (sl *slot) stop(ctx context.Context) {
 }
 
 // passiveFailure counts a refused or reset connection against a node.
+//
+// Not when the pool's active checks are off: only a passing check brings
+// a server back, so a passive "down" would be for good.
 func (s *Server) passiveFailure(n *Node, err error) {
+	if n.check.Disabled {
+		return
+	}
 	tr, changed := n.health.ObservePassive(shortErr(err), n.check.Rise, n.check.Fall)
 	if changed {
 		s.transition(n, tr)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portico-lb/portico/examples/standin"
 )
 
 func healthConf(listen, tcpListen, admin, servers, health string, minHealthy int) string {
@@ -162,6 +164,33 @@ func TestPassiveDetectionBeforeNextRound(t *testing.T) {
 	if serverUp(t, admin, ns[1].Addr()) {
 		t.Fatal("b is still up after refusing connections; passive detection should have taken it out")
 	}
+}
+
+// With active checks off, refused connections still move each request to
+// the next server, but never take a server out for good: nothing would
+// bring it back.
+func TestPassiveFailuresWithoutChecksAreNotForever(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a", "b")
+	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns), `{ enabled = false }`, 1))
+	bAddr := ns[1].Addr()
+	ns[1].Close()
+	c := client(listen, nil)
+	for range 6 {
+		if code, node, _ := get(t, c, "http://x/login"); code != 200 || node != "a" {
+			t.Fatalf("got %d from %q while b refuses", code, node)
+		}
+	}
+	b, err := standin.Start("b", bAddr)
+	if err != nil {
+		t.Fatalf("restarting b on %s: %v", bAddr, err)
+	}
+	t.Cleanup(func() { b.Close() })
+	eventually(t, 10*time.Second, "b serving again", func() bool {
+		_, node, _ := get(t, c, "http://x/login")
+		return node == "b"
+	})
 }
 
 func waitFirstRound(t testing.TB, admin string) {
