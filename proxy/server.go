@@ -36,6 +36,7 @@ type Server struct {
 	reg     *registry
 	metrics *metrics
 	buffers *bufferPool
+	tunBufs *tunnelBufs
 	started time.Time
 
 	cur atomic.Pointer[runtime]
@@ -71,7 +72,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(),
+	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(), tunBufs: newTunnelBufs(),
 		slots: make(map[string]*slot), started: time.Now(), bgStop: make(chan struct{})}
 	s.access.Store(opts.Access)
 	s.drain, s.cancelDrain = context.WithCancel(context.Background())

@@ -28,18 +28,13 @@ import (
 // 40 KiB. Here the handler does the handshake itself, with net/http's own
 // serialiser and parser ((*http.Request).Write, http.ReadResponse), hands
 // the bytes already buffered on either side to the other, and returns:
-// what stays is two copy goroutines with small buffers and the two
-// connections. Every other request stays on ReverseProxy.
+// what stays is two copy goroutines and the two connections; on plain TCP
+// sockets the copies borrow their buffers only while bytes move
+// (tunnelcopy.go). Every other request stays on ReverseProxy.
 
-const (
-	// handshakeBufSize is the node side's buffered writer and reader
-	// during the handshake; both are garbage once the tunnel runs.
-	handshakeBufSize = 4 << 10
-	// tunnelBufSize is the copy buffer of each direction of a tunnel,
-	// held for its whole life while blocked in Read. Websocket messages
-	// are mostly small, and a larger one only costs a few more reads.
-	tunnelBufSize = 4 << 10
-)
+// handshakeBufSize is the node side's buffered writer and reader during
+// the handshake; both are garbage once the tunnel runs.
+const handshakeBufSize = 4 << 10
 
 // serveUpgrade proxies an admitted websocket upgrade (HTTP/1.1). It
 // reports true when the node switched protocols: the tunnel then runs on
@@ -152,13 +147,13 @@ func (t *wsTunnel) begin() {
 func (t *wsTunnel) run(head []byte, headLen int, early []byte) {
 	in := make(chan int64, 1)
 	go t.copyUp(early, in)
-	out := pump(t.client, t.up, head) - int64(headLen)
+	out := t.s.pump(t.client, t.up, head) - int64(headLen)
 	t.closeConns()
 	t.end(<-in, max(out, 0))
 }
 
 func (t *wsTunnel) copyUp(early []byte, in chan<- int64) {
-	n := pump(t.up, t.client, early)
+	n := t.s.pump(t.up, t.client, early)
 	t.closeConns()
 	in <- n
 }
@@ -180,34 +175,6 @@ func (t *wsTunnel) end(in, out int64) {
 	t.s.metrics.tunnel(st.lr.cfg.Name, "websocket", -1)
 	t.s.observe(st.lr, st, t.line, http.StatusSwitchingProtocols, in, out, time.Since(t.start))
 	t.s.websocks.Done()
-}
-
-// pump writes first to dst, then copies src to dst until either fails or
-// src ends. It returns the bytes written. The node side's reads go through
-// the trackedConn, so its wsFramer can end the stream with a close frame.
-func pump(dst, src net.Conn, first []byte) int64 {
-	var total int64
-	if len(first) > 0 {
-		n, err := dst.Write(first)
-		total += int64(n)
-		if err != nil {
-			return total
-		}
-	}
-	buf := make([]byte, tunnelBufSize)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			w, werr := dst.Write(buf[:n])
-			total += int64(w)
-			if werr != nil {
-				return total
-			}
-		}
-		if err != nil {
-			return total
-		}
-	}
 }
 
 // handshake sends the upgrade request to a node (the next one when a dial
