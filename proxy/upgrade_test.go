@@ -87,7 +87,7 @@ pool = "nodes"
 servers = ["%s"]
 connect_timeout = "2s"
 response_timeout = "5s"
-health = { enabled = false }
+health = { interval = "1h" } # on, for passive failures; never run: no Start
 `, listenerExtra, strings.Join(nodes, `", "`))
 	cfg, err := config.Parse([]byte(src), "test.toml", t.TempDir())
 	if err != nil {
