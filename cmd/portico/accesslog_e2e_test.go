@@ -113,4 +113,23 @@ health = { interval = "1h" }
 			t.Errorf("after %v the rotated file has %d lines, want 1", sig, n)
 		}
 	}
+
+	// A reload that moves the access log: SIGUSR1 afterwards reopens the
+	// new file, not the one the process started with.
+	p.reload(strings.Replace(conf, "logs/access.log", "logs/other.log", 1), `"generation":2`)
+	other := filepath.Join(dir, "logs", "other.log")
+	p.signal(syscall.SIGUSR1)
+	p.waitLog("access log reopened", 10*time.Second)
+	if code, _, _ := get(t, c, "http://login.example.com/after-move"); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	eventually(t, 10*time.Second, "the line in the moved access log", func() bool {
+		ls := accessLines(t, other)
+		return len(ls) == 1 && ls[0]["path"] == "/after-move"
+	})
+	for _, l := range accessLines(t, path) {
+		if l["path"] == "/after-move" {
+			t.Errorf("SIGUSR1 after the reload reopened the startup access file: %v", l)
+		}
+	}
 }

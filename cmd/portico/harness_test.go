@@ -120,15 +120,17 @@ var addrSeq atomic.Uint32
 
 // proc is a running portico process.
 type proc struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	dir  string
-	conf string
-	mu   sync.Mutex
-	logs bytes.Buffer
-	line chan string // every stderr line, for waitLog
-	done chan struct{}
-	err  error
+	t     testing.TB
+	cmd   *exec.Cmd
+	dir   string
+	conf  string
+	mu    sync.Mutex
+	logs  bytes.Buffer
+	lines []string      // every stderr line
+	seen  int           // lines waitLog has looked at
+	grew  chan struct{} // closed (and replaced) when a line arrives
+	done  chan struct{}
+	err   error
 }
 
 // startPortico writes conf into a fresh folder (with files, relative paths
@@ -140,7 +142,7 @@ func startPortico(t testing.TB, dir, conf string) *proc {
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, dir: dir, conf: path, line: make(chan string, 4096), done: make(chan struct{})}
+	p := &proc{t: t, dir: dir, conf: path, grew: make(chan struct{}), done: make(chan struct{})}
 	p.cmd = exec.Command(binary, "-config", path)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -156,11 +158,10 @@ func startPortico(t testing.TB, dir, conf string) *proc {
 			l := sc.Text()
 			p.mu.Lock()
 			p.logs.WriteString(l + "\n")
+			p.lines = append(p.lines, l)
+			close(p.grew)
+			p.grew = make(chan struct{})
 			p.mu.Unlock()
-			select {
-			case p.line <- l:
-			default:
-			}
 		}
 		p.err = p.cmd.Wait()
 		close(p.done)
@@ -182,17 +183,33 @@ func (p *proc) Logs() string {
 	return p.logs.String()
 }
 
-// waitLog waits for a stderr line containing s.
+// waitLog waits for a stderr line containing s, among the lines after the
+// one the previous waitLog matched. No line is ever dropped, however much
+// portico logs meanwhile.
 func (p *proc) waitLog(s string, d time.Duration) string {
 	p.t.Helper()
 	deadline := time.After(d)
 	for {
-		select {
-		case l := <-p.line:
+		p.mu.Lock()
+		for p.seen < len(p.lines) {
+			l := p.lines[p.seen]
+			p.seen++
 			if strings.Contains(l, s) {
+				p.mu.Unlock()
 				return l
 			}
+		}
+		grew := p.grew
+		p.mu.Unlock()
+		select {
+		case <-grew:
 		case <-p.done:
+			p.mu.Lock()
+			more := p.seen < len(p.lines)
+			p.mu.Unlock()
+			if more {
+				continue
+			}
 			p.t.Fatalf("portico exited (%v) before logging %q:\n%s", p.err, s, p.Logs())
 		case <-deadline:
 			p.t.Fatalf("portico did not log %q within %v:\n%s", s, d, p.Logs())

@@ -197,6 +197,9 @@ func serve(path string, stderr io.Writer) int {
 		"admin", srv.AdminAddr())
 	notify("READY=1\nSTATUS=serving")
 
+	// logCfg is the [log] section of the configuration that is serving:
+	// SIGUSR1 reopens with it, and a failed reload keeps it.
+	logCfg := cfg.Log
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
@@ -207,18 +210,24 @@ func serve(path string, stderr io.Writer) int {
 				for _, w := range next.Warnings {
 					log.Warn("configuration warning", "warning", w)
 				}
-				if changed, err := srv.Reload(next); err == nil && !changed {
-					log.Info("reload: configuration unchanged")
+				changed, err := srv.Reload(next)
+				if err == nil {
+					logCfg = next.Log
+					if !changed {
+						log.Info("reload: configuration unchanged")
+					}
 				}
-				if a, err := logs.openAccess(next.Log); err != nil {
-					log.Error("cannot reopen the access log", "err", err)
-				} else {
-					srv.SetAccessLogger(a)
-				}
+			}
+			// SIGHUP reopens the access log whatever became of the
+			// reload: logrotate may have sent it.
+			if a, err := logs.openAccess(logCfg); err != nil {
+				log.Error("cannot reopen the access log", "err", err)
+			} else {
+				srv.SetAccessLogger(a)
 			}
 			notify("READY=1\nSTATUS=serving")
 		case syscall.SIGUSR1:
-			if a, err := logs.openAccess(cfg.Log); err != nil {
+			if a, err := logs.openAccess(logCfg); err != nil {
 				log.Error("cannot reopen the access log", "err", err)
 			} else {
 				srv.SetAccessLogger(a)
