@@ -26,6 +26,14 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	if replayable(req) {
 		tr = t.p.fast
 	}
+	if req.Body != nil && req.Body != http.NoBody {
+		// http.Transport closes the body when the dial fails, and the
+		// next server would then get a closed body (a 502 for a request
+		// that never reached any node). Nothing of it was read yet, so
+		// the attempts share it open; the server closes it after the
+		// handler.
+		req.Body = keepOpen{req.Body}
+	}
 	var lastErr error
 	for {
 		n := t.p.next(st.tried)
@@ -60,6 +68,11 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+// keepOpen hides Close from a request body shared by several attempts.
+type keepOpen struct{ io.ReadCloser }
+
+func (keepOpen) Close() error { return nil }
 
 // replayable: a request that may have reached the node is repeated only
 // when doing it twice cannot change anything.

@@ -193,6 +193,33 @@ func TestPassiveFailuresWithoutChecksAreNotForever(t *testing.T) {
 	})
 }
 
+// A POST with a body survives a refusing server: the dial failed, nothing
+// reached any node, so the request goes to the next server with its whole
+// body.
+func TestRefusedServerCostsNoPOST(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a", "b")
+	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "1h", timeout = "1s", rise = 2, fall = 1000 }`, 1))
+	waitFirstRound(t, admin)
+	ns[1].Close()
+	c := client(listen, nil)
+	body := strings.Repeat("x", 100_000)
+	for i := range 6 {
+		res, err := c.Post("http://x/login", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("POST %d: %v", i, err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("X-Node") != "a" || res.Header.Get("X-Seen-Body-Bytes") != "100000" {
+			t.Fatalf("POST %d: %d from %q with %s body bytes, want 200 from a with 100000",
+				i, res.StatusCode, res.Header.Get("X-Node"), res.Header.Get("X-Seen-Body-Bytes"))
+		}
+	}
+}
+
 func waitFirstRound(t testing.TB, admin string) {
 	eventually(t, 10*time.Second, "first check round", func() bool {
 		for _, p := range adminStatus(t, admin).Pools {

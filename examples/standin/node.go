@@ -6,7 +6,7 @@
 //
 //	GET /testall     200 "OK" (or the status set with SetHealth)
 //	/ws              websocket echo
-//	anything else    200, body "node NAME\n", headers X-Node and X-Seen-* echoing
+//	anything else    200, body "node NAME\n", headers X-Node and X-Seen-* echoing (X-Seen-Body-Bytes: the body length read)
 //	                 what the node received (path, Host, X-Forwarded-*)
 //
 // Every request is recorded (method, request URI, Host, headers, remote address).
@@ -15,8 +15,10 @@ package standin
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,8 +124,10 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	body, _ := io.Copy(io.Discard, r.Body)
 	h := w.Header()
 	h.Set("X-Node", n.Name)
+	h.Set("X-Seen-Body-Bytes", strconv.FormatInt(body, 10))
 	h.Set("X-Seen-Path", r.URL.EscapedPath())
 	h.Set("X-Seen-Host", r.Host)
 	h.Set("X-Seen-XFF", r.Header.Get("X-Forwarded-For"))
