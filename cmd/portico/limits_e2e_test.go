@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // expectClosed checks that portico closes c without sending anything.
@@ -107,5 +109,102 @@ health = { interval = "1h" }
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "denied|handshake"))
 		}
+	}
+}
+
+// expectClosedSoon reads whatever portico still sends (a 408, say) and
+// checks that it then closes c.
+func expectClosedSoon(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("%s: still open after 10s", what)
+	}
+}
+
+// TestTimeoutsCloseSilentClients: read_header_timeout ends a slowloris
+// request, idle_timeout a silent keep-alive connection, and
+// tunnel_idle_timeout a silent websocket (http listener) or tcp connection,
+// while a tunnel with traffic outlives that timeout.
+func TestTimeoutsCloseSilentClients(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a")
+	httpAddr, tcpAddr, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	p := startPortico(t, t.TempDir(), fmt.Sprintf(`
+[admin]
+bind = %q
+[log]
+access = true
+[[listener]]
+name = "web"
+bind = %q
+mode = "http"
+pool = "nodes"
+read_header_timeout = "500ms"
+idle_timeout = "500ms"
+tunnel_idle_timeout = "2s"
+[[listener]]
+name = "tcp"
+bind = %q
+mode = "tcp"
+pool = "nodes"
+tunnel_idle_timeout = "2s"
+[pool.nodes]
+servers = %s
+health = { interval = "1h" }
+`, admin, httpAddr, tcpAddr, serverList(ns)))
+
+	slow, err := net.Dial("tcp", httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "GET /login HTTP/1.1\r\nHost: app\r\nX-Slow: ")
+	expectClosedSoon(t, slow, "request headers never finished (read_header_timeout 500ms)")
+
+	idle, err := net.Dial("tcp", httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET /login HTTP/1.1\r\nHost: app\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(idle), nil)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("keep-alive request: %v %v", res, err)
+	}
+	io.Copy(io.Discard, res.Body)
+	expectClosedSoon(t, idle, "silent keep-alive connection (idle_timeout 500ms)")
+
+	for _, tc := range []struct{ name, addr, log string }{
+		{"websocket", httpAddr, `"closed":"idle"`},
+		{"tcp", tcpAddr, `"outcome":"idle"`},
+	} {
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+tc.addr+"/ws", nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		defer ws.Close()
+		// Traffic every 200ms for 3s: longer than the 2s idle limit.
+		tick := time.NewTicker(200 * time.Millisecond)
+		for i := range 15 {
+			<-tick.C
+			msg := fmt.Sprintf("%s %d", tc.name, i)
+			ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				t.Fatalf("%s with traffic closed at message %d: %v", tc.name, i, err)
+			}
+			if _, got, err := ws.ReadMessage(); err != nil || string(got) != msg {
+				t.Fatalf("%s with traffic: echo %d: %q %v", tc.name, i, got, err)
+			}
+		}
+		tick.Stop()
+		// Then silence.
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err = ws.ReadMessage()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("silent %s still open after 10s (tunnel_idle_timeout 2s)", tc.name)
+		}
+		p.waitLog(tc.log, 10*time.Second)
 	}
 }
