@@ -107,6 +107,9 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 		if !ok || r.ProtoMajor != 1 {
 			// h2c and any other protocol switch could tunnel past the rules:
 			// the request is served as a plain request instead.
+			h.slot.srv.log.Info("upgrade refused", "listener", lr.cfg.Name, "client", st.client.String(),
+				"method", r.Method, "host", r.Host, "uri", truncate(r.RequestURI, 256),
+				"upgrade", truncate(strings.Join(up, ", "), 128), "reason", "upgrade")
 			r.Header.Del("Upgrade")
 			r.Header.Del("HTTP2-Settings")
 			h.slot.srv.metrics.denied(lr.cfg.Name, "upgrade")

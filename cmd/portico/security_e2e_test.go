@@ -252,8 +252,11 @@ func TestCraftedRequestsNeverReachPrivatePaths(t *testing.T) {
 			t.Errorf("no denial counted for reason %s:\n%s", reason, grepLines(m, "denied"))
 		}
 	}
-	if !strings.Contains(p.Logs(), `"reason":"bad-path"`) {
-		t.Error("a bad-path denial was not logged")
+	logs := p.Logs()
+	for _, reason := range []string{"rule", "bad-path", "upgrade", "limit"} {
+		if !strings.Contains(logs, fmt.Sprintf(`"reason":%q`, reason)) {
+			t.Errorf("no %s denial was logged", reason)
+		}
 	}
 }
 
