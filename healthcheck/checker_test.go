@@ -127,6 +127,39 @@ func TestCheckerDownOnThirdFailure(t *testing.T) {
 	})
 }
 
+// A node that was passing and then fails for good: with a 5s interval
+// and fall 3, the failures at 5s, 10s and 15s take it out at exactly 15s,
+// and not a moment before.
+func TestCheckerDownAtFifteenSeconds(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		tg := newTarget("10.0.0.12:80")
+		passOnce := func(_ context.Context, _ string, n int) Result {
+			if n == 0 {
+				return Result{OK: true, Status: 200}
+			}
+			return Result{Err: "connect: connection refused"}
+		}
+		c := &Checker{Pool: "web", Targets: []Target{tg}, Prober: &scriptProber{script: passOnce},
+			Interval: 5 * time.Second, Rise: 2, Fall: 3}
+		events, _, stop := runChecker(c)
+		defer stop()
+		for i := range 3 { // the pass at 0s, failures at 5s and 10s
+			if e := <-events; e.tr != nil {
+				t.Fatalf("probe %d at %v: early transition %+v", i, time.Since(start), *e.tr)
+			}
+			if !tg.State().Up() {
+				t.Fatalf("down after probe %d at %v", i, time.Since(start))
+			}
+		}
+		tr := nextTransition(t, events)
+		if got := time.Since(start); got != 15*time.Second || tr.To {
+			t.Errorf("transition %+v after %v, want down at exactly 15s", tr, got)
+		}
+	})
+}
+
 func TestCheckerRecoversAfterRise(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {

@@ -164,6 +164,32 @@ func TestPassiveDetectionBeforeNextRound(t *testing.T) {
 	if serverUp(t, admin, ns[1].Addr()) {
 		t.Fatal("b is still up after refusing connections; passive detection should have taken it out")
 	}
+	// /status tells the story: b's last result is the passive failure, its
+	// transition is timed and listed; a's active check has a latency.
+	st := adminStatus(t, admin)
+	for _, srv := range st.Pools[0].Servers {
+		if srv.InFlight == nil || srv.LastCheck == nil || srv.LastCheck.At.IsZero() {
+			t.Errorf("%s: /status lacks in_flight or last_check: %+v", srv.Address, srv)
+			continue
+		}
+		switch srv.Address {
+		case ns[0].Addr():
+			if !srv.LastCheck.OK || srv.LastCheck.LatencyMS == nil || *srv.LastCheck.LatencyMS <= 0 {
+				t.Errorf("a: last check %+v, want a passed active check with its latency", *srv.LastCheck)
+			}
+		case ns[1].Addr():
+			if srv.LastCheck.OK || !srv.LastCheck.Passive || srv.LastTransition.IsZero() {
+				t.Errorf("b: last check %+v, last transition %v; want the passive failure and its time", *srv.LastCheck, srv.LastTransition)
+			}
+		}
+	}
+	listed := false
+	for _, tr := range st.Transitions {
+		listed = listed || (tr.Server == ns[1].Addr() && tr.To == "down" && tr.Reason != "")
+	}
+	if !listed {
+		t.Errorf("recent_transitions lacks b going down: %+v", st.Transitions)
+	}
 }
 
 // With active checks off, refused connections still move each request to
@@ -217,6 +243,17 @@ func TestRefusedServerCostsNoPOST(t *testing.T) {
 			t.Fatalf("POST %d: %d from %q with %s body bytes, want 200 from a with 100000",
 				i, res.StatusCode, res.Header.Get("X-Node"), res.Header.Get("X-Seen-Body-Bytes"))
 		}
+	}
+	// Both refuse now: nothing is left to try, and nothing was "down" by
+	// the checks (fall 1000): 502.
+	ns[0].Close()
+	res, err := c.Post("http://x/login", "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("every server refusing: %d, want 502", res.StatusCode)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"sort"
@@ -234,5 +235,42 @@ func TestRequestCountersFollowTraffic(t *testing.T) {
 		map[string]string{"pool": "nodes", "server": addr["b"], "to": "down"}); v != 1 {
 		t.Errorf("portico_server_transitions_total for b going down = %v, want 1\n%s",
 			v, m.series("portico_server_transitions_total"))
+	}
+}
+
+// TestAdminAllow: with [admin] allow, only those clients reach the admin
+// listener; others get 403 on every path.
+func TestAdminAllow(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a")
+	listen, admin := freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), fmt.Sprintf(`
+[admin]
+bind = %q
+allow = ["127.0.0.2/32"]
+[[listener]]
+name = "web"
+bind = %q
+mode = "http"
+pool = "nodes"
+[pool.nodes]
+servers = %s
+health = { interval = "1h" }
+`, admin, listen, serverList(ns)))
+	from := func(src string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	for _, path := range []string{"/", "/metrics", "/status", "/healthz"} {
+		for src, want := range map[string]int{"127.0.0.1": 403, "127.0.0.2": 200} {
+			res, err := from(src).Get("http://" + admin + path)
+			if err != nil {
+				t.Fatalf("%s from %s: %v", path, src, err)
+			}
+			res.Body.Close()
+			if res.StatusCode != want {
+				t.Errorf("%s from %s: %d, want %d", path, src, res.StatusCode, want)
+			}
+		}
 	}
 }

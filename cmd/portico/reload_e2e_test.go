@@ -211,6 +211,9 @@ func TestBrokenReloadKeepsServing(t *testing.T) {
 		if st.LastReload.OK || st.Generation != 1 {
 			t.Fatalf("%s: /status says ok=%v generation=%d", tc.name, st.LastReload.OK, st.Generation)
 		}
+		if e := st.LastReload.Error; !strings.Contains(e, "portico.toml:") || (tc.name != "syntax" && !strings.Contains(e, tc.want)) {
+			t.Errorf("%s: /status last_reload.error %q: want the logged error, with file and line", tc.name, e)
+		}
 	}
 }
 

@@ -94,16 +94,26 @@ type statusDoc struct {
 		Name    string `json:"name"`
 		Up      int    `json:"up"`
 		Servers []struct {
-			Address   string `json:"address"`
-			Up        bool   `json:"up"`
-			LastCheck *struct {
-				OK      bool   `json:"ok"`
-				Status  int    `json:"status"`
-				Error   string `json:"error"`
-				Passive bool   `json:"passive"`
+			Address        string    `json:"address"`
+			Up             bool      `json:"up"`
+			InFlight       *int64    `json:"in_flight"`
+			LastTransition time.Time `json:"last_transition"`
+			LastCheck      *struct {
+				OK        bool      `json:"ok"`
+				Status    int       `json:"status"`
+				Error     string    `json:"error"`
+				Passive   bool      `json:"passive"`
+				LatencyMS *float64  `json:"latency_ms"`
+				At        time.Time `json:"at"`
 			} `json:"last_check"`
 		} `json:"servers"`
 	} `json:"pools"`
+	Transitions []struct {
+		Pool   string `json:"pool"`
+		Server string `json:"server"`
+		To     string `json:"to"`
+		Reason string `json:"reason"`
+	} `json:"recent_transitions"`
 }
 
 // waitChecked waits until every server of every pool had an active check
