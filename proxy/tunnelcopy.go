@@ -80,9 +80,10 @@ func (s *Server) pump(dst, src net.Conn, first []byte) int64 {
 // readWaiter waits for a TCP socket to have something to read: bytes, EOF
 // or an error.
 type readWaiter struct {
-	rc   syscall.RawConn
-	peek [1]byte
-	f    func(fd uintptr) bool
+	rc    syscall.RawConn
+	peek  [1]byte
+	f     func(fd uintptr) bool
+	calls int // calls of ready within one wait
 }
 
 // newReadWaiter returns nil when c's readability cannot be seen on a socket.
@@ -108,11 +109,23 @@ func newReadWaiter(c net.Conn) *readWaiter {
 	return w
 }
 
-// ready peeks without blocking. The poller only reports readiness that
-// arrives while waiting, so what is already there must be looked for.
+// ready peeks without blocking on its first call: the poller only reports
+// readiness that arrives while waiting, so what is already there must be
+// looked for. A later call comes from the poller having seen the socket
+// readable, and is believed without a second peek: a tunnel that waits for
+// each message costs the same syscalls as a blocking read (one that finds
+// nothing, one that reads). A rare spurious wake-up only means the Read
+// that follows waits with its buffer.
 func (w *readWaiter) ready(fd uintptr) bool {
+	w.calls++
+	if w.calls > 1 {
+		return true
+	}
 	_, _, err := syscall.Recvfrom(int(fd), w.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	return err != syscall.EAGAIN
 }
 
-func (w *readWaiter) wait() error { return w.rc.Read(w.f) }
+func (w *readWaiter) wait() error {
+	w.calls = 0
+	return w.rc.Read(w.f)
+}
