@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pires/go-proxyproto"
+	"github.com/portico-lb/portico/examples/standin"
 )
 
 // dialFrom connects to addr from a chosen loopback source address.
@@ -279,6 +281,76 @@ func TestWebsocketThroughTCPListener(t *testing.T) {
 		if err != nil || string(got) != msg {
 			t.Fatalf("echo %q %v", got, err)
 		}
+	}
+}
+
+// TestWSSThroughTCPListener: TLS passes through a tcp listener untouched,
+// so a wss client sees the node's own certificate and its websocket
+// echoes, with a PROXY v2 header sent ahead of the TLS bytes.
+func TestWSSThroughTCPListener(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := testCerts(t, dir, "node.example.com")
+	pair, err := tls.LoadX509KeyPair(dir+"/tls/node.example.com.crt", dir+"/tls/node.example.com.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := standin.Start("a", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	// The same stand-in node behind TLS, reached through a PROXY-protocol
+	// listener as the appliance's nodes are.
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &proxyproto.Listener{Listener: raw, Policy: func(net.Addr) (proxyproto.Policy, error) { return proxyproto.REQUIRE, nil }}
+	sources := make(chan string, 16)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ws" {
+			select {
+			case sources <- r.RemoteAddr:
+			default:
+			}
+		}
+		node.ServeHTTP(w, r)
+	})}
+	go srv.Serve(tls.NewListener(pl, &tls.Config{Certificates: []tls.Certificate{pair}}))
+	defer srv.Close()
+
+	listen, admin := freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), tcpConf(listen, admin, fmt.Sprintf("[%q]", raw.Addr().String()), "v2",
+		`{ scheme = "https", host = "node.example.com", tls_skip_verify = true, interval = "200ms", rise = 1, fall = 1 }`))
+	waitHealthyChecks(t, admin)
+	d := websocket.Dialer{
+		NetDialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}
+			return d.DialContext(ctx, network, listen) // never a DNS lookup
+		},
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "node.example.com"},
+	}
+	c, res, err := d.Dial("wss://node.example.com/ws", nil)
+	if err != nil {
+		t.Fatalf("wss through the tcp listener: %v", err)
+	}
+	defer c.Close()
+	if res.Header.Get("X-Node") != "a" {
+		t.Errorf("handshake answered by %q", res.Header.Get("X-Node"))
+	}
+	for i := range 20 {
+		msg := fmt.Sprintf("wss %d", i)
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := c.ReadMessage(); err != nil || string(got) != msg {
+			t.Fatalf("echo %d: %q %v", i, got, err)
+		}
+	}
+	// The node learnt the client's own address from the PROXY header.
+	if src := <-sources; !strings.HasPrefix(src, "127.0.0.3:") {
+		t.Fatalf("the node saw the websocket from %s, want the client's 127.0.0.3", src)
 	}
 }
 
