@@ -354,6 +354,102 @@ func TestWSSThroughTCPListener(t *testing.T) {
 	}
 }
 
+// TestTCPAllowAndProxySource: a tcp listener's allow list closes other
+// clients before anything reaches a node, and behind a trusted upstream
+// the PROXY source, not the upstream's own address, is what allow judges.
+func TestTCPAllowAndProxySource(t *testing.T) {
+	t.Parallel()
+	node, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := node.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	direct, viaLB, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	startPortico(t, t.TempDir(), fmt.Sprintf(`
+[admin]
+bind = %q
+[[listener]]
+name = "direct"
+bind = %q
+mode = "tcp"
+pool = "nodes"
+allow = ["127.0.0.2/32"]
+[[listener]]
+name = "behind-lb"
+bind = %q
+mode = "tcp"
+pool = "nodes"
+allow = ["192.0.2.0/24"]
+accept_proxy_protocol = true
+trusted_proxies = ["127.0.0.5/32"]
+[pool.nodes]
+servers = [%q]
+health = { enabled = false }
+`, admin, direct, viaLB, node.Addr().String()))
+
+	expectRefused := func(c net.Conn, what string) {
+		t.Helper()
+		defer c.Close()
+		io.WriteString(c, "hello")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+			t.Fatalf("%s: read %d bytes, err %v; want the connection closed", what, n, err)
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: still open after 10s", what)
+		}
+	}
+	expectRelayed := func(c net.Conn, what string) {
+		t.Helper()
+		defer c.Close()
+		io.WriteString(c, "hello")
+		select {
+		case up := <-accepted:
+			defer up.Close()
+			up.SetReadDeadline(time.Now().Add(10 * time.Second))
+			b := make([]byte, 5)
+			if _, err := io.ReadFull(up, b); err != nil || string(b) != "hello" {
+				t.Fatalf("%s: node read %q %v", what, b, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: nothing reached the node", what)
+		}
+	}
+	lbHeader := func(src string) []byte {
+		h := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.ParseIP(src), Port: 40000},
+			&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 443})
+		b, err := h.Format()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	expectRefused(dialFrom(t, "127.0.0.1", direct), "client outside allow")
+	lb := dialFrom(t, "127.0.0.5", viaLB)
+	lb.Write(lbHeader("198.51.100.7"))
+	expectRefused(lb, "PROXY source outside allow, from the trusted balancer")
+	select {
+	case c := <-accepted:
+		c.Close()
+		t.Fatal("a refused connection reached the node")
+	default:
+	}
+	expectRelayed(dialFrom(t, "127.0.0.2", direct), "client in allow")
+	lb = dialFrom(t, "127.0.0.5", viaLB)
+	lb.Write(lbHeader("192.0.2.10"))
+	expectRelayed(lb, "PROXY source in allow, from the trusted balancer")
+}
+
 // TestSigtermEndsTCPConnections: an open tcp-mode connection does not hold
 // up a graceful shutdown: once no http request is in flight, SIGTERM closes
 // it and portico exits 0, well inside shutdown_grace.
