@@ -115,6 +115,13 @@ func TestStatusPageShowsNodeGoingDown(t *testing.T) {
 	if st.server(a).is("down") {
 		t.Fatalf("a is shown down; page text:\n%s", st.Text)
 	}
+	// What the operator sees, not only the class: b's state in red, a's in green.
+	if got := st.server(b).hue(); got != "red" {
+		t.Errorf("b's state is shown in %s, want red", got)
+	}
+	if got := st.server(a).hue(); got != "green" {
+		t.Errorf("a's state is shown in %s, want green", got)
+	}
 	if !strings.Contains(st.Text, "up 1 / 2") {
 		t.Errorf("the pool card does not say \"up 1 / 2\"; page text:\n%s", st.Text)
 	}
@@ -138,6 +145,7 @@ type pageState struct {
 		Class string `json:"class"`
 		Rate  string `json:"rate"`
 		Total string `json:"total"`
+		Color string `json:"color"` // the state cell's computed colour, "rgb(r, g, b)"
 	} `json:"servers"`
 	Transitions []struct {
 		Server string `json:"server"`
@@ -148,15 +156,30 @@ type pageState struct {
 	Text   string `json:"text"`
 }
 
-type pageRow struct{ Class, Rate, Total string }
+type pageRow struct{ Class, Rate, Total, Color string }
 
 func (s pageState) server(addr string) pageRow {
 	for _, r := range s.Servers {
 		if r.Addr == addr {
-			return pageRow{r.Class, r.Rate, r.Total}
+			return pageRow{r.Class, r.Rate, r.Total, r.Color}
 		}
 	}
 	return pageRow{}
+}
+
+// hue says which of red and green dominates the colour the browser shows.
+func (r pageRow) hue() string {
+	var red, green, blue int
+	if _, err := fmt.Sscanf(r.Color, "rgb(%d, %d, %d)", &red, &green, &blue); err != nil {
+		return "unknown " + r.Color
+	}
+	switch {
+	case red > green+60 && red > blue+60:
+		return "red"
+	case green > red+60 && green > blue+30:
+		return "green"
+	}
+	return r.Color
 }
 
 func (r pageRow) is(class string) bool {
@@ -188,7 +211,8 @@ const pageStateJS = `(() => {
   return JSON.stringify({
     servers: Array.from(document.querySelectorAll(".server[data-server]")).map(e => ({
       addr: e.getAttribute("data-server"), class: e.className,
-      rate: attr(e, "[data-rate]", "data-rate"), total: attr(e, "[data-total]", "data-total") })),
+      rate: attr(e, "[data-rate]", "data-rate"), total: attr(e, "[data-total]", "data-total"),
+      color: (c => c ? getComputedStyle(c).color : "")(e.querySelector("td.state")) })),
     transitions: Array.from(document.querySelectorAll("#transitions [data-server]")).map(e => ({
       server: e.getAttribute("data-server"), class: e.className, text: e.textContent })),
     banner: banner && !banner.hidden ? banner.textContent : "",
