@@ -18,3 +18,4 @@ fuzz ./proxy/filter FuzzCanonicalize
 fuzz ./proxy/filter FuzzUpgradeVerdict
 fuzz ./proxy FuzzReadProxyHeader
 fuzz ./proxy FuzzNodeTransport
+fuzz ./proxy FuzzAccessJSON

@@ -100,7 +100,7 @@ health = { enabled = false }
 	cfg.Listeners[0].Bind = "127.0.0.1:0"
 	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if access != nil {
-		opts.Access = slog.New(slog.NewJSONHandler(access, nil)).With("log", "access")
+		opts.Access = slog.New(NewAccessJSONHandler(access)).With("log", "access")
 	}
 	s, err := New(cfg, opts)
 	if err != nil {

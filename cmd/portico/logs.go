@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/proxy"
 )
 
 // logs owns the process log and the access log destination. The access
@@ -60,7 +61,10 @@ func (l *logs) openAccess(c config.Log) (*slog.Logger, error) {
 		l.access.retarget(f, f)
 	}
 	// The access log always logs at info, whatever the process log level.
-	return slog.New(handler(config.Log{Format: c.Format}, l.access)).With("log", "access"), nil
+	if c.Format == "text" {
+		return slog.New(handler(config.Log{Format: c.Format}, l.access)).With("log", "access"), nil
+	}
+	return slog.New(proxy.NewAccessJSONHandler(l.access)).With("log", "access"), nil
 }
 
 // close writes out what the access log still holds and closes its file.

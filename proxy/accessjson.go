@@ -1,0 +1,187 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// accessJSON is the access log's slog handler for format = "json". It
+// writes the same JSON object per record as slog.JSONHandler, for the
+// flat records the access log makes, at a fraction of the cost: slog's
+// general-purpose encoder took about 3.6 µs per request line, some 10% of
+// a proxied keep-alive request. Records with groups fall back to
+// slog.JSONHandler. The differential test and fuzz target compare the two.
+type accessJSON struct {
+	w      io.Writer // one Write per record; the access sink serialises
+	pre    []byte    // attributes from WithAttrs, already encoded with a leading comma
+	slow   slog.Handler
+	bufs   *sync.Pool
+	groups bool
+}
+
+// NewAccessJSONHandler returns the access log's JSON handler writing to w,
+// which receives one Write per record.
+func NewAccessJSONHandler(w io.Writer) slog.Handler { return newAccessJSON(w) }
+
+func newAccessJSON(w io.Writer) *accessJSON {
+	return &accessJSON{w: w, slow: slog.NewJSONHandler(w, nil),
+		bufs: &sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}}
+}
+
+func (h *accessJSON) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (h *accessJSON) WithAttrs(as []slog.Attr) slog.Handler {
+	if h.groups {
+		return &accessJSON{w: h.w, slow: h.slow.WithAttrs(as), bufs: h.bufs, groups: true}
+	}
+	n := &accessJSON{w: h.w, slow: h.slow.WithAttrs(as), bufs: h.bufs}
+	n.pre = append([]byte(nil), h.pre...)
+	for _, a := range as {
+		if a.Value.Kind() == slog.KindGroup {
+			n.groups = true // rare here: let slog do it
+			return n
+		}
+		n.pre = appendAttr(n.pre, a)
+	}
+	return n
+}
+
+func (h *accessJSON) WithGroup(name string) slog.Handler {
+	return &accessJSON{w: h.w, slow: h.slow.WithGroup(name), bufs: h.bufs, groups: true}
+}
+
+func (h *accessJSON) Handle(ctx context.Context, r slog.Record) error {
+	if h.groups {
+		return h.slow.Handle(ctx, r)
+	}
+	grouped := false
+	r.Attrs(func(a slog.Attr) bool {
+		grouped = a.Value.Resolve().Kind() == slog.KindGroup
+		return !grouped
+	})
+	if grouped {
+		return h.slow.Handle(ctx, r)
+	}
+	bp := h.bufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, '{')
+	if !r.Time.IsZero() {
+		b = append(b, `"time":"`...)
+		b = r.Time.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"level":`...)
+	b = appendString(b, r.Level.String())
+	b = append(b, `,"msg":`...)
+	b = appendString(b, r.Message)
+	b = append(b, h.pre...)
+	r.Attrs(func(a slog.Attr) bool {
+		b = appendAttr(b, a)
+		return true
+	})
+	b = append(b, '}', '\n')
+	_, err := h.w.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		h.bufs.Put(bp)
+	}
+	return err
+}
+
+// appendAttr appends ,"key":value for a non-group attribute.
+func appendAttr(b []byte, a slog.Attr) []byte {
+	if a.Equal(slog.Attr{}) {
+		return b // slog drops empty attributes
+	}
+	v := a.Value.Resolve()
+	b = append(b, ',')
+	b = appendString(b, a.Key)
+	b = append(b, ':')
+	switch v.Kind() {
+	case slog.KindString:
+		return appendString(b, v.String())
+	case slog.KindInt64:
+		return strconv.AppendInt(b, v.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(b, v.Uint64(), 10)
+	case slog.KindFloat64:
+		f := v.Float64()
+		if f != f || f > 1.7976931348623157e308 || f < -1.7976931348623157e308 {
+			// No JSON number for NaN or ±Inf: a string saying which
+			// (slog.JSONHandler writes an error message there).
+			return appendString(b, strconv.FormatFloat(f, 'g', -1, 64))
+		}
+		return strconv.AppendFloat(b, f, 'g', -1, 64)
+	case slog.KindBool:
+		return strconv.AppendBool(b, v.Bool())
+	case slog.KindDuration:
+		return strconv.AppendInt(b, int64(v.Duration()), 10)
+	case slog.KindTime:
+		b = append(b, '"')
+		b = v.Time().AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	default:
+		if err, ok := v.Any().(error); ok {
+			return appendString(b, err.Error())
+		}
+		return appendString(b, v.String())
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as in encoding/json; control characters, quotes, backslashes, and the
+// characters encoding/json escapes for HTML and JavaScript are escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

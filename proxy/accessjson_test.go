@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// both logs the same record through accessJSON and slog.JSONHandler and
+// returns the two lines.
+func both(t testing.TB, msg string, with []slog.Attr, attrs ...slog.Attr) (fast, std []byte) {
+	var a, b bytes.Buffer
+	at := time.Date(2026, 11, 29, 4, 5, 6, 78900, time.UTC)
+	for _, h := range []struct {
+		h   slog.Handler
+		out *bytes.Buffer
+	}{{newAccessJSON(&a), &a}, {slog.NewJSONHandler(&b, nil), &b}} {
+		hh := h.h.WithAttrs(with)
+		r := slog.NewRecord(at, slog.LevelInfo, msg, 0)
+		r.AddAttrs(attrs...)
+		if err := hh.Handle(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a.Bytes(), b.Bytes()
+}
+
+// sameJSON compares the decoded lines. Keys in nonFinite hold NaN or ±Inf,
+// where slog writes an error message and accessJSON a string naming the
+// value.
+func sameJSON(t testing.TB, fast, std []byte, nonFinite ...string) {
+	t.Helper()
+	var f, s map[string]any
+	if err := json.Unmarshal(fast, &f); err != nil {
+		t.Fatalf("accessJSON wrote invalid JSON %q: %v", fast, err)
+	}
+	if err := json.Unmarshal(std, &s); err != nil {
+		t.Fatalf("slog wrote invalid JSON %q: %v", std, err)
+	}
+	for _, k := range nonFinite {
+		if v, ok := f[k].(string); !ok || (v != "NaN" && v != "+Inf" && v != "-Inf") {
+			t.Fatalf("%s: %v, want \"NaN\", \"+Inf\" or \"-Inf\"", k, f[k])
+		}
+		delete(f, k)
+		delete(s, k)
+	}
+	if !reflect.DeepEqual(f, s) {
+		t.Fatalf("accessJSON and slog.JSONHandler differ:\n fast %s std  %s", fast, std)
+	}
+	if bytes.Count(fast, []byte("\n")) != 1 || fast[len(fast)-1] != '\n' {
+		t.Fatalf("not one line: %q", fast)
+	}
+}
+
+func TestAccessJSONMatchesSlog(t *testing.T) {
+	with := []slog.Attr{slog.String("log", "access")}
+	for name, attrs := range map[string][]slog.Attr{
+		"request": {
+			slog.String("kind", "http"), slog.String("listener", "web"), slog.String("client", "2001:db8::1"),
+			slog.String("method", "GET"), slog.String("host", "login.example.com"), slog.String("path", "/login/x"),
+			slog.String("proto", "HTTP/1.1"), slog.Int("status", 200), slog.Int64("bytes", 1<<40),
+			slog.Float64("duration_ms", 18.107), slog.String("pool", "nodes"), slog.String("server", "127.0.0.1:80"),
+			slog.Int("retries", 2), slog.Bool("websocket", true),
+		},
+		"awkward strings": {
+			slog.String("quote", `a"b\c`), slog.String("ctl", "\x00\x01\t\n\r\x1f\x7f"),
+			slog.String("html", "<a href='x'>&</a>"), slog.String("bad utf8", "a\xffb\xc0\xafc"),
+			slog.String("unicode", "é漢字🙂\u2028\u2029"), slog.String("", "empty key"),
+			slog.String("key \"quoted\"", "v"),
+		},
+		"numbers and others": {
+			slog.Float64("small", 1e-9), slog.Float64("big", 1e21), slog.Float64("neg", -0.5),
+			slog.Float64("int-like", 3), slog.Uint64("u", math.MaxUint64), slog.Int64("min", math.MinInt64),
+			slog.Duration("d", 1500*time.Millisecond), slog.Time("t", time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600))),
+			slog.Any("err", errors.New("dial tcp: refused")), slog.Bool("no", false),
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fast, std := both(t, "request", with, attrs...)
+			sameJSON(t, fast, std)
+		})
+	}
+}
+
+// Groups are rare here; they are written by slog itself.
+func TestAccessJSONGroupsFallBack(t *testing.T) {
+	var a, b bytes.Buffer
+	slog.New(newAccessJSON(&a)).WithGroup("g").Info("m", "k", 1)
+	slog.New(slog.NewJSONHandler(&b, nil)).WithGroup("g").Info("m", "k", 1)
+	var f, s map[string]any
+	json.Unmarshal(a.Bytes(), &f)
+	json.Unmarshal(b.Bytes(), &s)
+	delete(f, "time")
+	delete(s, "time")
+	if !reflect.DeepEqual(f, s) {
+		t.Fatalf("grouped record: %s vs %s", a.Bytes(), b.Bytes())
+	}
+}
+
+// FuzzAccessJSON: for any message, key and string value, the line is valid
+// JSON and decodes to what slog.JSONHandler's line decodes to.
+func FuzzAccessJSON(f *testing.F) {
+	f.Add("request", "path", "/login", 1.5)
+	f.Add("m\x00", "k\xff", "<\u2028\"\\>", math.Inf(1))
+	f.Add("", "", "\xed\xa0\x80", math.NaN())
+	f.Fuzz(func(t *testing.T, msg, key, val string, x float64) {
+		if key == "x" || key == "v" {
+			key = "k" + key
+		}
+		fast, std := both(t, msg, []slog.Attr{slog.String("log", key)},
+			slog.String(key, val), slog.String("v", val), slog.Float64("x", x))
+		var nonFinite []string
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			nonFinite = append(nonFinite, "x")
+		}
+		sameJSON(t, fast, std, nonFinite...)
+	})
+}
+
+// BenchmarkAccessJSON: one access-log record, as observeRequest makes it.
+func BenchmarkAccessJSON(b *testing.B) {
+	for name, h := range map[string]slog.Handler{"accessJSON": newAccessJSON(io.Discard), "slog": slog.NewJSONHandler(io.Discard, nil)} {
+		b.Run(name, func(b *testing.B) {
+			l := slog.New(h).With("log", "access")
+			b.ReportAllocs()
+			for b.Loop() {
+				l.LogAttrs(context.Background(), slog.LevelInfo, "request",
+					slog.String("kind", "http"), slog.String("listener", "bench"), slog.String("client", "127.0.0.1"),
+					slog.String("method", "GET"), slog.String("host", "localhost"), slog.String("path", "/"),
+					slog.String("proto", "HTTP/1.1"), slog.Int("status", 200), slog.Int64("bytes", 13),
+					slog.Float64("duration_ms", 0.123), slog.String("pool", "nodes"), slog.String("server", "127.0.0.1:18001"))
+			}
+		})
+	}
+}
