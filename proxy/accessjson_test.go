@@ -89,18 +89,26 @@ func TestAccessJSONMatchesSlog(t *testing.T) {
 	}
 }
 
-// Groups are rare here; they are written by slog itself.
+// Groups are rare here; they are written by slog itself, whether they
+// come from WithGroup or from a group attribute in the record.
 func TestAccessJSONGroupsFallBack(t *testing.T) {
-	var a, b bytes.Buffer
-	slog.New(newAccessJSON(&a)).WithGroup("g").Info("m", "k", 1)
-	slog.New(slog.NewJSONHandler(&b, nil)).WithGroup("g").Info("m", "k", 1)
-	var f, s map[string]any
-	json.Unmarshal(a.Bytes(), &f)
-	json.Unmarshal(b.Bytes(), &s)
-	delete(f, "time")
-	delete(s, "time")
-	if !reflect.DeepEqual(f, s) {
-		t.Fatalf("grouped record: %s vs %s", a.Bytes(), b.Bytes())
+	for name, log := range map[string]func(h slog.Handler){
+		"WithGroup":       func(h slog.Handler) { slog.New(h).WithGroup("g").Info("m", "k", 1) },
+		"group attribute": func(h slog.Handler) { slog.New(h).Info("m", "a", 1, slog.Group("g", "k", 1), "z", 2) },
+	} {
+		var a, b bytes.Buffer
+		log(newAccessJSON(&a))
+		log(slog.NewJSONHandler(&b, nil))
+		var f, s map[string]any
+		if err := json.Unmarshal(a.Bytes(), &f); err != nil {
+			t.Fatalf("%s: %q: %v", name, a.Bytes(), err)
+		}
+		json.Unmarshal(b.Bytes(), &s)
+		delete(f, "time")
+		delete(s, "time")
+		if !reflect.DeepEqual(f, s) || bytes.Count(a.Bytes(), []byte("\n")) != 1 {
+			t.Fatalf("%s: %s vs %s", name, a.Bytes(), b.Bytes())
+		}
 	}
 }
 

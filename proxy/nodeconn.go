@@ -246,31 +246,16 @@ func (nc *nodeConn) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 	if nc.t.respTimeout > 0 {
 		nc.c.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
 	}
-	nc.lr.n = nodeMaxHeaderBytes
-	var res *http.Response
-	for n1xx := 0; ; n1xx++ {
-		var err error
-		res, err = http.ReadResponse(nc.br, req)
-		if err != nil {
-			stop()
-			return nil, err
-		}
-		if res.StatusCode < 100 || res.StatusCode > 199 || res.StatusCode == http.StatusSwitchingProtocols {
-			break
-		}
-		if n1xx >= nodeMax1xx {
-			stop()
-			return nil, errors.New("proxy: too many 1xx informational responses")
-		}
+	res, err := readFinalResponse(nc.br, &nc.lr, req, func(res *http.Response) error {
 		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
-				stop()
-				return nil, err
-			}
+			return trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header))
 		}
-		nc.lr.n = nodeMaxHeaderBytes
+		return nil
+	})
+	if err != nil {
+		stop()
+		return nil, err
 	}
-	nc.lr.n = 1<<63 - 1 // the body is not limited
 	if nc.t.respTimeout > 0 {
 		nc.c.SetReadDeadline(time.Time{})
 	}
@@ -280,6 +265,30 @@ func (nc *nodeConn) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 	}
 	res.Body = body
 	return res, nil
+}
+
+// readFinalResponse reads response heads from br until one that is not
+// informational (a 101 counts as final), handing each informational one
+// to got1xx. Each head is bounded by nodeMaxHeaderBytes through lr, which
+// reads under br; the final response's body is not bounded.
+func readFinalResponse(br *bufio.Reader, lr *limitReader, req *http.Request, got1xx func(*http.Response) error) (*http.Response, error) {
+	for n1xx := 0; ; n1xx++ {
+		lr.n = nodeMaxHeaderBytes
+		res, err := http.ReadResponse(br, req)
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode < 100 || res.StatusCode > 199 || res.StatusCode == http.StatusSwitchingProtocols {
+			lr.n = 1<<63 - 1
+			return res, nil
+		}
+		if n1xx >= nodeMax1xx {
+			return nil, errors.New("proxy: too many 1xx informational responses")
+		}
+		if err := got1xx(res); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // nodeBody hands the connection back to the pool when the response body

@@ -36,19 +36,13 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var lastErr error
 	for {
-		n := t.p.next(st.tried)
+		n := t.s.attempt(t.p, st)
 		if n == nil {
 			if lastErr == nil {
 				return nil, errNoServer
 			}
 			return nil, lastErr
 		}
-		if len(st.tried) > 0 {
-			st.retries++
-			t.s.metrics.retried(t.p.cfg.Name)
-		}
-		st.tried = append(st.tried, n)
-		st.node = n
 		req.URL.Host = n.addr
 		res, err := tr.RoundTrip(req)
 		if err == nil {
@@ -67,6 +61,23 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// attempt picks the next untried node of p for the request and records
+// it: the node tried, the node answering, and a retry when it is not the
+// first. nil when no untried node is up.
+func (s *Server) attempt(p *pool, st *reqState) *Node {
+	n := p.next(st.tried)
+	if n == nil {
+		return nil
+	}
+	if len(st.tried) > 0 {
+		st.retries++
+		s.metrics.retried(p.cfg.Name)
+	}
+	st.tried = append(st.tried, n)
+	st.node = n
+	return n
 }
 
 // keepOpen hides Close from a request body shared by several attempts.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -188,16 +187,10 @@ func (h *httpHandler) handshake(w http.ResponseWriter, r *http.Request, st *reqS
 	d := net.Dialer{Timeout: p.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	lastErr := errNoServer
 	for {
-		n := p.next(st.tried)
+		n := s.attempt(p, st)
 		if n == nil {
 			return nil, nil, nil, lastErr
 		}
-		if len(st.tried) > 0 {
-			st.retries++
-			s.metrics.retried(p.cfg.Name)
-		}
-		st.tried = append(st.tried, n)
-		st.node = n
 		c, err := d.DialContext(ctx, "tcp", n.addr)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -294,28 +287,21 @@ func exchangeHead(w http.ResponseWriter, c net.Conn, out *http.Request, timeout 
 	if timeout > 0 {
 		c.SetReadDeadline(time.Now().Add(timeout))
 	}
-	lr := &limitReader{r: c, n: nodeMaxHeaderBytes}
+	lr := &limitReader{r: c}
 	br := bufio.NewReaderSize(lr, handshakeBufSize)
-	for n1xx := 0; ; n1xx++ {
-		res, err := http.ReadResponse(br, out)
-		if err != nil {
-			return nil, nil, err
-		}
-		if res.StatusCode < 100 || res.StatusCode > 199 || res.StatusCode == http.StatusSwitchingProtocols {
-			lr.n = 1<<63 - 1 // a body is not limited
-			return br, res, nil
-		}
-		if n1xx >= nodeMax1xx {
-			return nil, nil, errors.New("proxy: too many 1xx informational responses")
-		}
+	res, err := readFinalResponse(br, lr, out, func(res *http.Response) error {
 		wh := w.Header()
 		for k, vv := range res.Header {
 			wh[k] = vv
 		}
 		w.WriteHeader(res.StatusCode)
 		clear(wh)
-		lr.n = nodeMaxHeaderBytes
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
+	return br, res, nil
 }
 
 // switchHead is what the client gets first: the node's 101 head with its
