@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -287,8 +288,13 @@ func FuzzNodeTransport(f *testing.F) {
 	f.Add("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
 	f.Add("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, identity\r\n\r\n")
 	f.Add("HTTP/1.1 999\r\n\r\n")
+	// One node for every input of this process: a listener per input left
+	// its port in TIME_WAIT behind each one, and a few thousand inputs a
+	// second ran the loopback out of ports. Inputs run one at a time.
+	var answer atomic.Pointer[string]
+	node := startCannedNode(f, func(string) (string, bool) { return *answer.Load(), true })
 	f.Fuzz(func(t *testing.T, resp string) {
-		node := startCannedNode(t, func(string) (string, bool) { return resp, true })
+		answer.Store(&resp)
 		std := stdTransport()
 		defer std.CloseIdleConnections()
 		fast := newNodeTransport(time.Second, 2*time.Second)
