@@ -25,6 +25,8 @@ func clientConnOf(ctx context.Context) *clientConn {
 	case *tls.Conn:
 		cc, _ := c.NetConn().(*clientConn)
 		return cc
+	case *prefixConn: // handed over by the fast path
+		return clientConnOf(withConn(ctx, c.Conn))
 	}
 	return nil
 }

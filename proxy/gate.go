@@ -38,6 +38,7 @@ type frontend struct {
 	key  frontendKey
 	http *http.Server
 	ln   *chanListener
+	fast *fastConns
 	done chan struct{} // closed when Serve returned
 }
 
@@ -122,9 +123,17 @@ func (s *slot) admit(raw net.Conn) {
 			cc.Close()
 			return
 		}
-		s.handOff(tc, cc)
+		if s.srv.fastOff || tc.ConnectionState().NegotiatedProtocol == "h2" {
+			s.handOff(tc, cc)
+			return
+		}
+		s.serveFast(tc, cc)
 	default:
-		s.handOff(cc, cc)
+		if s.srv.fastOff {
+			s.handOff(cc, cc)
+			return
+		}
+		s.serveFast(cc, cc)
 	}
 }
 
@@ -191,7 +200,7 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 // newFrontend builds the http.Server for a listener's settings.
 func (s *slot) newFrontend(lr *listenerRuntime) *frontend {
 	key := frontendKey{lr.cfg.ReadHeaderTimeout, lr.cfg.IdleTimeout, lr.cfg.MaxHeaderBytes}
-	f := &frontend{key: key, ln: newChanListener(s.ln.Addr()), done: make(chan struct{})}
+	f := &frontend{key: key, ln: newChanListener(s.ln.Addr()), fast: newFastConns(), done: make(chan struct{})}
 	hs := &http.Server{
 		Handler:           &httpHandler{slot: s},
 		ReadHeaderTimeout: key.readHeader,
@@ -219,8 +228,14 @@ func (f *frontend) start() {
 // stop closes the frontend gracefully within ctx, then forcibly.
 func (f *frontend) stop(ctx context.Context) {
 	f.ln.Close()
+	fastDone := make(chan struct{})
+	go func() {
+		defer close(fastDone)
+		f.fast.stop(ctx)
+	}()
 	if err := f.http.Shutdown(ctx); err != nil {
 		f.http.Close()
 	}
 	<-f.done
+	<-fastDone
 }

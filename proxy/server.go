@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,9 @@ type Options struct {
 	Access *slog.Logger
 	// Version is reported by /status and the build_info metric.
 	Version string
+	// NoFastPath sends every HTTP/1.1 request through net/http's server
+	// and ReverseProxy (fastfront.go), for diagnosis and comparison.
+	NoFastPath bool
 }
 
 // Server is portico's data plane. Create it with New, then Start; Reload
@@ -38,6 +42,10 @@ type Server struct {
 	buffers *bufferPool
 	tunBufs *tunnelBufs
 	started time.Time
+
+	fastOff           bool
+	fastBufs          *fastBufs
+	fastGET, fastHEAD *http.Request // what ReadResponse needs of a request: the method
 
 	cur atomic.Pointer[runtime]
 
@@ -73,7 +81,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(), tunBufs: newTunnelBufs(),
-		slots: make(map[string]*slot), started: time.Now(), bgStop: make(chan struct{})}
+		slots: make(map[string]*slot), started: time.Now(), bgStop: make(chan struct{}),
+		fastOff: opts.NoFastPath, fastBufs: newFastBufs(),
+		fastGET: &http.Request{Method: http.MethodGet}, fastHEAD: &http.Request{Method: http.MethodHead}}
 	s.access.Store(opts.Access)
 	s.drain, s.cancelDrain = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)

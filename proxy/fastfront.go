@@ -1,0 +1,267 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The fast path: portico serves the bulk of HTTP/1.1 traffic (bodiless GET
+// and HEAD requests that pass every check) on the connection's own
+// goroutine, without net/http's server or ReverseProxy.
+//
+// Why: under keep-alive load the profile put net/http's server at about
+// 40% of portico's CPU (a fresh Request, URL and header map per request, a
+// background read and a context per request) and ReverseProxy at 15% (a
+// second header map, hop-by-hop scans, a context per request). Here a
+// request is parsed in place from the read buffer (fasthead.go), judged by
+// the same filter functions, written to a kept-alive node connection and
+// its response relayed, with no allocation per request beyond the
+// response header net/http's ReadResponse builds.
+//
+// Anything else leaves the fast path before a byte of it is consumed: the
+// connection, with everything read so far, is handed to the listener's
+// net/http server and stays there. That includes every request that would
+// be refused (limits, allow list, bad path or host, rules), so denials are
+// judged, answered, logged and counted by exactly one piece of code, and
+// every request from a trusted proxy (its forwarding headers are merged
+// there). HTTP/2 never enters the fast path.
+
+// fastConn is one client connection on the fast path.
+type fastConn struct {
+	sl    *slot
+	c     net.Conn    // what requests arrive on: TLS or the gate's connection
+	cc    *clientConn // the gate's connection under c
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	idle  atomic.Bool // waiting for a request: shutdown may end it now
+	h     fastHead
+	st    reqState
+	req   []byte // the request head for the node, kept for a retry
+	out   []byte // scratch for a response head
+	chunk []byte // scratch for chunk sizes
+}
+
+// Fast-path buffers: a request head that does not fit the read buffer is
+// handed off (net/http enforces max_header_bytes on it).
+const (
+	fastReadSize  = 4 << 10
+	fastWriteSize = 4 << 10
+)
+
+// fastConns tracks a frontend's fast-path connections for a graceful stop,
+// as http.Server tracks its own.
+type fastConns struct {
+	mu       sync.Mutex
+	conns    map[*fastConn]struct{}
+	stopping atomic.Bool
+	wg       sync.WaitGroup
+}
+
+func newFastConns() *fastConns { return &fastConns{conns: make(map[*fastConn]struct{})} }
+
+func (fs *fastConns) add(fc *fastConn) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.stopping.Load() {
+		return false
+	}
+	fs.conns[fc] = struct{}{}
+	fs.wg.Add(1)
+	return true
+}
+
+func (fs *fastConns) remove(fc *fastConn) {
+	fs.mu.Lock()
+	delete(fs.conns, fc)
+	fs.mu.Unlock()
+	fs.wg.Done()
+}
+
+// stop ends idle connections at once and the busy ones after their
+// current response; when ctx ends first, it closes what is left.
+func (fs *fastConns) stop(ctx context.Context) {
+	fs.stopping.Store(true)
+	fs.mu.Lock()
+	for fc := range fs.conns {
+		// An idle connection set its idle deadline before it said so
+		// (serve), so this one in the past wins.
+		if fc.idle.Load() {
+			fc.c.SetReadDeadline(time.Unix(1, 0))
+		}
+	}
+	fs.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		fs.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	fs.mu.Lock()
+	for fc := range fs.conns {
+		fc.c.Close()
+	}
+	fs.mu.Unlock()
+	<-done
+}
+
+// fastBufs recycles the fast path's connection buffers.
+type fastBufs struct{ r, w sync.Pool }
+
+func newFastBufs() *fastBufs {
+	return &fastBufs{
+		r: sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastReadSize) }},
+		w: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }},
+	}
+}
+
+// serveFast serves an admitted HTTP/1.1 connection (plain, or TLS after a
+// handshake that did not choose h2) on the calling goroutine until it
+// closes or is handed to net/http.
+func (s *slot) serveFast(c net.Conn, cc *clientConn) {
+	f := s.front.Load()
+	if f == nil {
+		c.Close()
+		return
+	}
+	bufs := s.srv.fastBufs
+	fc := &fastConn{sl: s, c: c, cc: cc}
+	fc.br = bufs.r.Get().(*bufio.Reader)
+	fc.br.Reset(c)
+	fc.bw = bufs.w.Get().(*bufio.Writer)
+	fc.bw.Reset(c)
+	if !f.fast.add(fc) {
+		c.Close()
+		return
+	}
+	handedOff := fc.serve(f)
+	f.fast.remove(fc)
+	if handedOff {
+		// net/http reads what br still holds, through prefixConn
+		s.handOff(&prefixConn{Conn: c, br: fc.br}, cc)
+	} else {
+		c.Close()
+		fc.br.Reset(nil)
+		bufs.r.Put(fc.br)
+	}
+	fc.bw.Reset(nil)
+	bufs.w.Put(fc.bw)
+}
+
+// serve runs the request loop. It reports true when the connection must
+// go to net/http, with the unconsumed bytes in fc.br.
+func (fc *fastConn) serve(f *frontend) bool {
+	first := true
+	for {
+		lr := fc.sl.cur.Load()
+		if fc.br.Buffered() == 0 {
+			if fc.bw.Buffered() > 0 && fc.bw.Flush() != nil {
+				return false
+			}
+			d := f.key.idle
+			if first || d <= 0 {
+				d = f.key.readHeader
+			}
+			if d > 0 {
+				fc.c.SetReadDeadline(time.Now().Add(d))
+			} else {
+				fc.c.SetReadDeadline(time.Time{})
+			}
+			fc.idle.Store(true)
+			if f.fast.stopping.Load() {
+				return false
+			}
+			_, err := fc.br.Peek(1)
+			fc.idle.Store(false)
+			if err != nil || f.fast.stopping.Load() {
+				return false
+			}
+		}
+		start := time.Now()
+		v := fc.readHead(lr, f, first)
+		switch v {
+		case headMore:
+			return false // the client stopped sending, or went away
+		case headHandOff:
+			return fc.handOff()
+		}
+		first = false
+		keep, served := fc.serveRequest(lr, start)
+		if !served {
+			return fc.handOff()
+		}
+		fc.br.Discard(fc.h.size)
+		if !keep {
+			fc.bw.Flush()
+			return false
+		}
+	}
+}
+
+// readHead parses the request head at the start of the read buffer,
+// reading more while it is incomplete, under the read-header timeout.
+// headMore here means the read failed.
+func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headVerdict {
+	deadlineSet := first // the first request's wait already runs under it
+	for {
+		b, _ := fc.br.Peek(fc.br.Buffered())
+		v := parseHead(b, &fc.h, lr.cfg.MaxHeaderCount)
+		if v != headMore {
+			return v
+		}
+		if fc.br.Buffered() == fc.br.Size() {
+			return headHandOff // a large head: net/http applies the limits
+		}
+		if !deadlineSet && f.key.readHeader > 0 {
+			fc.c.SetReadDeadline(time.Now().Add(f.key.readHeader))
+			deadlineSet = true
+		}
+		if _, err := fc.br.Peek(fc.br.Buffered() + 1); err != nil {
+			if fc.br.Buffered() > 0 && !isTimeout(err) {
+				// A partial head and then EOF: net/http answers it.
+				return headHandOff
+			}
+			return headMore
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// handOff flushes the responses already written, so they stay in order,
+// and reports that net/http takes the connection.
+func (fc *fastConn) handOff() bool {
+	if fc.bw.Flush() != nil {
+		return false
+	}
+	fc.c.SetReadDeadline(time.Time{})
+	return true
+}
+
+// prefixConn is a connection handed from the fast path to net/http: what
+// the fast path buffered is read first.
+type prefixConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if p.br != nil {
+		if p.br.Buffered() > 0 {
+			return p.br.Read(b)
+		}
+		p.br = nil
+	}
+	return p.Conn.Read(b)
+}

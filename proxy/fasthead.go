@@ -1,0 +1,294 @@
+package proxy
+
+// The fast path (fastfront.go) serves the common request itself: a
+// bodiless GET or HEAD in origin form over HTTP/1.1 whose header holds
+// nothing that needs judgement. parseHead decides, byte by byte, whether a
+// request head is one of those. It accepts a deliberately narrow subset of
+// what net/http accepts (a differential test and a fuzz target hold it to
+// that: every head parseHead accepts, net/http's server accepts with the
+// same method, target, host and fields) and answers "hand off" for
+// everything else, so net/http's hardened parser and portico's full
+// handler judge it.
+
+// fastHead is one parsed request head. The slices point into the
+// connection's read buffer and live until the request is consumed.
+type fastHead struct {
+	method []byte // GET or HEAD
+	target []byte // origin form, as received
+	host   []byte // the Host field value
+	close  bool   // Connection: close
+	fields []fastField
+	size   int // bytes of the head, the blank line included
+}
+
+// fastField is one header field other than Host and Connection; value has
+// its surrounding whitespace removed.
+type fastField struct{ name, value []byte }
+
+type headVerdict int
+
+const (
+	headMore    headVerdict = iota // incomplete so far: read more
+	headFast                       // the fast path may serve it
+	headHandOff                    // net/http must judge it
+)
+
+// parseHead parses the request head at the start of b into h. maxFields
+// bounds the number of header fields (Host and Connection included).
+func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
+	h.fields = h.fields[:0]
+	h.host, h.close = nil, false
+	line, rest, v := nextLine(b)
+	if v != headFast {
+		return v
+	}
+	if !parseRequestLine(line, h) {
+		return headHandOff
+	}
+	nf := 0
+	haveHost := false
+	for {
+		line, rest, v = nextLine(rest)
+		if v != headFast {
+			return v
+		}
+		if len(line) == 0 {
+			break
+		}
+		if nf++; nf > maxFields {
+			return headHandOff
+		}
+		colon := -1
+		for i, c := range line {
+			if c == ':' {
+				colon = i
+				break
+			}
+			if !tokenByte(c) {
+				return headHandOff // also obs-fold and "name : value"
+			}
+		}
+		if colon <= 0 {
+			return headHandOff
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		for _, c := range value {
+			if c != '\t' && (c < 0x20 || c > 0x7e) {
+				return headHandOff // controls, and obs-text for net/http to judge
+			}
+		}
+		switch fieldClass(name) {
+		case fieldHost:
+			if haveHost || !plainHost(value) {
+				return headHandOff
+			}
+			haveHost = true
+			h.host = value
+		case fieldConnection:
+			if !connectionOptions(value, h) {
+				return headHandOff
+			}
+		case fieldHandOff:
+			return headHandOff
+		default:
+			h.fields = append(h.fields, fastField{name, value})
+		}
+	}
+	if !haveHost {
+		return headHandOff
+	}
+	h.size = len(b) - len(rest)
+	return headFast
+}
+
+// nextLine splits off one CRLF-terminated line. A bare LF or CR, which
+// net/http reads leniently, is handed off.
+func nextLine(b []byte) (line, rest []byte, v headVerdict) {
+	for i, c := range b {
+		switch c {
+		case '\n':
+			return nil, nil, headHandOff
+		case '\r':
+			if i+1 == len(b) {
+				return nil, nil, headMore
+			}
+			if b[i+1] != '\n' {
+				return nil, nil, headHandOff
+			}
+			return b[:i], b[i+2:], headFast
+		}
+	}
+	return nil, nil, headMore
+}
+
+// parseRequestLine takes "GET|HEAD SP origin-form SP HTTP/1.1".
+func parseRequestLine(line []byte, h *fastHead) bool {
+	switch {
+	case len(line) > 4 && string(line[:4]) == "GET ":
+		h.method, line = line[:3], line[4:]
+	case len(line) > 5 && string(line[:5]) == "HEAD ":
+		h.method, line = line[:4], line[5:]
+	default:
+		return false
+	}
+	const proto = " HTTP/1.1"
+	if len(line) <= len(proto) || string(line[len(line)-len(proto):]) != proto {
+		return false
+	}
+	h.target = line[:len(line)-len(proto)]
+	return validTarget(h.target)
+}
+
+// validTarget accepts an origin-form target of RFC 3986 characters only:
+// a path starting with '/', an optional query, well-formed escapes, no
+// fragment, no space, control or non-ASCII byte.
+func validTarget(t []byte) bool {
+	if len(t) == 0 || t[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '%':
+			if i+2 >= len(t) || !isHex(t[i+1]) || !isHex(t[i+2]) {
+				return false
+			}
+			i += 2
+		default:
+			switch c {
+			case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@', '/', '?':
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// plainHost accepts a non-empty host[:port] or [v6]:port of the bytes
+// a host name or address is spelled with; the rules normalise it.
+func plainHost(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	for _, c := range v {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == '_', c == ':', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// tokenByte: RFC 9110 tchar.
+func tokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+type fieldKind int
+
+const (
+	fieldPlain fieldKind = iota
+	fieldHost
+	fieldConnection
+	fieldHandOff
+)
+
+// fieldClass sorts a field name: Host and Connection are the fast path's
+// own business; a body, an expectation, a protocol switch and every other
+// hop-by-hop field are handed off.
+func fieldClass(name []byte) fieldKind {
+	switch len(name) {
+	case 4:
+		if asciiFold(name, "host") {
+			return fieldHost
+		}
+	case 10:
+		if asciiFold(name, "connection") {
+			return fieldConnection
+		}
+		if asciiFold(name, "keep-alive") {
+			return fieldHandOff
+		}
+	}
+	for _, n := range handOffFields() {
+		if asciiFold(name, n) {
+			return fieldHandOff
+		}
+	}
+	return fieldPlain
+}
+
+// handOffFields are the fields whose presence sends a request to net/http.
+func handOffFields() [10]string {
+	return [...]string{"content-length", "transfer-encoding", "expect", "upgrade", "te", "trailer",
+		"proxy-connection", "proxy-authorization", "proxy-authenticate", "http2-settings"}
+}
+
+// asciiFold compares b with lower-case want, ignoring ASCII case only.
+func asciiFold(b []byte, want string) bool {
+	if len(b) != len(want) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// connectionOptions accepts Connection values made of "keep-alive" and
+// "close" only; any other option names a field to strip, which net/http's
+// path does.
+func connectionOptions(v []byte, h *fastHead) bool {
+	for len(v) > 0 {
+		var opt []byte
+		opt, v = v, nil
+		for i, c := range opt {
+			if c == ',' {
+				opt, v = opt[:i], opt[i+1:]
+				break
+			}
+		}
+		opt = trimOWS(opt)
+		switch {
+		case len(opt) == 0:
+		case asciiFold(opt, "close"):
+			h.close = true
+		case asciiFold(opt, "keep-alive"):
+		default:
+			return false
+		}
+	}
+	return true
+}

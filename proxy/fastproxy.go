@@ -1,0 +1,382 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/portico-lb/portico/proxy/filter"
+)
+
+// serveRequest serves the request in fc.h. served is false when the
+// request must be judged by net/http instead (nothing was written then);
+// keep is false when the connection must close after the response.
+//
+// What the node receives and what the client gets back are what the
+// net/http path produces for the same request (a differential test holds
+// both paths to that): the canonical path, the client's Host, the
+// client's fields minus hop-by-hop and identity fields, and portico's
+// X-Forwarded-*; the node's response minus hop-by-hop fields.
+func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, served bool) {
+	h := &fc.h
+	if len(h.target) > lr.cfg.MaxURLLength || h.size > lr.cfg.MaxHeaderBytes {
+		return false, false
+	}
+	peer := fc.cc.client.Addr()
+	if lr.trusted(peer) || !lr.allowed(peer) {
+		return false, false
+	}
+	raw := h.target
+	query := []byte(nil)
+	for i, c := range raw {
+		if c == '?' {
+			raw, query = h.target[:i], h.target[i:]
+			break
+		}
+	}
+	canonical, err := filter.Canonicalize(string(raw))
+	if err != nil {
+		return false, false
+	}
+	hostHeader := string(h.host)
+	host, ok := filter.NormalizeHost(hostHeader)
+	if !ok {
+		return false, false
+	}
+	if d := lr.policy.Decide(host, canonical, peer); !d.Allow {
+		return false, false
+	}
+
+	s := fc.sl.srv
+	st := &fc.st
+	*st = reqState{lr: lr, cc: fc.cc, client: peer, canonical: canonical}
+	st.tried = st.triedBuf[:0]
+	head := h.method[0] == 'H'
+	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, query, hostHeader)
+
+	status, out, keep := fc.exchange(lr, st, head)
+	keep = keep && !h.close
+	method := "GET"
+	if head {
+		method = "HEAD"
+	}
+	s.observe(lr, st, reqLine{method: method, host: hostHeader, path: canonical, proto: "HTTP/1.1"},
+		status, 0, out, time.Since(start))
+	return keep, true
+}
+
+// appendNodeRequest writes the request head a node receives.
+func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical string, query []byte, host string) []byte {
+	h := &fc.h
+	b = append(b, h.method...)
+	b = append(b, ' ')
+	b = append(b, filter.Escape(canonical)...)
+	b = append(b, query...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
+	for _, f := range h.fields {
+		if identityField(f.name) {
+			continue
+		}
+		b = append(b, f.name...)
+		b = append(b, ": "...)
+		b = append(b, f.value...)
+		b = append(b, "\r\n"...)
+	}
+	var ab [64]byte
+	client := fc.st.client.AppendTo(ab[:0])
+	b = append(b, "X-Forwarded-For: "...)
+	b = append(b, client...)
+	b = append(b, "\r\nX-Forwarded-Proto: "...)
+	b = append(b, lr.proto...)
+	b = append(b, "\r\nX-Forwarded-Host: "...)
+	b = append(b, host...)
+	b = append(b, "\r\nX-Real-Ip: "...)
+	b = append(b, client...)
+	b = append(b, "\r\n\r\n"...)
+	return b
+}
+
+// identityField: a field that says who the client is, which only portico
+// may set for an untrusted peer (as scrubIdentity for the net/http path).
+func identityField(name []byte) bool {
+	const fwd = "x-forwarded-"
+	if len(name) >= len(fwd) && foldEqualBytes(name[:len(fwd)], fwd) {
+		return true
+	}
+	for _, id := range identityHeaders() {
+		if foldEqualBytes(name, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// foldEqualBytes is foldEqual for a field name still in the read buffer.
+func foldEqualBytes(k []byte, want string) bool {
+	if len(k) != len(want) {
+		return false
+	}
+	for i := range len(k) {
+		c := k[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// exchange sends fc.out to the pool's nodes until one answers, as the
+// retrier does for a replayable request, and relays the answer. It
+// returns the status the client got, the body bytes sent, and whether the
+// client connection may carry another request.
+func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (status int, out int64, keep bool) {
+	s := fc.sl.srv
+	p := lr.pool
+	var lastErr error
+	for {
+		n := s.attempt(p, st)
+		if n == nil {
+			if lastErr == nil {
+				lastErr = errNoServer
+			}
+			return fc.fail(st, lastErr)
+		}
+		nc, res, err := fc.roundTrip(p.fast, n.addr, head)
+		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
+			// nobody asked to switch: a node that does is broken
+			nc.c.Close()
+			return fc.fail(st, errors.New("server switched protocols unasked"))
+		}
+		if err == nil {
+			n.health.ObservePassiveOK()
+			return fc.relay(p.fast, nc, res, head)
+		}
+		lastErr = err
+		if isDialError(err) || isReset(err) {
+			s.passiveFailure(n, err)
+			continue
+		}
+		return fc.fail(st, err)
+	}
+}
+
+// roundTrip writes the request to a connection to addr and reads the
+// response head, retrying once on a fresh connection when a kept-alive one
+// turns out to have been closed by the node.
+func (fc *fastConn) roundTrip(t *nodeTransport, addr string, head bool) (*nodeConn, *http.Response, error) {
+	req := fc.sl.srv.fastGET
+	if head {
+		req = fc.sl.srv.fastHEAD
+	}
+	for {
+		nc, reused, err := t.get(fc.sl.srv.drain, addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		res, err := fc.send(nc, req)
+		if err == nil {
+			return nc, res, nil
+		}
+		nc.c.Close()
+		if reused && nothingReceived(err) {
+			continue
+		}
+		return nil, nil, err
+	}
+}
+
+func (fc *fastConn) send(nc *nodeConn, req *http.Request) (*http.Response, error) {
+	if _, err := nc.bw.Write(fc.req); err != nil {
+		return nil, err
+	}
+	if err := nc.bw.Flush(); err != nil {
+		return nil, err
+	}
+	if nc.t.respTimeout > 0 {
+		nc.c.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
+	}
+	res, err := readFinalResponse(nc.br, &nc.lr, req, func(res *http.Response) error {
+		// informational answers (103 Early Hints) go on to the client
+		fc.writeHead(res.StatusCode, res.Header, false)
+		return fc.bw.Flush()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if nc.t.respTimeout > 0 {
+		nc.c.SetReadDeadline(time.Time{})
+	}
+	return res, nil
+}
+
+// relay writes the node's response to the client and returns the node
+// connection to the pool when its response was read to the end.
+func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, head bool) (status int, out int64, keep bool) {
+	removeHopByHop(res.Header)
+	bodyless := head || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified
+	chunked := !bodyless && res.ContentLength < 0
+	if chunked {
+		fc.announceTrailers(res)
+		res.Header["Transfer-Encoding"] = []string{"chunked"}
+	} else if !bodyless {
+		res.Header["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
+	}
+	fc.writeHead(res.StatusCode, res.Header, fc.h.close)
+	var err error
+	eof := bodyless || res.Body == http.NoBody
+	if !eof {
+		out, eof, err = fc.copyBody(res, chunked)
+	}
+	if eof && !res.Close {
+		res.Body.Close() // at EOF: reads nothing
+		t.put(nc)
+	} else {
+		nc.c.Close()
+	}
+	// A body cut short cannot be told to the client but by closing.
+	return res.StatusCode, out, err == nil
+}
+
+// announceTrailers names the node's announced trailers, as net/http's
+// server does for ReverseProxy.
+func (fc *fastConn) announceTrailers(res *http.Response) {
+	if len(res.Trailer) == 0 {
+		return
+	}
+	v := make([]byte, 0, 64)
+	for k := range res.Trailer {
+		if len(v) > 0 {
+			v = append(v, ", "...)
+		}
+		v = append(v, k...)
+	}
+	res.Header["Trailer"] = []string{string(v)}
+}
+
+// writeHead writes a status line and header fields to the client, with a
+// Date when the node sent none, as net/http's server adds.
+func (fc *fastConn) writeHead(code int, hdr http.Header, close bool) {
+	b := fc.out[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	if text := http.StatusText(code); text != "" {
+		b = append(b, text...)
+	} else {
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(code), 10)
+	}
+	b = append(b, "\r\n"...)
+	for k, vv := range hdr {
+		for _, v := range vv {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = appendFieldValue(b, v)
+			b = append(b, "\r\n"...)
+		}
+	}
+	if _, ok := hdr["Date"]; !ok && code >= 200 {
+		b = append(b, "Date: "...)
+		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, "\r\n"...)
+	}
+	if close {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	fc.out = b
+	fc.bw.Write(b)
+}
+
+// appendFieldValue writes a field value as net/http's Header.Write does:
+// CR and LF become spaces, so a value can never start another field.
+func appendFieldValue(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// copyBody relays the response body; chunked re-frames it and writes the
+// trailers. eof reports the node's body was read to its end.
+func (fc *fastConn) copyBody(res *http.Response, chunked bool) (out int64, eof bool, err error) {
+	s := fc.sl.srv
+	if !chunked {
+		// Straight into the client's buffer; full buffers are written on.
+		out, err = fc.bw.ReadFrom(res.Body)
+		return out, err == nil, err
+	}
+	buf := s.buffers.Get()
+	defer s.buffers.Put(buf)
+	for {
+		n, rerr := res.Body.Read(buf)
+		if n > 0 {
+			fc.chunk = strconv.AppendInt(fc.chunk[:0], int64(n), 16)
+			fc.chunk = append(fc.chunk, "\r\n"...)
+			fc.bw.Write(fc.chunk)
+			fc.bw.Write(buf[:n])
+			fc.bw.WriteString("\r\n")
+			out += int64(n)
+			// streamed responses (server-sent events) go out as they come
+			if werr := fc.bw.Flush(); werr != nil {
+				return out, false, werr
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return out, false, rerr
+		}
+	}
+	fc.bw.WriteString("0\r\n")
+	for k, vv := range res.Trailer {
+		for _, v := range vv {
+			fc.bw.WriteString(k)
+			fc.bw.WriteString(": ")
+			fc.bw.Write(appendFieldValue(fc.chunk[:0], v))
+			fc.bw.WriteString("\r\n")
+		}
+	}
+	fc.bw.WriteString("\r\n")
+	return out, true, nil
+}
+
+// fail answers a request no node answered, as proxyError does.
+func (fc *fastConn) fail(st *reqState, err error) (status int, out int64, keep bool) {
+	s := fc.sl.srv
+	var msg string
+	hdr := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "X-Content-Type-Options": {"nosniff"}}
+	switch {
+	case errors.Is(err, errNoServer):
+		status, msg, st.errKind = http.StatusServiceUnavailable, "no server available, retry later\n", "no-server"
+		hdr["Retry-After"] = []string{"5"}
+	case isTimeout(err) && !isDialError(err):
+		status, msg, st.errKind = http.StatusGatewayTimeout, "server did not answer in time\n", "timeout"
+	default:
+		status, msg, st.errKind = http.StatusBadGateway, "bad gateway\n", "upstream"
+	}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(msg))}
+	s.log.Warn("proxy error", "listener", st.lr.cfg.Name, "pool", st.lr.pool.cfg.Name,
+		"server", nodeName(st.node), "err", err)
+	fc.writeHead(status, hdr, fc.h.close)
+	if fc.h.method[0] != 'H' {
+		fc.bw.WriteString(msg)
+		out = int64(len(msg))
+	}
+	return status, out, true
+}
