@@ -19,3 +19,4 @@ fuzz ./proxy/filter FuzzUpgradeVerdict
 fuzz ./proxy FuzzReadProxyHeader
 fuzz ./proxy FuzzNodeTransport
 fuzz ./proxy FuzzAccessJSON
+fuzz ./proxy FuzzFastHead

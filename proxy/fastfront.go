@@ -40,6 +40,8 @@ type fastConn struct {
 	bw    *bufio.Writer
 	idle  atomic.Bool // waiting for a request: shutdown may end it now
 	h     fastHead
+	rh    respHead
+	start time.Time // of the current request
 	st    reqState
 	req   []byte // the request head for the node, kept for a retry
 	out   []byte // scratch for a response head
@@ -185,7 +187,7 @@ func (fc *fastConn) serve(f *frontend) bool {
 				return false
 			}
 		}
-		start := time.Now()
+		fc.start = time.Now()
 		v := fc.readHead(lr, f, first)
 		switch v {
 		case headMore:
@@ -194,7 +196,7 @@ func (fc *fastConn) serve(f *frontend) bool {
 			return fc.handOff()
 		}
 		first = false
-		keep, served := fc.serveRequest(lr, start)
+		keep, served := fc.serveRequest(lr, fc.start)
 		if !served {
 			return fc.handOff()
 		}

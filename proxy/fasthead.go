@@ -46,7 +46,7 @@ func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
 		return headHandOff
 	}
 	nf := 0
-	haveHost := false
+	haveHost, havePragma, haveCacheControl := false, false, false
 	for {
 		line, rest, v = nextLine(rest)
 		if v != headFast {
@@ -91,10 +91,22 @@ func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
 		case fieldHandOff:
 			return headHandOff
 		default:
+			switch {
+			case asciiFold(name, "pragma"):
+				havePragma = true
+			case asciiFold(name, "cache-control"):
+				haveCacheControl = true
+			}
 			h.fields = append(h.fields, fastField{name, value})
 		}
 	}
 	if !haveHost {
+		return headHandOff
+	}
+	if havePragma && !haveCacheControl {
+		// net/http adds "Cache-Control: no-cache" to a request whose
+		// first Pragma value is "no-cache" and that has no Cache-Control
+		// field (fixPragmaCacheControl); let it.
 		return headHandOff
 	}
 	h.size = len(b) - len(rest)

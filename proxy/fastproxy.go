@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net/http"
@@ -152,6 +153,10 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 			return fc.fail(st, lastErr)
 		}
 		nc, res, err := fc.roundTrip(p.fast, n.addr, head)
+		if err == nil && res == nil {
+			n.health.ObservePassiveOK()
+			return fc.relaySimple(p.fast, nc, head)
+		}
 		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
 			// nobody asked to switch: a node that does is broken
 			nc.c.Close()
@@ -205,18 +210,126 @@ func (fc *fastConn) send(nc *nodeConn, req *http.Request) (*http.Response, error
 	if nc.t.respTimeout > 0 {
 		nc.c.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
 	}
-	res, err := readFinalResponse(nc.br, &nc.lr, req, func(res *http.Response) error {
-		// informational answers (103 Early Hints) go on to the client
-		fc.writeHead(res.StatusCode, res.Header, false)
-		return fc.bw.Flush()
-	})
+	simple, err := fc.peekResponse(nc, req.Method == http.MethodHead)
 	if err != nil {
 		return nil, err
+	}
+	var res *http.Response
+	if !simple {
+		res, err = readFinalResponse(nc.br, &nc.lr, req, func(res *http.Response) error {
+			// informational answers (103 Early Hints) go on to the client
+			fc.writeHead(res.StatusCode, res.Header, false)
+			return fc.bw.Flush()
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if nc.t.respTimeout > 0 {
 		nc.c.SetReadDeadline(time.Time{})
 	}
 	return res, nil
+}
+
+// peekResponse reads the response head into fc.rh when parseRespHead
+// takes it (simple), without consuming it. Otherwise nothing is consumed
+// and http.ReadResponse reads it; err is only a failure before any byte.
+func (fc *fastConn) peekResponse(nc *nodeConn, head bool) (simple bool, err error) {
+	nc.lr.n = nodeMaxHeaderBytes
+	for {
+		b, _ := nc.br.Peek(nc.br.Buffered())
+		switch parseRespHead(b, &fc.rh, head) {
+		case headFast:
+			nc.lr.n = 1<<63 - 1
+			return true, nil
+		case headHandOff:
+			return false, nil
+		}
+		if nc.br.Buffered() == nc.br.Size() {
+			return false, nil
+		}
+		if _, err := nc.br.Peek(nc.br.Buffered() + 1); err != nil {
+			if nc.br.Buffered() == 0 {
+				return false, err
+			}
+			return false, nil // ReadResponse reports it
+		}
+	}
+}
+
+// relaySimple relays a response parseRespHead took: the node's field
+// lines as they came, then exactly Content-Length body bytes.
+func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (status int, out int64, keep bool) {
+	rh := &fc.rh
+	b := appendStatusLine(fc.out[:0], rh.code)
+	for _, l := range rh.lines {
+		b = append(b, l...)
+		b = append(b, "\r\n"...)
+	}
+	if !rh.hasDate {
+		b = fc.appendDate(b)
+	}
+	if fc.h.close {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	fc.out = b
+	fc.bw.Write(b)
+	nc.br.Discard(rh.size)
+	var err error
+	if !head && rh.length > 0 {
+		out, err = fc.copyN(nc.br, rh.length)
+	}
+	if err == nil && !rh.close {
+		t.put(nc)
+	} else {
+		nc.c.Close()
+	}
+	// A body cut short cannot be told to the client but by closing.
+	return rh.code, out, err == nil
+}
+
+// copyN relays n body bytes from the node's buffered reader.
+func (fc *fastConn) copyN(br *bufio.Reader, n int64) (int64, error) {
+	var done int64
+	for done < n {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				return done, err
+			}
+		}
+		k := min(int64(br.Buffered()), n-done)
+		b, _ := br.Peek(int(k))
+		w, err := fc.bw.Write(b)
+		br.Discard(w)
+		done += int64(w)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// appendDate appends a Date field for the second the request began,
+// formatted once per second.
+func (fc *fastConn) appendDate(b []byte) []byte {
+	s := fc.sl.srv
+	sec := fc.start.Unix()
+	d := s.date.Load()
+	if d == nil || d.sec != sec {
+		d = &dateLine{sec: sec}
+		d.b = append(d.b, "Date: "...)
+		d.b = fc.start.UTC().AppendFormat(d.b, http.TimeFormat)
+		d.b = append(d.b, "\r\n"...)
+		s.date.Store(d)
+	}
+	return append(b, d.b...)
+}
+
+// dateLine is a formatted Date field and the second it names.
+type dateLine struct {
+	sec int64
+	b   []byte
 }
 
 // relay writes the node's response to the client and returns the node
@@ -266,17 +379,7 @@ func (fc *fastConn) announceTrailers(res *http.Response) {
 // writeHead writes a status line and header fields to the client, with a
 // Date when the node sent none, as net/http's server adds.
 func (fc *fastConn) writeHead(code int, hdr http.Header, close bool) {
-	b := fc.out[:0]
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(code), 10)
-	b = append(b, ' ')
-	if text := http.StatusText(code); text != "" {
-		b = append(b, text...)
-	} else {
-		b = append(b, "status code "...)
-		b = strconv.AppendInt(b, int64(code), 10)
-	}
-	b = append(b, "\r\n"...)
+	b := appendStatusLine(fc.out[:0], code)
 	for k, vv := range hdr {
 		for _, v := range vv {
 			b = append(b, k...)
@@ -286,9 +389,7 @@ func (fc *fastConn) writeHead(code int, hdr http.Header, close bool) {
 		}
 	}
 	if _, ok := hdr["Date"]; !ok && code >= 200 {
-		b = append(b, "Date: "...)
-		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
-		b = append(b, "\r\n"...)
+		b = fc.appendDate(b)
 	}
 	if close {
 		b = append(b, "Connection: close\r\n"...)

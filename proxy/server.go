@@ -46,6 +46,7 @@ type Server struct {
 	fastOff           bool
 	fastBufs          *fastBufs
 	fastGET, fastHEAD *http.Request // what ReadResponse needs of a request: the method
+	date              atomic.Pointer[dateLine]
 
 	cur atomic.Pointer[runtime]
 
