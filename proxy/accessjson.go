@@ -95,6 +95,68 @@ func (h *accessJSON) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
+// writeRequest writes a request's access record, the same bytes Handle
+// writes for slog.Record{Time: t, Level: Info, Message: "request"} with
+// r.attrs(), encoded straight from the fields.
+func (h *accessJSON) writeRequest(t time.Time, r *accessRecord) error {
+	bp := h.bufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, `{"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request"`...)
+	b = append(b, h.pre...)
+	b = append(b, `,"kind":"http","listener":`...)
+	b = appendString(b, r.listener)
+	b = append(b, `,"client":`...)
+	if r.client.IsValid() && r.client.Zone() == "" {
+		b = append(b, '"')
+		b = r.client.AppendTo(b) // digits, dots, colons: nothing to escape
+		b = append(b, '"')
+	} else {
+		b = appendString(b, r.client.String())
+	}
+	b = append(b, `,"method":`...)
+	b = appendString(b, r.line.method)
+	b = append(b, `,"host":`...)
+	b = appendString(b, r.line.host)
+	b = append(b, `,"path":`...)
+	b = appendString(b, r.line.path)
+	b = append(b, `,"proto":`...)
+	b = appendString(b, r.line.proto)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, r.bytes, 10)
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendFloat(b, durationMS(r.duration), 'g', -1, 64)
+	b = append(b, `,"pool":`...)
+	b = appendString(b, r.pool)
+	b = append(b, `,"server":`...)
+	b = appendString(b, r.server)
+	if r.retries > 0 {
+		b = append(b, `,"retries":`...)
+		b = strconv.AppendInt(b, int64(r.retries), 10)
+	}
+	if r.errKind != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, r.errKind)
+	}
+	if r.websocket {
+		b = append(b, `,"websocket":true`...)
+		if r.closed != "" {
+			b = append(b, `,"closed":`...)
+			b = appendString(b, r.closed)
+		}
+	}
+	b = append(b, '}', '\n')
+	_, err := h.w.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		h.bufs.Put(bp)
+	}
+	return err
+}
+
 // appendAttr appends ,"key":value for a non-group attribute.
 func appendAttr(b []byte, a slog.Attr) []byte {
 	if a.Equal(slog.Attr{}) {

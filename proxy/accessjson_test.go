@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -129,6 +130,11 @@ func FuzzAccessJSON(f *testing.F) {
 			nonFinite = append(nonFinite, "x")
 		}
 		sameJSON(t, fast, std, nonFinite...)
+		// and the direct request encoding, with the same strings
+		r := accessRecord{listener: msg, line: reqLine{"GET", val, key, "HTTP/1.1"}, errKind: val, closed: key, websocket: true}
+		if direct, viaSlog := requestBoth(t, &r); !bytes.Equal(direct, viaSlog) {
+			t.Fatalf("writeRequest and Handle differ:\n direct %s slog   %s", direct, viaSlog)
+		}
 	})
 }
 
@@ -146,5 +152,55 @@ func BenchmarkAccessJSON(b *testing.B) {
 					slog.Float64("duration_ms", 0.123), slog.String("pool", "nodes"), slog.String("server", "127.0.0.1:18001"))
 			}
 		})
+	}
+}
+
+// requestBoth writes r through writeRequest and through Handle with
+// r.attrs(), as the two paths of observe do, and returns the two lines.
+func requestBoth(t testing.TB, r *accessRecord) (direct, viaSlog []byte) {
+	var a, b bytes.Buffer
+	at := time.Date(2026, 11, 29, 4, 5, 6, 78900, time.UTC)
+	ha := newAccessJSON(&a).WithAttrs([]slog.Attr{slog.String("log", "access")}).(*accessJSON)
+	if err := ha.writeRequest(at, r); err != nil {
+		t.Fatal(err)
+	}
+	hb := newAccessJSON(&b).WithAttrs([]slog.Attr{slog.String("log", "access")})
+	rec := slog.NewRecord(at, slog.LevelInfo, "request", 0)
+	rec.AddAttrs(r.attrs()...)
+	if err := hb.Handle(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	return a.Bytes(), b.Bytes()
+}
+
+// TestWriteRequestMatchesHandle: the direct encoding of a request record
+// is byte for byte what the slog path writes, and that is what
+// slog.JSONHandler means (TestAccessJSONMatchesSlog).
+func TestWriteRequestMatchesHandle(t *testing.T) {
+	recs := []accessRecord{
+		{listener: "web", client: netip.MustParseAddr("192.0.2.7"), line: reqLine{"GET", "app.example.com", "/login", "HTTP/1.1"},
+			status: 200, bytes: 100, duration: 1234567, pool: "nodes", server: "10.0.0.1:80"},
+		{listener: "w\"<>&", client: netip.MustParseAddr("2001:db8::1"), line: reqLine{"HEAD", "h\x00\u2028", "/é\xff", "HTTP/2.0"},
+			status: 503, duration: 0, pool: "p", retries: 2, errKind: "no-server"},
+		{listener: "ws", client: netip.MustParseAddr("fe80::1%eth\"0"), line: reqLine{"GET", "", "/ws", "HTTP/1.1"},
+			status: 101, bytes: 1 << 40, duration: 3 * time.Hour, pool: "p", server: "s", websocket: true, closed: "idle"},
+		{listener: "z", line: reqLine{}, status: 499, websocket: true},
+	}
+	for _, r := range recs {
+		direct, viaSlog := requestBoth(t, &r)
+		if !bytes.Equal(direct, viaSlog) {
+			t.Errorf("writeRequest and Handle differ:\n direct %s slog   %s", direct, viaSlog)
+		}
+	}
+}
+
+// BenchmarkAccessRequest: one request record through the direct encoder.
+func BenchmarkAccessRequest(b *testing.B) {
+	h := newAccessJSON(io.Discard).WithAttrs([]slog.Attr{slog.String("log", "access")}).(*accessJSON)
+	r := &accessRecord{listener: "bench", client: netip.MustParseAddr("127.0.0.1"), line: reqLine{"GET", "localhost", "/", "HTTP/1.1"},
+		status: 200, bytes: 13, duration: 123456, pool: "nodes", server: "127.0.0.1:18001"}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.writeRequest(time.Now(), r)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -33,7 +34,6 @@ func (s *Server) observeRequest(lr *listenerRuntime, st *reqState, r *http.Reque
 // observe counts a finished request (or websocket tunnel) and writes its
 // access-log record: in and out are the bytes from and to the client.
 func (s *Server) observe(lr *listenerRuntime, st *reqState, rl reqLine, status int, in, out int64, d time.Duration) {
-	server := nodeName(st.node)
 	if status == 0 {
 		status = http.StatusOK
 	}
@@ -42,34 +42,70 @@ func (s *Server) observe(lr *listenerRuntime, st *reqState, rl reqLine, status i
 	if al == nil {
 		return
 	}
+	rec := accessRecord{listener: lr.cfg.Name, client: st.client, line: rl, status: status, bytes: out,
+		duration: d, pool: lr.pool.cfg.Name, server: nodeName(st.node), retries: st.retries, errKind: st.errKind}
+	if st.tun != nil {
+		rec.websocket = true
+		rec.closed = st.tun.why()
+	}
+	if h, ok := al.Handler().(*accessJSON); ok && !h.groups {
+		// The access log's own JSON handler: the record is encoded
+		// straight from its fields, without slog's attribute boxing.
+		h.writeRequest(time.Now(), &rec)
+		return
+	}
+	al.LogAttrs(context.Background(), slog.LevelInfo, "request", rec.attrs()...)
+}
+
+// accessRecord is one request's access-log record.
+type accessRecord struct {
+	listener  string
+	client    netip.Addr
+	line      reqLine
+	status    int
+	bytes     int64
+	duration  time.Duration
+	pool      string
+	server    string
+	retries   int
+	errKind   string
+	websocket bool
+	closed    string
+}
+
+// attrs is the record as slog attributes, in the order writeRequest
+// encodes them (a test holds the two to the same bytes).
+func (r *accessRecord) attrs() []slog.Attr {
 	attrs := []slog.Attr{
 		slog.String("kind", "http"),
-		slog.String("listener", lr.cfg.Name),
-		slog.String("client", st.client.String()),
-		slog.String("method", rl.method),
-		slog.String("host", rl.host),
-		slog.String("path", rl.path),
-		slog.String("proto", rl.proto),
-		slog.Int("status", status),
-		slog.Int64("bytes", out),
-		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-		slog.String("pool", lr.pool.cfg.Name),
-		slog.String("server", server),
+		slog.String("listener", r.listener),
+		slog.String("client", r.client.String()),
+		slog.String("method", r.line.method),
+		slog.String("host", r.line.host),
+		slog.String("path", r.line.path),
+		slog.String("proto", r.line.proto),
+		slog.Int("status", r.status),
+		slog.Int64("bytes", r.bytes),
+		slog.Float64("duration_ms", durationMS(r.duration)),
+		slog.String("pool", r.pool),
+		slog.String("server", r.server),
 	}
-	if st.retries > 0 {
-		attrs = append(attrs, slog.Int("retries", st.retries))
+	if r.retries > 0 {
+		attrs = append(attrs, slog.Int("retries", r.retries))
 	}
-	if st.errKind != "" {
-		attrs = append(attrs, slog.String("error", st.errKind))
+	if r.errKind != "" {
+		attrs = append(attrs, slog.String("error", r.errKind))
 	}
-	if st.tun != nil {
+	if r.websocket {
 		attrs = append(attrs, slog.Bool("websocket", true))
-		if w := st.tun.why(); w != "" {
-			attrs = append(attrs, slog.String("closed", w))
+		if r.closed != "" {
+			attrs = append(attrs, slog.String("closed", r.closed))
 		}
 	}
-	al.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+	return attrs
 }
+
+func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // logTCP writes the access-log record of a finished tcp-mode connection.
 func (s *Server) logTCP(lr *listenerRuntime, cc *clientConn, n *Node, outcome string, in, out int64, start time.Time, err error) {
@@ -85,7 +121,7 @@ func (s *Server) logTCP(lr *listenerRuntime, cc *clientConn, n *Node, outcome st
 		slog.String("server", nodeName(n)),
 		slog.Int64("bytes_in", in),
 		slog.Int64("bytes_out", out),
-		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("duration_ms", durationMS(time.Since(start))),
 		slog.String("outcome", outcome),
 	}
 	if err != nil && outcome != "closed" {

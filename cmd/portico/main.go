@@ -47,8 +47,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	explain := fs.Bool("explain", false, "explain the rule decision for HOST PATH [CLIENT_IP] and exit")
 	listener := fs.String("listener", "", "with -explain: the listener whose rules apply (default: the first http/https listener)")
+	noFast := fs.Bool("no-fast-path", false, "serve every HTTP/1.1 request through net/http's server and ReverseProxy (diagnosis and comparison)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: portico [-config FILE] [-check] [-version]\n       portico -explain [-config FILE] [-listener NAME] HOST PATH [CLIENT_IP]\n")
+		fmt.Fprintf(stderr, "usage: portico [-config FILE] [-check] [-version] [-no-fast-path]\n       portico -explain [-config FILE] [-listener NAME] HOST PATH [CLIENT_IP]\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -67,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	return serve(*cfgPath, stderr)
+	return serve(*cfgPath, *noFast, stderr)
 }
 
 func runCheck(path string, stdout, stderr io.Writer) int {
@@ -167,7 +168,7 @@ func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-func serve(path string, stderr io.Writer) int {
+func serve(path string, noFast bool, stderr io.Writer) int {
 	cfg, err := config.Load(path)
 	if err != nil {
 		for _, line := range errorLines(err) {
@@ -185,7 +186,7 @@ func serve(path string, stderr io.Writer) int {
 		log.Error("cannot open the access log", "err", err)
 		return 1
 	}
-	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Access: access, Version: version()})
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Access: access, Version: version(), NoFastPath: noFast})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
