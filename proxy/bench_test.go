@@ -96,8 +96,10 @@ health = { enabled = false }
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// The loader wants a real port; the socket takes any free one.
+	// The loader wants a real port; the socket takes any free one. No
+	// admin listener: its default port would collide between tests.
 	cfg.Listeners[0].Bind = "127.0.0.1:0"
+	cfg.Admin.Bind = ""
 	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if access != nil {
 		opts.Access = slog.New(NewAccessJSONHandler(access)).With("log", "access")

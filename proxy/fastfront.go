@@ -84,6 +84,13 @@ func (fs *fastConns) remove(fc *fastConn) {
 	fs.wg.Done()
 }
 
+// count is the number of connections on the fast path.
+func (fs *fastConns) count() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return len(fs.conns)
+}
+
 // stop ends idle connections at once and the busy ones after their
 // current response; when ctx ends first, it closes what is left.
 func (fs *fastConns) stop(ctx context.Context) {
