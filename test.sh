@@ -20,3 +20,4 @@ fuzz ./proxy FuzzReadProxyHeader
 fuzz ./proxy FuzzNodeTransport
 fuzz ./proxy FuzzAccessJSON
 fuzz ./proxy FuzzFastHead
+fuzz ./proxy FuzzRespHead

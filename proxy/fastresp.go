@@ -9,7 +9,7 @@ import (
 // client side, parseRespHead takes a narrow subset in place (HTTP/1.1, a
 // final status other than 204 and 304, one valid Content-Length, no
 // Transfer-Encoding, no hop-by-hop field but Connection: keep-alive or
-// close) and leaves everything else to http.ReadResponse through
+// close, no Pragma without Cache-Control) and leaves everything else to http.ReadResponse through
 // readFinalResponse. What it takes is relayed to the client by copying the
 // node's field lines, with no header map in between. A differential test
 // and a fuzz target hold it to http.ReadResponse's reading of the same
@@ -56,6 +56,7 @@ func parseRespHead(b []byte, r *respHead, head bool) headVerdict {
 		}
 	}
 	r.code = code
+	havePragma, haveCacheControl := false, false
 	for {
 		line, rest, v = nextLine(rest)
 		if v != headFast {
@@ -99,11 +100,25 @@ func parseRespHead(b []byte, r *respHead, head bool) headVerdict {
 			r.hasDate = true
 		case respHandOff:
 			return headHandOff
+		default:
+			switch {
+			case asciiFold(name, "pragma"):
+				havePragma = true
+			case asciiFold(name, "cache-control"):
+				haveCacheControl = true
+			}
 		}
 		r.lines = append(r.lines, line)
 	}
 	if r.length < 0 && !head {
 		return headHandOff // close-delimited: net/http's reader
+	}
+	if havePragma && !haveCacheControl {
+		// http.ReadResponse adds "Cache-Control: no-cache" to a response
+		// whose first Pragma value is "no-cache" and that has no
+		// Cache-Control field (fixPragmaCacheControl), and ReverseProxy
+		// relays it; let that path have it.
+		return headHandOff
 	}
 	r.size = len(b) - len(rest)
 	return headFast
