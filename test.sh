@@ -21,3 +21,4 @@ fuzz ./proxy FuzzNodeTransport
 fuzz ./proxy FuzzAccessJSON
 fuzz ./proxy FuzzFastHead
 fuzz ./proxy FuzzRespHead
+fuzz ./proxy FuzzFastPathDiff

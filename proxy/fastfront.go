@@ -42,6 +42,7 @@ type fastConn struct {
 	h     fastHead
 	rh    respHead
 	start time.Time // of the current request
+	abort bool      // the current response broke off: close, send nothing more
 	st    reqState
 	req   []byte // the request head for the node, kept for a retry
 	out   []byte // scratch for a response head
@@ -208,6 +209,12 @@ func (fc *fastConn) serve(f *frontend) bool {
 			return fc.handOff()
 		}
 		fc.br.Discard(fc.h.size)
+		if fc.abort {
+			// The node's answer broke off: a client that got none of it
+			// sees the connection close, as with net/http; one that got
+			// part sees it cut short. Either way, nothing more is sent.
+			return false
+		}
 		if !keep {
 			fc.bw.Flush()
 			return false
@@ -228,6 +235,11 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headV
 		}
 		if fc.br.Buffered() == fc.br.Size() {
 			return headHandOff // a large head: net/http applies the limits
+		}
+		// Answers to the requests before this one go out before
+		// waiting for the rest of it (pipelining).
+		if fc.bw.Buffered() > 0 && fc.bw.Flush() != nil {
+			return headMore
 		}
 		if !deadlineSet && f.key.readHeader > 0 {
 			fc.c.SetReadDeadline(time.Now().Add(f.key.readHeader))

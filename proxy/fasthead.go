@@ -46,7 +46,7 @@ func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
 		return headHandOff
 	}
 	nf := 0
-	haveHost, havePragma, haveCacheControl := false, false, false
+	haveHost, havePragma, haveCacheControl, haveUA := false, false, false, false
 	for {
 		line, rest, v = nextLine(rest)
 		if v != headFast {
@@ -96,6 +96,13 @@ func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
 				havePragma = true
 			case asciiFold(name, "cache-control"):
 				haveCacheControl = true
+			case asciiFold(name, "user-agent"):
+				// net/http forwards the first User-Agent only, and none
+				// when it is empty
+				if haveUA || len(value) == 0 {
+					return headHandOff
+				}
+				haveUA = true
 			}
 			h.fields = append(h.fields, fastField{name, value})
 		}

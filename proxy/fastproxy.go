@@ -163,6 +163,12 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 			return fc.fail(st, errors.New("server switched protocols unasked"))
 		}
 		if err == nil {
+			if err := checkStatus(res); err != nil {
+				nc.c.Close()
+				return fc.fail(st, err)
+			}
+		}
+		if err == nil {
 			n.health.ObservePassiveOK()
 			return fc.relay(p.fast, nc, res, head)
 		}
@@ -285,7 +291,9 @@ func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (stat
 	} else {
 		nc.c.Close()
 	}
-	// A body cut short cannot be told to the client but by closing.
+	if err != nil {
+		fc.abort = true
+	}
 	return rh.code, out, err == nil
 }
 
@@ -336,10 +344,17 @@ type dateLine struct {
 // connection to the pool when its response was read to the end.
 func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, head bool) (status int, out int64, keep bool) {
 	removeHopByHop(res.Header)
+	fc.announceTrailers(res)
 	bodyless := head || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified
 	chunked := !bodyless && res.ContentLength < 0
+	switch res.StatusCode {
+	case http.StatusNotModified: // what net/http's server drops (RFC 9110 15.4.5)
+		delete(res.Header, "Content-Type")
+		delete(res.Header, "Content-Length")
+	case http.StatusNoContent:
+		delete(res.Header, "Content-Length")
+	}
 	if chunked {
-		fc.announceTrailers(res)
 		res.Header["Transfer-Encoding"] = []string{"chunked"}
 	} else if !bodyless {
 		res.Header["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
@@ -356,12 +371,14 @@ func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, he
 	} else {
 		nc.c.Close()
 	}
-	// A body cut short cannot be told to the client but by closing.
+	if err != nil {
+		fc.abort = true
+	}
 	return res.StatusCode, out, err == nil
 }
 
-// announceTrailers names the node's announced trailers, as net/http's
-// server does for ReverseProxy.
+// announceTrailers names the node's announced trailers, as ReverseProxy
+// does (for a HEAD response too).
 func (fc *fastConn) announceTrailers(res *http.Response) {
 	if len(res.Trailer) == 0 {
 		return
@@ -381,6 +398,9 @@ func (fc *fastConn) announceTrailers(res *http.Response) {
 func (fc *fastConn) writeHead(code int, hdr http.Header, close bool) {
 	b := appendStatusLine(fc.out[:0], code)
 	for k, vv := range hdr {
+		if code < 200 && (k == "Content-Length" || k == "Transfer-Encoding") {
+			continue // an informational response has no body (net/http drops both)
+		}
 		for _, v := range vv {
 			b = append(b, k...)
 			b = append(b, ": "...)

@@ -314,6 +314,13 @@ func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 || w.status < 200 {
 		w.status = code
 	}
+	if h := w.Header(); code >= 200 {
+		if _, ok := h["Content-Type"]; !ok {
+			// A proxy relays the node's Content-Type or none; net/http
+			// would otherwise guess one from the body.
+			h["Content-Type"] = nil
+		}
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -114,12 +115,23 @@ func isReset(err error) bool {
 // websocket upgrades (upgrade.go).
 func (s *Server) newReverseProxy(p *pool) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    &retrier{s: s, p: p},
-		ErrorHandler: s.errorHandler,
-		BufferPool:   s.buffers,
-		ErrorLog:     nil,
+		Rewrite:        rewrite,
+		Transport:      &retrier{s: s, p: p},
+		ModifyResponse: checkStatus,
+		ErrorHandler:   s.errorHandler,
+		BufferPool:     s.buffers,
+		ErrorLog:       nil,
 	}
+}
+
+// checkStatus refuses a response whose status code is not three digits
+// (a broken node): it becomes a 502, where net/http's server would panic
+// writing it.
+func checkStatus(res *http.Response) error {
+	if res.StatusCode < 100 || res.StatusCode > 999 {
+		return fmt.Errorf("server sent status code %d", res.StatusCode)
+	}
+	return nil
 }
 
 // bufferPool recycles the 32 KiB copy buffers ReverseProxy needs per
