@@ -81,6 +81,11 @@ func startBenchNode(tb testing.TB) *benchNode {
 // benchServer starts a portico Server with one http listener in front of
 // node; access turns the access log on (JSON to w).
 func benchServer(tb testing.TB, node string, access io.Writer) *Server {
+	return benchServerWith(tb, node, access, false)
+}
+
+// benchServerWith is benchServer with the fast path off when noFast.
+func benchServerWith(tb testing.TB, node string, access io.Writer, noFast bool) *Server {
 	src := fmt.Sprintf(`
 [[listener]]
 name = "bench"
@@ -100,7 +105,7 @@ health = { enabled = false }
 	// admin listener: its default port would collide between tests.
 	cfg.Listeners[0].Bind = "127.0.0.1:0"
 	cfg.Admin.Bind = ""
-	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoFastPath: noFast}
 	if access != nil {
 		opts.Access = slog.New(NewAccessJSONHandler(access)).With("log", "access")
 	}
@@ -165,27 +170,64 @@ func BenchmarkProxyRequest(b *testing.B) {
 }
 
 // BenchmarkProxyLoopback is one full request through the listener socket
-// on loopback: client HTTP/1.1 keep-alive -> portico -> node. The client's
-// own cost is included.
+// on loopback: client HTTP/1.1 keep-alive -> portico -> node, on the fast
+// path and with every request through net/http's server and
+// ReverseProxy. The client's own cost is included.
 func BenchmarkProxyLoopback(b *testing.B) {
-	node := startBenchNode(b)
-	s := benchServer(b, node.ln.Addr().String(), nil)
-	addr := s.benchSlot().ln.Addr().String()
-	tr := &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr}
-	u := "http://" + addr + "/index.html"
+	for _, path := range []string{"fast", "net-http"} {
+		b.Run(path, func(b *testing.B) {
+			node := startBenchNode(b)
+			s := benchServerWith(b, node.ln.Addr().String(), nil, path == "net-http")
+			addr := s.benchSlot().ln.Addr().String()
+			tr := &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr}
+			u := "http://" + addr + "/index.html"
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				res, err := c.Get(u)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", res.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParseHead is the fast path's reading of a browser's request
+// head.
+func BenchmarkParseHead(b *testing.B) {
+	head := []byte("GET /index.html?q=1 HTTP/1.1\r\nHost: app.example.com\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
+		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
+		"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n" +
+		"Cookie: session=abc123; theme=dark\r\nConnection: keep-alive\r\n\r\n")
+	var h fastHead
 	b.ReportAllocs()
-	b.ResetTimer()
 	for b.Loop() {
-		res, err := c.Get(u)
-		if err != nil {
-			b.Fatal(err)
+		if parseHead(head, &h, 100) != headFast {
+			b.Fatal("not taken")
 		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			b.Fatalf("status %d", res.StatusCode)
+	}
+}
+
+// BenchmarkParseRespHead is the fast path's reading of a node's response
+// head.
+func BenchmarkParseRespHead(b *testing.B) {
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 1234\r\n" +
+		"Cache-Control: no-store\r\nSet-Cookie: session=abc123; Path=/; HttpOnly\r\n" +
+		"Date: Sun, 29 Nov 2026 07:00:00 GMT\r\n\r\n")
+	var r respHead
+	b.ReportAllocs()
+	for b.Loop() {
+		if parseRespHead(head, &r, false) != headFast {
+			b.Fatal("not taken")
 		}
 	}
 }
