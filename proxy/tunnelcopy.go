@@ -96,6 +96,12 @@ func newReadWaiter(c net.Conn) *readWaiter {
 		if _, buffered := v.Conn.(*proxyproto.Conn); !buffered {
 			tc, _ = v.Conn.(*net.TCPConn)
 		}
+	case *prefixConn:
+		// handed over by the fast path; once its buffer is drained,
+		// reads go straight to the connection underneath
+		if v.br == nil || v.br.Buffered() == 0 {
+			return newReadWaiter(v.Conn)
+		}
 	}
 	if tc == nil {
 		return nil

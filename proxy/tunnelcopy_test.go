@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -65,5 +66,31 @@ func TestPump(t *testing.T) {
 			t.Fatalf("%s: pump did not stop at EOF", tc.name)
 		}
 		dst.Close()
+	}
+}
+
+// TestReadWaiterSeesThroughHandOff: a websocket whose connection began on
+// the fast path (a prefixConn after the hand-off to net/http) still waits
+// for data without a buffer once the hand-off buffer is drained.
+func TestReadWaiterSeesThroughHandOff(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cc := &clientConn{Conn: c}
+	if newReadWaiter(&prefixConn{Conn: cc}) == nil {
+		t.Fatal("no read waiter for a handed-off connection with nothing buffered")
+	}
+	br := bufio.NewReader(strings.NewReader("early bytes"))
+	br.Peek(1)
+	if newReadWaiter(&prefixConn{Conn: cc, br: br}) != nil {
+		t.Fatal("a read waiter would skip the bytes still buffered from the hand-off")
 	}
 }
