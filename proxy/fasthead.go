@@ -58,24 +58,10 @@ func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
 		if nf++; nf > maxFields {
 			return headHandOff
 		}
-		colon := -1
-		for i, c := range line {
-			if c == ':' {
-				colon = i
-				break
-			}
-			if !tokenByte(c) {
-				return headHandOff // also obs-fold and "name : value"
-			}
-		}
-		if colon <= 0 {
+		// obs-text in a request is for net/http to judge
+		name, value, ok := splitField(line, false)
+		if !ok {
 			return headHandOff
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range value {
-			if c != '\t' && (c < 0x20 || c > 0x7e) {
-				return headHandOff // controls, and obs-text for net/http to judge
-			}
 		}
 		switch fieldClass(name) {
 		case fieldHost:
@@ -118,6 +104,34 @@ func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
 	}
 	h.size = len(b) - len(rest)
 	return headFast
+}
+
+// splitField splits a field line into its name and its value, without
+// the surrounding whitespace. ok is false unless the name is a token
+// followed directly by the colon (so also for obs-fold and "name : value")
+// and the value holds no control byte but HTAB; bytes from 0x80 are
+// allowed only with obsText.
+func splitField(line []byte, obsText bool) (name, value []byte, ok bool) {
+	colon := -1
+	for i, c := range line {
+		if c == ':' {
+			colon = i
+			break
+		}
+		if !tokenByte(c) {
+			return nil, nil, false
+		}
+	}
+	if colon <= 0 {
+		return nil, nil, false
+	}
+	name, value = line[:colon], trimOWS(line[colon+1:])
+	for _, c := range value {
+		if c != '\t' && (c < 0x20 || c == 0x7f || (c > 0x7f && !obsText)) {
+			return nil, nil, false
+		}
+	}
+	return name, value, true
 }
 
 // nextLine splits off one CRLF-terminated line. A bare LF or CR, which

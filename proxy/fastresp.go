@@ -65,24 +65,9 @@ func parseRespHead(b []byte, r *respHead, head bool) headVerdict {
 		if len(line) == 0 {
 			break
 		}
-		colon := -1
-		for i, c := range line {
-			if c == ':' {
-				colon = i
-				break
-			}
-			if !tokenByte(c) {
-				return headHandOff
-			}
-		}
-		if colon <= 0 {
+		name, value, ok := splitField(line, true)
+		if !ok {
 			return headHandOff
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range value {
-			if c != '\t' && (c < 0x20 || c == 0x7f) {
-				return headHandOff
-			}
 		}
 		switch respFieldClass(name) {
 		case respContentLength:
