@@ -171,7 +171,6 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 func (fc *fastConn) serve(f *frontend) bool {
 	first := true
 	for {
-		lr := fc.sl.cur.Load()
 		if fc.br.Buffered() == 0 {
 			if fc.bw.Buffered() > 0 && fc.bw.Flush() != nil {
 				return false
@@ -196,6 +195,10 @@ func (fc *fastConn) serve(f *frontend) bool {
 			}
 		}
 		fc.start = time.Now()
+		// The configuration in force when the request arrives judges
+		// it, as on the net/http path: not the one of the last request
+		// on this connection.
+		lr := fc.sl.cur.Load()
 		v := fc.readHead(lr, f, first)
 		switch v {
 		case headMore:

@@ -3,11 +3,14 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/portico-lb/portico/config"
 )
 
 // getOn sends one keep-alive GET on c and reads the answer.
@@ -95,5 +98,50 @@ func TestFastPathHandsOffMidConnection(t *testing.T) {
 	}
 	if got := s.benchSlot().front.Load().fast.count(); got != 0 {
 		t.Fatalf("%d fast-path connections after the hand-off, want 0", got)
+	}
+}
+
+// TestFastPathKeepAliveSeesReload: the next request on a kept-alive
+// fast-path connection is judged by the configuration loaded meanwhile.
+func TestFastPathKeepAliveSeesReload(t *testing.T) {
+	t.Parallel()
+	node := startBenchNode(t)
+	s := benchServer(t, node.ln.Addr().String(), nil)
+	c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	if res := getOn(t, c, br, "/admin/x"); res.StatusCode != http.StatusOK {
+		t.Fatalf("before the reload: status %d", res.StatusCode)
+	}
+	src := fmt.Sprintf(`
+[[listener]]
+name = "bench"
+bind = "127.0.0.1:1"
+mode = "http"
+pool = "nodes"
+
+[[listener.rule]]
+paths = ["/admin"]
+allow = ["10.0.0.0/8"]
+
+[pool.nodes]
+servers = ["%s"]
+health = { enabled = false }
+`, node.ln.Addr().String())
+	cfg, err := config.Parse([]byte(src), "reload.toml", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listeners[0].Bind = s.benchSlot().bind
+	cfg.Admin.Bind = ""
+	if _, err := s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if res := getOn(t, c, br, "/admin/x"); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("after a reload that denies /admin: status %d, want 403", res.StatusCode)
 	}
 }
