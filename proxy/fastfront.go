@@ -123,13 +123,38 @@ func (fs *fastConns) stop(ctx context.Context) {
 	<-done
 }
 
-// fastBufs recycles the fast path's connection buffers.
-type fastBufs struct{ r, w sync.Pool }
+// fastBufs recycles the fast path's connection state: its buffered reader
+// and writer, and the connection record with its scratch slices, which
+// would otherwise be grown from nothing on every new connection.
+type fastBufs struct{ r, w, conns sync.Pool }
 
 func newFastBufs() *fastBufs {
 	return &fastBufs{
 		r: sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastReadSize) }},
 		w: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }},
+		conns: sync.Pool{New: func() any {
+			fc := &fastConn{req: make([]byte, 0, 1024), out: make([]byte, 0, 1024), chunk: make([]byte, 0, 64)}
+			fc.h.fields = make([]fastField, 0, 16)
+			fc.rh.lines = make([][]byte, 0, 16)
+			return fc
+		}},
+	}
+}
+
+// release drops everything a finished connection record points to, so a
+// pooled record keeps no connection, runtime or buffer alive.
+func (fc *fastConn) release() {
+	fields, lines := fc.h.fields[:0], fc.rh.lines[:0]
+	clear(fields[:cap(fields)])
+	clear(lines[:cap(lines)])
+	fc.sl, fc.c, fc.cc, fc.br, fc.bw = nil, nil, nil, nil, nil
+	fc.h, fc.rh = fastHead{fields: fields}, respHead{lines: lines}
+	fc.st = reqState{}
+	fc.start, fc.abort = time.Time{}, false
+	fc.idle.Store(false)
+	if cap(fc.out) > 64<<10 {
+		// a node's outsize response head: not kept for the next one
+		fc.out = make([]byte, 0, 1024)
 	}
 }
 
@@ -143,19 +168,27 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 		return
 	}
 	bufs := s.srv.fastBufs
-	fc := &fastConn{sl: s, c: c, cc: cc}
+	fc := bufs.conns.Get().(*fastConn)
+	fc.sl, fc.c, fc.cc = s, c, cc
 	fc.br = bufs.r.Get().(*bufio.Reader)
 	fc.br.Reset(c)
 	fc.bw = bufs.w.Get().(*bufio.Writer)
 	fc.bw.Reset(c)
 	if !f.fast.add(fc) {
 		c.Close()
+		fc.br.Reset(nil)
+		bufs.r.Put(fc.br)
+		fc.bw.Reset(nil)
+		bufs.w.Put(fc.bw)
+		fc.release()
+		bufs.conns.Put(fc)
 		return
 	}
 	handedOff := fc.serve(f)
 	f.fast.remove(fc)
 	if handedOff {
-		// net/http reads what br still holds, through prefixConn
+		// net/http reads what br still holds, through prefixConn; the
+		// reader goes with it
 		s.handOff(&prefixConn{Conn: c, br: fc.br}, cc)
 	} else {
 		c.Close()
@@ -164,6 +197,8 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	}
 	fc.bw.Reset(nil)
 	bufs.w.Put(fc.bw)
+	fc.release()
+	bufs.conns.Put(fc)
 }
 
 // serve runs the request loop. It reports true when the connection must
