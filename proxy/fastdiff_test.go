@@ -736,6 +736,8 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 		{"pipelined-partial", []diffStep{{write: get("/1", "cl") + "GET /2 HTTP/1.1\r\nHo", methods: []string{"GET"}}}, 1},
 		{"pipelined-partial-chunked", []diffStep{{write: get("/1", "chunked") + "G", methods: []string{"GET"}}}, 1},
 		{"pipelined-partial-204", []diffStep{{write: get("/1", "204") + "GE", methods: []string{"GET"}}}, 1},
+		// the second answer breaks off: the first must still arrive
+		{"pipelined-then-short", []diffStep{{write: get("/1", "cl") + get("/2", "short"), methods: []string{"GET", "GET"}}}, 1},
 		// the head arrives in two writes
 		{"split-head", []diffStep{{write: "GET /split HTTP/1.1\r\nHo"}, {write: "st: example.com\r\nX-Resp: cl\r\n\r\n", methods: []string{"GET"}}}, 1},
 		{"fast-then-post", []diffStep{{write: get("/1", "cl"), methods: []string{"GET"}}, {write: post, methods: []string{"POST"}},

@@ -85,13 +85,6 @@ func (fs *fastConns) remove(fc *fastConn) {
 	fs.wg.Done()
 }
 
-// count is the number of connections on the fast path.
-func (fs *fastConns) count() int {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	return len(fs.conns)
-}
-
 // stop ends idle connections at once and the busy ones after their
 // current response; when ctx ends first, it closes what is left.
 func (fs *fastConns) stop(ctx context.Context) {
@@ -174,18 +167,11 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	fc.br.Reset(c)
 	fc.bw = bufs.w.Get().(*bufio.Writer)
 	fc.bw.Reset(c)
-	if !f.fast.add(fc) {
-		c.Close()
-		fc.br.Reset(nil)
-		bufs.r.Put(fc.br)
-		fc.bw.Reset(nil)
-		bufs.w.Put(fc.bw)
-		fc.release()
-		bufs.conns.Put(fc)
-		return
+	handedOff := false
+	if f.fast.add(fc) { // else the frontend is stopping: close
+		handedOff = fc.serve(f)
+		f.fast.remove(fc)
 	}
-	handedOff := fc.serve(f)
-	f.fast.remove(fc)
 	if handedOff {
 		// net/http reads what br still holds, through prefixConn; the
 		// reader goes with it
@@ -206,10 +192,14 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 func (fc *fastConn) serve(f *frontend) bool {
 	first := true
 	for {
+		// The previous answer goes out before anything else happens:
+		// before waiting for the next request, and before the next
+		// answer, which, should it break off, must take nothing but
+		// itself with it (net/http also flushes each answer).
+		if fc.bw.Buffered() > 0 && fc.bw.Flush() != nil {
+			return false
+		}
 		if fc.br.Buffered() == 0 {
-			if fc.bw.Buffered() > 0 && fc.bw.Flush() != nil {
-				return false
-			}
 			d := f.key.idle
 			if first || d <= 0 {
 				d = f.key.readHeader
@@ -273,11 +263,6 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headV
 		}
 		if fc.br.Buffered() == fc.br.Size() {
 			return headHandOff // a large head: net/http applies the limits
-		}
-		// Answers to the requests before this one go out before
-		// waiting for the rest of it (pipelining).
-		if fc.bw.Buffered() > 0 && fc.bw.Flush() != nil {
-			return headMore
 		}
 		if !deadlineSet && f.key.readHeader > 0 {
 			fc.c.SetReadDeadline(time.Now().Add(f.key.readHeader))
