@@ -28,18 +28,33 @@ func getOn(t *testing.T, c net.Conn, br *bufio.Reader, path string) *http.Respon
 	return res
 }
 
-// TestFastPathShutdownEndsIdleConnections: an idle keep-alive connection
-// on the fast path is closed at once by Shutdown, which then returns
-// without waiting for the idle timeout or its own deadline.
-func TestFastPathShutdownEndsIdleConnections(t *testing.T) {
-	t.Parallel()
+// count is the number of connections on the fast path.
+func (fs *fastConns) count() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return len(fs.conns)
+}
+
+// fastClient starts a node and a Server in front of it, and connects to
+// the Server's listener; the connection closes with the test.
+func fastClient(t *testing.T) (*benchNode, *Server, net.Conn) {
+	t.Helper()
 	node := startBenchNode(t)
 	s := benchServer(t, node.ln.Addr().String(), nil)
 	c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return node, s, c
+}
+
+// TestFastPathShutdownEndsIdleConnections: an idle keep-alive connection
+// on the fast path is closed at once by Shutdown, which then returns
+// without waiting for the idle timeout or its own deadline.
+func TestFastPathShutdownEndsIdleConnections(t *testing.T) {
+	t.Parallel()
+	_, s, c := fastClient(t)
 	br := bufio.NewReader(c)
 	if res := getOn(t, c, br, "/"); res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", res.StatusCode)
@@ -66,17 +81,12 @@ func TestFastPathShutdownEndsIdleConnections(t *testing.T) {
 }
 
 // TestFastPathHandsOffMidConnection: a connection that began on the fast
-// path and then sends what the fast path does not take (a body) is served
+// path and then sends what the fast path does not take (here a target it
+// would refuse) is served
 // on by net/http, in order, with nothing lost.
 func TestFastPathHandsOffMidConnection(t *testing.T) {
 	t.Parallel()
-	node := startBenchNode(t)
-	s := benchServer(t, node.ln.Addr().String(), nil)
-	c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, s, c := fastClient(t)
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(c)
 	// Three requests in one write: fast, hand-off (a denied target),
@@ -105,13 +115,7 @@ func TestFastPathHandsOffMidConnection(t *testing.T) {
 // fast-path connection is judged by the configuration loaded meanwhile.
 func TestFastPathKeepAliveSeesReload(t *testing.T) {
 	t.Parallel()
-	node := startBenchNode(t)
-	s := benchServer(t, node.ln.Addr().String(), nil)
-	c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	node, s, c := fastClient(t)
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(c)
 	if res := getOn(t, c, br, "/admin/x"); res.StatusCode != http.StatusOK {
