@@ -79,10 +79,10 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	}
 	upDone := make(chan result, 1)
 	go func() {
-		n, err := relay(up, cc, tun, idle)
+		n, err := s.relay(up, cc, tun, idle)
 		upDone <- result{n, err}
 	}()
-	down, derr := relay(cc, up, tun, idle)
+	down, derr := s.relay(cc, up, tun, idle)
 	r := <-upDone
 	tun.close("done")
 	outcome := "closed"
@@ -112,40 +112,59 @@ func writeProxyHeader(up net.Conn, version string, cc *clientConn) error {
 	return err
 }
 
-// relay copies src to dst until EOF, then half-closes dst. Data moves in
-// chunks with a read deadline of idle/2, so the loop notices silence in both
-// directions without a goroutine per tunnel; between TCP sockets the
-// chunks move with splice(2).
-func relay(dst, src net.Conn, tun *tunnel, idle time.Duration) (int64, error) {
+// relay copies src to dst until EOF, then half-closes dst. A read
+// deadline of idle/2 lets the copy notice silence in both directions without
+// a goroutine per tunnel. From a plain socket the copy is a rawRelay; where
+// bytes may wait above the socket (read past a PROXY header) it moves
+// chunks with ReadFrom, which splices between TCP sockets.
+func (s *Server) relay(dst, src net.Conn, tun *tunnel, idle time.Duration) (int64, error) {
 	var total int64
-	rf, ok := unwrapTCP(dst).(io.ReaderFrom)
-	if !ok {
-		rf = readerFromFunc(func(r io.Reader) (int64, error) { return io.Copy(dst, r) })
+	out := unwrapTCP(dst)
+	r := newRawRelay(src, out, s.tunBufs)
+	var rf io.ReaderFrom
+	var rsrc io.Reader
+	if r != nil {
+		r.seen = func([]byte) { tun.touch() }
+	} else {
+		var ok bool
+		if rf, ok = out.(io.ReaderFrom); !ok {
+			rf = readerFromFunc(func(r io.Reader) (int64, error) { return io.Copy(dst, r) })
+		}
+		rsrc = readerOf(src)
 	}
-	rsrc := readerOf(src)
 	for {
 		if idle > 0 {
 			src.SetReadDeadline(time.Now().Add(idle / 2))
 		}
-		n, err := rf.ReadFrom(&io.LimitedReader{R: rsrc, N: 1 << 20})
-		total += n
-		if n > 0 {
-			tun.touch()
-		}
-		if err != nil {
-			if isTimeoutErr(err) && idle > 0 {
-				if n > 0 || time.Since(time.Unix(0, tun.last.Load())) < idle {
-					continue // still moving, here or the other way
-				}
-				tun.close("idle")
-				return total, err
+		var n int64
+		var err error
+		if r != nil {
+			n, err = r.run()
+		} else {
+			n, err = rf.ReadFrom(&io.LimitedReader{R: rsrc, N: 1 << 20})
+			if n > 0 {
+				tun.touch()
 			}
-			closeWrite(dst)
-			return total, err
+			if err == nil && n == 0 {
+				err = io.EOF
+			}
 		}
-		if n == 0 { // EOF
+		total += n
+		switch {
+		case err == nil:
+			continue // a chunk moved
+		case isTimeoutErr(err) && idle > 0:
+			if n > 0 || time.Since(time.Unix(0, tun.last.Load())) < idle {
+				continue // still moving, here or the other way
+			}
+			tun.close("idle")
+			return total, err
+		case err == io.EOF:
 			closeWrite(dst)
 			return total, nil
+		default:
+			closeWrite(dst)
+			return total, err
 		}
 	}
 }

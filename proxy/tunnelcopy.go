@@ -1,25 +1,36 @@
 package proxy
 
 import (
+	"errors"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
-
-	"github.com/pires/go-proxyproto"
 )
 
-// A websocket tunnel is idle most of its life, and a copy buffer held by a
-// goroutine blocked in Read is memory for nothing. Where the source is a
-// plain TCP socket, pump waits for the socket to become readable without a
-// buffer (the runtime's poller, through syscall.RawConn) and takes a
-// buffer from a pool only to move what arrived. Where bytes may wait above
-// the socket (TLS, a PROXY-header reader), readability of the socket says
-// nothing, and pump keeps its own buffer.
+// A tunnel is idle most of its life, and a copy buffer held by a goroutine
+// blocked in Read is memory for nothing. Where the source is a plain TCP
+// socket, the copy runs inside one syscall.RawConn.Read (rawRelay): the
+// runtime's poller wakes it when the socket turns readable, it borrows a
+// buffer from a pool, reads, writes what it read to the other side, gives
+// the buffer back and waits again. Because that Read call is never left
+// between messages, a readiness report is never discarded, and a read that
+// came back short (the socket was drained) is followed by a wait instead of
+// a read that would only say EAGAIN: one syscall fewer per message than a
+// plain copy loop. Where bytes may wait above the socket (TLS, a
+// PROXY-header reader), readability of the socket says nothing, and the
+// copy keeps its own buffer.
 
-// tunnelBufSize is the copy buffer of one direction of a tunnel.
-// Websocket messages are mostly small, and a larger one only costs a few
-// more reads.
-const tunnelBufSize = 4 << 10
+// tunnelBufSize is the copy buffer of one direction of a tunnel while it
+// moves bytes. It is borrowed only for that, so its size costs an idle
+// tunnel nothing, and a bulk transfer moves a TLS record's worth per read.
+const tunnelBufSize = 16 << 10
+
+// ownBufSize is the buffer a tunnel keeps for its whole life where it
+// cannot borrow one (bytes may wait above the socket). Websocket messages
+// are mostly small, and a larger one only costs a few more reads.
+const ownBufSize = 4 << 10
 
 // tunnelBufs lends copy buffers to tunnels while they move bytes. It holds
 // array pointers, so Put allocates nothing.
@@ -33,9 +44,10 @@ func (b *tunnelBufs) get() *[tunnelBufSize]byte  { return b.p.Get().(*[tunnelBuf
 func (b *tunnelBufs) put(x *[tunnelBufSize]byte) { b.p.Put(x) }
 
 // pump writes first to dst, then copies src to dst until either fails or
-// src ends. It returns the bytes written. Reads go through src (the node
-// side's trackedConn, so its wsFramer can end the stream with a close
-// frame; the clientConn, so activity is recorded).
+// src ends. It returns the bytes written. What src's wrapper does on a read
+// (activity for the idle watch; the node side's wsFramer) is done for the
+// raw reads too; once a websocket is going away, or a deadline fires, reads
+// go through src itself, whose wsFramer ends the stream with a close frame.
 func (s *Server) pump(dst, src net.Conn, first []byte) int64 {
 	var total int64
 	if len(first) > 0 {
@@ -45,22 +57,16 @@ func (s *Server) pump(dst, src net.Conn, first []byte) int64 {
 			return total
 		}
 	}
-	w := newReadWaiter(src)
-	var own *[tunnelBufSize]byte
-	if w == nil {
-		own = new([tunnelBufSize]byte)
-	}
-	for {
-		buf := own
-		if w != nil {
-			// A deadline (a going-away tunnel) is for src.Read to see:
-			// it turns it into the close frame.
-			if err := w.wait(); err != nil && !isTimeoutErr(err) {
-				return total
-			}
-			buf = s.tunBufs.get()
+	if r := newRawRelay(src, dst, s.tunBufs); r != nil {
+		n, err := r.run()
+		total += n
+		if !isTimeoutErr(err) && err != errWrapperRead {
+			return total
 		}
-		n, err := src.Read(buf[:])
+	}
+	buf := make([]byte, ownBufSize)
+	for {
+		n, err := src.Read(buf)
 		if n > 0 {
 			m, werr := dst.Write(buf[:n])
 			total += int64(m)
@@ -68,39 +74,60 @@ func (s *Server) pump(dst, src net.Conn, first []byte) int64 {
 				err = werr
 			}
 		}
-		if w != nil {
-			s.tunBufs.put(buf)
-		}
 		if err != nil {
 			return total
 		}
 	}
 }
 
-// readWaiter waits for a TCP socket to have something to read: bytes, EOF
-// or an error.
-type readWaiter struct {
-	rc    syscall.RawConn
-	peek  [1]byte
-	f     func(fd uintptr) bool
-	calls int // calls of ready within one wait
+// errWrapperRead stops a rawRelay so that the source's own Read takes over.
+var errWrapperRead = errors.New("read through the connection wrapper")
+
+// rawRelay copies from a TCP socket to dst from inside the socket's
+// RawConn.Read. It is used by one goroutine.
+type rawRelay struct {
+	rc   syscall.RawConn
+	dst  io.Writer
+	bufs *tunnelBufs
+	seen func([]byte) // what the source's wrapper does with bytes read
+	stop func() bool  // whether the wrapper must read from now on
+
+	total int64
+	err   error
+	step  func(fd uintptr) bool
 }
 
-// newReadWaiter returns nil when c's readability cannot be seen on a socket.
-func newReadWaiter(c net.Conn) *readWaiter {
+// newRawRelay returns nil when src's bytes cannot be read from a socket
+// directly: nothing may be buffered above it.
+func newRawRelay(src net.Conn, dst io.Writer, bufs *tunnelBufs) *rawRelay {
+	r := &rawRelay{dst: dst, bufs: bufs, seen: func([]byte) {}}
 	var tc *net.TCPConn
-	switch v := c.(type) {
+	switch v := src.(type) {
+	case *net.TCPConn:
+		tc = v
 	case *trackedConn:
 		tc, _ = v.Conn.(*net.TCPConn)
+		r.seen = func(b []byte) {
+			v.tun.touch()
+			if v.ws != nil {
+				v.ws.advance(b)
+			}
+		}
+		if v.ws != nil {
+			r.stop = v.ws.going.Load
+		}
 	case *clientConn:
-		if _, buffered := v.Conn.(*proxyproto.Conn); !buffered {
-			tc, _ = v.Conn.(*net.TCPConn)
+		tc, _ = v.Conn.(*net.TCPConn) // a *proxyproto.Conn may hold bytes
+		r.seen = func([]byte) {
+			if t := v.tun.Load(); t != nil {
+				t.touch()
+			}
 		}
 	case *prefixConn:
 		// handed over by the fast path; once its buffer is drained,
 		// reads go straight to the connection underneath
 		if v.br == nil || v.br.Buffered() == 0 {
-			return newReadWaiter(v.Conn)
+			return newRawRelay(v.Conn, dst, bufs)
 		}
 	}
 	if tc == nil {
@@ -110,28 +137,58 @@ func newReadWaiter(c net.Conn) *readWaiter {
 	if err != nil {
 		return nil
 	}
-	w := &readWaiter{rc: rc}
-	w.f = w.ready
-	return w
+	r.rc = rc
+	r.step = r.move
+	return r
 }
 
-// ready peeks without blocking on its first call: the poller only reports
-// readiness that arrives while waiting, so what is already there must be
-// looked for. A later call comes from the poller having seen the socket
-// readable, and is believed without a second peek: a tunnel that waits for
-// each message costs the same syscalls as a blocking read (one that finds
-// nothing, one that reads). A rare spurious wake-up only means the Read
-// that follows waits with its buffer.
-func (w *readWaiter) ready(fd uintptr) bool {
-	w.calls++
-	if w.calls > 1 {
+// run copies until src ends (io.EOF), a read or write fails, a deadline
+// fires, or stop says so (errWrapperRead). It returns the bytes written.
+func (r *rawRelay) run() (int64, error) {
+	r.total, r.err = 0, nil
+	if err := r.rc.Read(r.step); err != nil {
+		return r.total, err // the deadline, or the socket closed
+	}
+	return r.total, r.err
+}
+
+// move is called first when run starts, then each time the poller reports
+// the socket readable. It reports false to wait for the next report.
+func (r *rawRelay) move(fd uintptr) bool {
+	if r.stop != nil && r.stop() {
+		r.err = errWrapperRead
 		return true
 	}
-	_, _, err := syscall.Recvfrom(int(fd), w.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return err != syscall.EAGAIN
-}
-
-func (w *readWaiter) wait() error {
-	w.calls = 0
-	return w.rc.Read(w.f)
+	buf := r.bufs.get()
+	defer r.bufs.put(buf)
+	for {
+		n, err := syscall.Read(int(fd), buf[:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if n > 0 {
+			r.seen(buf[:n])
+			m, werr := r.dst.Write(buf[:n])
+			r.total += int64(m)
+			if werr != nil {
+				r.err = werr
+				return true
+			}
+			if n < len(buf) {
+				// The socket is drained: new bytes come with a new
+				// report from the poller.
+				return false
+			}
+			continue
+		}
+		switch {
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			r.err = os.NewSyscallError("read", err)
+		default:
+			r.err = io.EOF
+		}
+		return true
+	}
 }

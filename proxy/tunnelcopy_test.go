@@ -39,13 +39,13 @@ func TestPump(t *testing.T) {
 		name     string
 		src      net.Conn
 		writeEnd net.Conn
-		waiter   bool
+		raw      bool
 	}{
 		{"socket", near, far, true},
 		{"pipe", &clientConn{Conn: pipeOut}, pipeIn, false},
 	} {
-		if got := newReadWaiter(tc.src) != nil; got != tc.waiter {
-			t.Fatalf("%s: waiter %v, want %v", tc.name, got, tc.waiter)
+		if got := newRawRelay(tc.src, io.Discard, s.tunBufs) != nil; got != tc.raw {
+			t.Fatalf("%s: raw relay %v, want %v", tc.name, got, tc.raw)
 		}
 		var sink bytes.Buffer
 		dst, dstEnd := net.Pipe()
@@ -69,10 +69,10 @@ func TestPump(t *testing.T) {
 	}
 }
 
-// TestReadWaiterSeesThroughHandOff: a websocket whose connection began on
+// TestRawRelaySeesThroughHandOff: a websocket whose connection began on
 // the fast path (a prefixConn after the hand-off to net/http) still waits
 // for data without a buffer once the hand-off buffer is drained.
-func TestReadWaiterSeesThroughHandOff(t *testing.T) {
+func TestRawRelaySeesThroughHandOff(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,12 +85,114 @@ func TestReadWaiterSeesThroughHandOff(t *testing.T) {
 	}
 	defer c.Close()
 	cc := &clientConn{Conn: c}
-	if newReadWaiter(&prefixConn{Conn: cc}) == nil {
-		t.Fatal("no read waiter for a handed-off connection with nothing buffered")
+	bufs := newTunnelBufs()
+	if newRawRelay(&prefixConn{Conn: cc}, io.Discard, bufs) == nil {
+		t.Fatal("no raw relay for a handed-off connection with nothing buffered")
 	}
 	br := bufio.NewReader(strings.NewReader("early bytes"))
 	br.Peek(1)
-	if newReadWaiter(&prefixConn{Conn: cc, br: br}) != nil {
-		t.Fatal("a read waiter would skip the bytes still buffered from the hand-off")
+	if newRawRelay(&prefixConn{Conn: cc, br: br}, io.Discard, bufs) != nil {
+		t.Fatal("a raw relay would skip the bytes still buffered from the hand-off")
+	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (dialed, accepted net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(ch)
+			return
+		}
+		ch <- c
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := <-ch
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { d.Close(); a.Close() })
+	return d, a
+}
+
+// TestRawRelayRoundTrips sends messages back and forth through a tunnel of
+// two raw relays, one in flight at a time: the pattern where a relay waits
+// on the poller after every short read, so a lost readiness report would
+// stall a round (and fail it at its deadline). The sizes cross the buffer
+// size, so reads that fill the buffer are followed by another read.
+func TestRawRelayRoundTrips(t *testing.T) {
+	t.Parallel()
+	s := &Server{tunBufs: newTunnelBufs()}
+	client, near := tcpPair(t)
+	far, node := tcpPair(t)
+	nearC := &clientConn{Conn: near}
+	farT := &trackedConn{Conn: far, tun: newTunnel(0, nil)}
+	if newRawRelay(nearC, farT, s.tunBufs) == nil || newRawRelay(farT, nearC, s.tunBufs) == nil {
+		t.Fatal("no raw relay between two TCP sockets")
+	}
+	up, down := make(chan int64, 1), make(chan int64, 1)
+	go func() { up <- s.pump(farT, nearC, nil); farT.Conn.(*net.TCPConn).CloseWrite() }()
+	go func() { down <- s.pump(nearC, farT, nil); nearC.Conn.(*net.TCPConn).CloseWrite() }()
+
+	sizes := []int{1, 7, 100, tunnelBufSize - 1, tunnelBufSize, tunnelBufSize + 1, 3*tunnelBufSize + 5, 64}
+	var sent, back int64
+	for round := range 1500 {
+		size := sizes[round%len(sizes)]
+		msg := bytes.Repeat([]byte{byte('a' + round%26)}, size)
+		deadline := time.Now().Add(10 * time.Second)
+		client.SetDeadline(deadline)
+		node.SetDeadline(deadline)
+		if _, err := client.Write(msg); err != nil {
+			t.Fatalf("round %d: client write: %v", round, err)
+		}
+		got := make([]byte, size)
+		if _, err := io.ReadFull(node, got); err != nil {
+			t.Fatalf("round %d (%d bytes): node read: %v", round, size, err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("round %d: node got other bytes", round)
+		}
+		reply := append(got[:0:0], bytes.ToUpper(got)...)
+		if _, err := node.Write(reply); err != nil {
+			t.Fatalf("round %d: node write: %v", round, err)
+		}
+		if _, err := io.ReadFull(client, got); err != nil {
+			t.Fatalf("round %d (%d bytes): client read: %v", round, size, err)
+		}
+		if !bytes.Equal(got, reply) {
+			t.Fatalf("round %d: client got other bytes", round)
+		}
+		sent += int64(size)
+		back += int64(size)
+	}
+	// Half-close: each relay ends at its source's EOF and passes it on.
+	client.(*net.TCPConn).CloseWrite()
+	if _, err := io.ReadAll(node); err != nil {
+		t.Fatalf("node did not see the client's EOF: %v", err)
+	}
+	node.(*net.TCPConn).CloseWrite()
+	for name, ch := range map[string]chan int64{"up": up, "down": down} {
+		want := sent
+		if name == "down" {
+			want = back
+		}
+		select {
+		case n := <-ch:
+			if n != want {
+				t.Errorf("%s relay moved %d bytes, want %d", name, n, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s relay did not end at EOF", name)
+		}
 	}
 }
