@@ -120,7 +120,7 @@ func writeProxyHeader(up net.Conn, version string, cc *clientConn) error {
 func (s *Server) relay(dst, src net.Conn, tun *tunnel, idle time.Duration) (int64, error) {
 	var total int64
 	out := unwrapTCP(dst)
-	r := newRawRelay(src, out, s.tunBufs)
+	r := newRawRelay(src, dst, s.tunBufs)
 	var rf io.ReaderFrom
 	var rsrc io.Reader
 	if r != nil {
@@ -184,6 +184,8 @@ func unwrapTCP(c net.Conn) net.Conn {
 		return v.Conn
 	case *trackedConn:
 		return v.Conn
+	case *prefixConn:
+		return unwrapTCP(v.Conn) // it buffers reads only
 	}
 	return c
 }

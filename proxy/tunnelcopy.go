@@ -87,7 +87,7 @@ var errWrapperRead = errors.New("read through the connection wrapper")
 // RawConn.Read. It is used by one goroutine.
 type rawRelay struct {
 	rc   syscall.RawConn
-	dst  io.Writer
+	dst  net.Conn
 	bufs *tunnelBufs
 	seen func([]byte) // what the source's wrapper does with bytes read
 	stop func() bool  // whether the wrapper must read from now on
@@ -98,27 +98,49 @@ type rawRelay struct {
 }
 
 // newRawRelay returns nil when src's bytes cannot be read from a socket
-// directly: nothing may be buffered above it.
-func newRawRelay(src net.Conn, dst io.Writer, bufs *tunnelBufs) *rawRelay {
-	r := &rawRelay{dst: dst, bufs: bufs, seen: func([]byte) {}}
-	var tc *net.TCPConn
+// directly: nothing may be buffered above it. Writes go to the socket under
+// dst's wrappers (a shallower stack while the relay sits in RawConn.Read),
+// and the activity those wrappers would record is recorded per read.
+func newRawRelay(src, dst net.Conn, bufs *tunnelBufs) *rawRelay {
+	tc, srcSeen := rawSource(src)
+	if tc == nil {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	r := &rawRelay{rc: rc, dst: unwrapTCP(dst), bufs: bufs, seen: srcSeen}
+	if v, ok := src.(*trackedConn); ok && v.ws != nil {
+		r.stop = v.ws.going.Load
+	}
+	if dstSeen := activity(dst); dstSeen != nil {
+		r.seen = func(b []byte) {
+			srcSeen(b)
+			dstSeen()
+		}
+	}
+	r.step = r.move
+	return r
+}
+
+// rawSource returns the TCP socket under src when nothing is buffered
+// above it, with what src's Read does with the bytes it reads.
+func rawSource(src net.Conn) (*net.TCPConn, func([]byte)) {
 	switch v := src.(type) {
 	case *net.TCPConn:
-		tc = v
+		return v, func([]byte) {}
 	case *trackedConn:
-		tc, _ = v.Conn.(*net.TCPConn)
-		r.seen = func(b []byte) {
+		tc, _ := v.Conn.(*net.TCPConn)
+		return tc, func(b []byte) {
 			v.tun.touch()
 			if v.ws != nil {
 				v.ws.advance(b)
 			}
 		}
-		if v.ws != nil {
-			r.stop = v.ws.going.Load
-		}
 	case *clientConn:
-		tc, _ = v.Conn.(*net.TCPConn) // a *proxyproto.Conn may hold bytes
-		r.seen = func([]byte) {
+		tc, _ := v.Conn.(*net.TCPConn) // a *proxyproto.Conn may hold bytes
+		return tc, func([]byte) {
 			if t := v.tun.Load(); t != nil {
 				t.touch()
 			}
@@ -127,19 +149,27 @@ func newRawRelay(src net.Conn, dst io.Writer, bufs *tunnelBufs) *rawRelay {
 		// handed over by the fast path; once its buffer is drained,
 		// reads go straight to the connection underneath
 		if v.br == nil || v.br.Buffered() == 0 {
-			return newRawRelay(v.Conn, dst, bufs)
+			return rawSource(v.Conn)
 		}
 	}
-	if tc == nil {
-		return nil
+	return nil, nil
+}
+
+// activity returns what dst's Write records, or nil.
+func activity(dst net.Conn) func() {
+	switch v := dst.(type) {
+	case *trackedConn:
+		return v.tun.touch
+	case *clientConn:
+		return func() {
+			if t := v.tun.Load(); t != nil {
+				t.touch()
+			}
+		}
+	case *prefixConn:
+		return activity(v.Conn)
 	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	r.rc = rc
-	r.step = r.move
-	return r
+	return nil
 }
 
 // run copies until src ends (io.EOF), a read or write fails, a deadline

@@ -44,7 +44,7 @@ func TestPump(t *testing.T) {
 		{"socket", near, far, true},
 		{"pipe", &clientConn{Conn: pipeOut}, pipeIn, false},
 	} {
-		if got := newRawRelay(tc.src, io.Discard, s.tunBufs) != nil; got != tc.raw {
+		if got := newRawRelay(tc.src, tc.writeEnd, s.tunBufs) != nil; got != tc.raw {
 			t.Fatalf("%s: raw relay %v, want %v", tc.name, got, tc.raw)
 		}
 		var sink bytes.Buffer
@@ -86,12 +86,12 @@ func TestRawRelaySeesThroughHandOff(t *testing.T) {
 	defer c.Close()
 	cc := &clientConn{Conn: c}
 	bufs := newTunnelBufs()
-	if newRawRelay(&prefixConn{Conn: cc}, io.Discard, bufs) == nil {
+	if newRawRelay(&prefixConn{Conn: cc}, c, bufs) == nil {
 		t.Fatal("no raw relay for a handed-off connection with nothing buffered")
 	}
 	br := bufio.NewReader(strings.NewReader("early bytes"))
 	br.Peek(1)
-	if newRawRelay(&prefixConn{Conn: cc, br: br}, io.Discard, bufs) != nil {
+	if newRawRelay(&prefixConn{Conn: cc, br: br}, c, bufs) != nil {
 		t.Fatal("a raw relay would skip the bytes still buffered from the hand-off")
 	}
 }
@@ -193,6 +193,39 @@ func TestRawRelayRoundTrips(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s relay did not end at EOF", name)
+		}
+	}
+}
+
+// TestRawRelayRecordsActivity: bytes moved by a raw relay count as tunnel
+// activity for the idle limit, whichever side's wrapper carries the
+// tunnel, as they do through the wrappers' own Read and Write.
+func TestRawRelayRecordsActivity(t *testing.T) {
+	t.Parallel()
+	s := &Server{tunBufs: newTunnelBufs()}
+	for _, side := range []string{"source", "destination"} {
+		client, near := tcpPair(t)
+		far, node := tcpPair(t)
+		tun := newTunnel(0, nil)
+		var src, dst net.Conn = &clientConn{Conn: near}, &trackedConn{Conn: far, tun: tun}
+		if side == "source" {
+			src, dst = &trackedConn{Conn: near, tun: tun}, &clientConn{Conn: far}
+		}
+		tun.last.Store(0)
+		done := make(chan int64, 1)
+		go func() { done <- s.pump(dst, src, nil) }()
+		if _, err := io.WriteString(client, "one way"); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len("one way"))
+		node.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(node, got); err != nil {
+			t.Fatalf("%s: %v", side, err)
+		}
+		client.Close()
+		<-done
+		if tun.last.Load() == 0 {
+			t.Errorf("tunnel on the %s side: moved bytes not recorded as activity", side)
 		}
 	}
 }
