@@ -210,11 +210,11 @@ func (fc *fastConn) send(nc *nodeConn, req *http.Request) (*http.Response, error
 	if _, err := nc.bw.Write(fc.req); err != nil {
 		return nil, err
 	}
-	if err := nc.bw.Flush(); err != nil {
-		return nil, err
-	}
 	if nc.t.respTimeout > 0 {
 		nc.c.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
+	}
+	if err := nc.flushAndWait(); err != nil {
+		return nil, err
 	}
 	simple, err := fc.peekResponse(nc, req.Method == http.MethodHead)
 	if err != nil {

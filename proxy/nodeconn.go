@@ -71,6 +71,11 @@ type nodeConn struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	since time.Time // idle since
+
+	// flushAndWait's state, kept here so that a request allocates nothing
+	flushed  bool
+	flushErr error
+	step     func(fd uintptr) bool
 }
 
 // limitReader lets at most n bytes through until n is reset; it bounds
@@ -161,6 +166,7 @@ func (t *nodeTransport) get(ctx context.Context, addr string) (*nodeConn, bool, 
 	if sc, ok := c.(syscall.Conn); ok {
 		nc.rc, _ = sc.SyscallConn()
 	}
+	nc.step = nc.flushStep
 	nc.lr.r = c
 	nc.br = bufio.NewReaderSize(&nc.lr, nodeBufSize)
 	nc.bw = bufio.NewWriterSize(c, nodeBufSize)
@@ -186,6 +192,39 @@ func (nc *nodeConn) dataWaiting() bool {
 		return true
 	})
 	return waiting
+}
+
+// flushAndWait sends what bw holds, then waits until the node's answer
+// starts to arrive, both inside one RawConn.Read. A Flush followed by a
+// plain read costs a read that only says EAGAIN (the node has not answered
+// yet) before the goroutine parks. Inside the call the wait needs no read,
+// and no readiness report can be discarded between the write and the
+// wait. The answer is then read through br, and the first read finds it.
+func (nc *nodeConn) flushAndWait() error {
+	if nc.rc == nil || nc.br.Buffered() > 0 {
+		return nc.bw.Flush()
+	}
+	nc.flushed, nc.flushErr = false, nil
+	err := nc.rc.Read(nc.step)
+	if nc.flushErr != nil {
+		return nc.flushErr
+	}
+	if err != nil {
+		return &net.OpError{Op: "read", Net: "tcp", Source: nc.c.LocalAddr(), Addr: nc.c.RemoteAddr(), Err: err}
+	}
+	return nil
+}
+
+// flushStep is flushAndWait's RawConn.Read callback: the first call
+// writes and asks to wait; the next comes from the poller having seen the
+// socket readable.
+func (nc *nodeConn) flushStep(uintptr) bool {
+	if nc.flushed {
+		return true
+	}
+	nc.flushed = true
+	nc.flushErr = nc.bw.Flush()
+	return nc.flushErr != nil
 }
 
 // put returns a connection whose response was read completely.
@@ -239,12 +278,12 @@ func (nc *nodeConn) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 		stop()
 		return nil, err
 	}
-	if err := nc.bw.Flush(); err != nil {
-		stop()
-		return nil, err
-	}
 	if nc.t.respTimeout > 0 {
 		nc.c.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
+	}
+	if err := nc.flushAndWait(); err != nil {
+		stop()
+		return nil, err
 	}
 	res, err := readFinalResponse(nc.br, &nc.lr, req, func(res *http.Response) error {
 		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {

@@ -205,6 +205,31 @@ func TestNodeTransportReusesAndRecovers(t *testing.T) {
 	}
 }
 
+// TestNodeTransportManyRoundTrips: a request's write and the wait for its
+// answer share one RawConn.Read (flushAndWait), so the answer is awaited
+// without a read first. Many sequential requests on one connection must
+// each get their answer: a lost readiness report would leave a request
+// waiting until the response timeout and fail it.
+func TestNodeTransportManyRoundTrips(t *testing.T) {
+	t.Parallel()
+	node := startCannedNode(t, func(line string) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	fast := newNodeTransport(time.Second, 10*time.Second)
+	defer fast.CloseIdleConnections()
+	base := "http://" + node.ln.Addr().String()
+	for i := range 2000 {
+		start := time.Now()
+		o := do(fast, "GET", base+"/", nil)
+		if o.Err || o.Body != "ok" {
+			t.Fatalf("request %d: %+v after %v", i, o, time.Since(start))
+		}
+	}
+	if n := node.accepted(); n != 1 {
+		t.Fatalf("%d connections for sequential requests, want 1", n)
+	}
+}
+
 // TestNodeTransportUnsolicitedData: bytes a node sends on an idle
 // connection are never taken for the next request's response.
 func TestNodeTransportUnsolicitedData(t *testing.T) {
