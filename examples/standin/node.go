@@ -44,6 +44,7 @@ type Node struct {
 
 	health atomic.Int32 // status for /testall
 	checks atomic.Int64 // /testall requests served
+	failed atomic.Int64 // of which answered with another status than 200
 
 	mu   sync.Mutex
 	reqs []Request
@@ -79,6 +80,10 @@ func (n *Node) SetHealth(code int) { n.health.Store(int32(code)) }
 // Checks is the number of /testall requests served so far.
 func (n *Node) Checks() int64 { return n.checks.Load() }
 
+// FailedChecks is the number of /testall requests answered with another
+// status than 200 so far. Each is counted before its answer is written.
+func (n *Node) FailedChecks() int64 { return n.failed.Load() }
+
 // Requests returns a copy of the requests recorded so far (not /testall).
 func (n *Node) Requests() []Request {
 	n.mu.Lock()
@@ -103,6 +108,9 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/testall" {
 		n.checks.Add(1)
 		code := int(n.health.Load())
+		if code != http.StatusOK {
+			n.failed.Add(1)
+		}
 		w.WriteHeader(code)
 		if code == http.StatusOK {
 			fmt.Fprintln(w, "OK")
