@@ -13,14 +13,13 @@ import (
 // blocked in Read is memory for nothing. Where the source is a plain TCP
 // socket, the copy runs inside one syscall.RawConn.Read (rawRelay): the
 // runtime's poller wakes it when the socket turns readable, it borrows a
-// buffer from a pool, reads, writes what it read to the other side, gives
-// the buffer back and waits again. Because that Read call is never left
-// between messages, a readiness report is never discarded, and a read that
-// came back short (the socket was drained) is followed by a wait instead of
-// a read that would only say EAGAIN: one syscall fewer per message than a
-// plain copy loop. Where bytes may wait above the socket (TLS, a
-// PROXY-header reader), readability of the socket says nothing, and the
-// copy keeps its own buffer.
+// buffer from a pool, reads and writes what it read to the other side
+// until a read says EAGAIN, gives the buffer back and waits again. A read
+// that came back short is not taken for "drained": the peer's FIN may
+// have been consumed by it, and the poller reports nothing more. Where
+// bytes may wait above the socket (TLS, a PROXY-header reader),
+// readability of the socket says nothing, and the copy keeps its own
+// buffer.
 
 // tunnelBufSize is the copy buffer of one direction of a tunnel while it
 // moves bytes. It is borrowed only for that, so its size costs an idle
@@ -183,7 +182,8 @@ func (r *rawRelay) run() (int64, error) {
 }
 
 // move is called first when run starts, then each time the poller reports
-// the socket readable. It reports false to wait for the next report.
+// the socket readable. It reports false (wait for the next report) only
+// after a read said EAGAIN.
 func (r *rawRelay) move(fd uintptr) bool {
 	if r.stop != nil && r.stop() {
 		r.err = errWrapperRead
@@ -204,11 +204,10 @@ func (r *rawRelay) move(fd uintptr) bool {
 				r.err = werr
 				return true
 			}
-			if n < len(buf) {
-				// The socket is drained: new bytes come with a new
-				// report from the poller.
-				return false
-			}
+			// Read again even after a short read: a FIN that came with
+			// these bytes was taken by this read without a word, and
+			// brings no new report from the poller, so only the next
+			// read can tell of it (0 bytes: EOF).
 			continue
 		}
 		switch {

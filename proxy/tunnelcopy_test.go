@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -265,5 +266,75 @@ func BenchmarkTunnelRoundTrip(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRawRelaySeesFINAfterShortRead: the peer's last bytes and its FIN
+// are all queued before the relay reads. The read that returns the last
+// bytes (fewer than the buffer holds) takes the FIN with them, and the
+// poller reports nothing more; the relay must still end at EOF. It hung
+// when a short read was taken for a drained socket.
+func TestRawRelaySeesFINAfterShortRead(t *testing.T) {
+	t.Parallel()
+	s := &Server{tunBufs: newTunnelBufs()}
+	for _, size := range []int{10, tunnelBufSize + 10, 3*tunnelBufSize + 17} {
+		writeEnd, src := tcpPair(t)
+		msg := bytes.Repeat([]byte{'f'}, size)
+		// The bytes and the FIN arrive while the socket is being waited
+		// on, so the poller's report of them is taken by that wait, as by
+		// a relay woken by it. Then wait until all the bytes are queued
+		// (the FIN, sent after them on loopback, is queued by then too).
+		waiting := make(chan struct{})
+		go func() {
+			<-waiting
+			writeEnd.Write(msg)
+			writeEnd.Close()
+		}()
+		peek := make([]byte, size+1)
+		src.SetReadDeadline(time.Now().Add(10 * time.Second))
+		raw := src.(*net.TCPConn)
+		rc, _ := raw.SyscallConn()
+		calls := 0
+		if err := rc.Read(func(uintptr) bool {
+			calls++
+			if calls == 1 {
+				close(waiting)
+				return false
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			var n int
+			var perr error
+			rc.Read(func(fd uintptr) bool {
+				n, _, perr = syscall.Recvfrom(int(fd), peek, syscall.MSG_PEEK)
+				return perr != syscall.EAGAIN
+			})
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			if n == size {
+				break
+			}
+		}
+		src.SetReadDeadline(time.Time{})
+		dst, dstEnd := net.Pipe()
+		var sink bytes.Buffer
+		copied := make(chan struct{})
+		go func() { io.Copy(&sink, dstEnd); close(copied) }()
+		done := make(chan int64, 1)
+		go func() { done <- s.pump(dst, &clientConn{Conn: src}, nil) }()
+		select {
+		case n := <-done:
+			if n != int64(size) {
+				t.Errorf("%d bytes: pumped %d", size, n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d bytes: the relay did not see the FIN that came with the last bytes", size)
+		}
+		dst.Close()
+		<-copied
 	}
 }
