@@ -97,11 +97,14 @@ health = { interval = "1h" }
 			t.Fatal(err)
 		}
 		p.signal(sig)
-		if sig == syscall.SIGUSR1 {
-			p.waitLog("access log reopened", 10*time.Second)
-		} else {
+		if sig == syscall.SIGHUP {
 			p.waitLog("configuration unchanged", 10*time.Second)
 		}
+		// The request must come after the reopen, which each signal
+		// reports (SIGHUP after its reload).
+		eventually(t, 10*time.Second, "access log reopened", func() bool {
+			return strings.Count(p.Logs(), `"access log reopened"`) == i+1
+		})
 		if code, _, _ := get(t, c, "http://login.example.com/after-rotation"); code != 200 {
 			t.Fatalf("status %d", code)
 		}
@@ -119,7 +122,10 @@ health = { interval = "1h" }
 	p.reload(strings.Replace(conf, "logs/access.log", "logs/other.log", 1), `"generation":2`)
 	other := filepath.Join(dir, "logs", "other.log")
 	p.signal(syscall.SIGUSR1)
-	p.waitLog("access log reopened", 10*time.Second)
+	// reopened by the two signals above, the reload's SIGHUP, and this one
+	eventually(t, 10*time.Second, "access log reopened", func() bool {
+		return strings.Count(p.Logs(), `"access log reopened"`) == 4
+	})
 	if code, _, _ := get(t, c, "http://login.example.com/after-move"); code != 200 {
 		t.Fatalf("status %d", code)
 	}

@@ -225,6 +225,7 @@ func serve(path string, noFast bool, stderr io.Writer) int {
 				log.Error("cannot reopen the access log", "err", err)
 			} else {
 				srv.SetAccessLogger(a)
+				log.Info("access log reopened")
 			}
 			notify("READY=1\nSTATUS=serving")
 		case syscall.SIGUSR1:
