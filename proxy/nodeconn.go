@@ -202,6 +202,8 @@ func (nc *nodeConn) dataWaiting() bool {
 // wait. The answer is then read through br, and the first read finds it.
 func (nc *nodeConn) flushAndWait() error {
 	if nc.rc == nil || nc.br.Buffered() > 0 {
+		// Bytes already in br may hold the answer, and then the socket
+		// might never turn readable: read through br as before.
 		return nc.bw.Flush()
 	}
 	nc.flushed, nc.flushErr = false, nil

@@ -11,30 +11,13 @@ import (
 	"time"
 )
 
-// TestPump copies with a borrowed buffer between TCP sockets and with its
-// own where the source is not a socket, and stops at the source's end.
+// TestPump copies with a raw relay between TCP sockets and with a buffer
+// of its own where the source is not a socket, and stops at the source's end.
 func TestPump(t *testing.T) {
 	t.Parallel()
 	s := &Server{tunBufs: newTunnelBufs()}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-	}()
-	far, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer far.Close()
-	near := &clientConn{Conn: <-accepted}
-	defer near.Close()
+	far, accepted := tcpPair(t)
+	near := &clientConn{Conn: accepted}
 	pipeIn, pipeOut := net.Pipe()
 	for _, tc := range []struct {
 		name     string
@@ -75,16 +58,7 @@ func TestPump(t *testing.T) {
 // for data without a buffer once the hand-off buffer is drained.
 func TestRawRelaySeesThroughHandOff(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := tcpPair(t)
 	cc := &clientConn{Conn: c}
 	bufs := newTunnelBufs()
 	if newRawRelay(&prefixConn{Conn: cc}, c, bufs) == nil {
