@@ -41,6 +41,7 @@ type Server struct {
 	metrics *metrics
 	buffers *bufferPool
 	tunBufs *tunnelBufs
+	l4      *l4Set // the tcp tunnel loops
 	started time.Time
 
 	fastOff           bool
@@ -86,6 +87,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		fastOff: opts.NoFastPath, fastBufs: newFastBufs(),
 		fastGET: &http.Request{Method: http.MethodGet}, fastHEAD: &http.Request{Method: http.MethodHead}}
 	s.access.Store(opts.Access)
+	s.l4 = newL4Set(log, s.tunBufs)
 	s.drain, s.cancelDrain = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	s.gen = 1
@@ -368,6 +370,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sl := range slots {
 		sl.wg.Wait()
 	}
+	s.l4.stop()
 	// Websockets go away with a close frame; give them the moment that
 	// takes before the process exits under them.
 	ended := make(chan struct{})

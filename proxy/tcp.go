@@ -73,6 +73,22 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	defer stop()
 
 	idle := lr.cfg.TunnelIdleTimeout
+	if h := s.l4.adopt(cc.Conn, up, idle); h != nil {
+		tun.add(h)
+		res := h.wait()
+		tun.close("done")
+		outcome := "closed"
+		if w := tun.why(); w != "" && w != "done" {
+			outcome = w
+		} else if res.idle {
+			outcome = "idle"
+		} else if res.err != nil {
+			outcome = "error"
+		}
+		s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.addr, outcome, res.up, res.down)
+		s.logTCP(lr, cc, node, outcome, res.up, res.down, start, res.err)
+		return
+	}
 	type result struct {
 		n   int64
 		err error

@@ -1,0 +1,355 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func newTestL4Set(t *testing.T) *l4Set {
+	t.Helper()
+	s := newL4Set(slog.New(slog.DiscardHandler), newTunnelBufs())
+	t.Cleanup(s.stop)
+	return s
+}
+
+// adoptTestPair puts a tunnel between two loopback connections on a loop
+// and returns the client's and the node's far ends, with deadlines, so a
+// stuck tunnel fails the test instead of hanging it.
+func adoptTestPair(t *testing.T, s *l4Set, idle time.Duration, before func(client, node *net.TCPConn)) (client, node *net.TCPConn, h *l4Handle) {
+	t.Helper()
+	c, cNear := tcpPair(t)
+	nNear, n := tcpPair(t)
+	if before != nil {
+		before(cNear.(*net.TCPConn), nNear.(*net.TCPConn))
+	}
+	h = s.adopt(cNear, nNear, idle)
+	if h == nil {
+		t.Fatal("adopt refused two plain TCP connections")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	c.SetDeadline(deadline)
+	n.SetDeadline(deadline)
+	return c.(*net.TCPConn), n.(*net.TCPConn), h
+}
+
+func waitResult(t *testing.T, h *l4Handle) l4Result {
+	t.Helper()
+	select {
+	case r := <-h.p.done:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("the tunnel did not end")
+		return l4Result{}
+	}
+}
+
+func TestL4LoopRelaysBothWaysAndHalfCloses(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	c, n, h := adoptTestPair(t, s, 0, nil)
+	c.Write([]byte("ping"))
+	if got := readN(t, n, 4); got != "ping" {
+		t.Fatalf("node got %q", got)
+	}
+	n.Write([]byte("pong"))
+	if got := readN(t, c, 4); got != "pong" {
+		t.Fatalf("client got %q", got)
+	}
+	// The client is done sending; the node still answers after the FIN.
+	c.CloseWrite()
+	if rest, err := io.ReadAll(n); err != nil || len(rest) != 0 {
+		t.Fatalf("node after the client's FIN: %q, %v", rest, err)
+	}
+	n.Write([]byte("late answer"))
+	n.CloseWrite()
+	if rest, err := io.ReadAll(c); err != nil || string(rest) != "late answer" {
+		t.Fatalf("client after the node's FIN: %q, %v", rest, err)
+	}
+	r := waitResult(t, h)
+	if r.err != nil || r.idle || r.up != 4 || r.down != 15 {
+		t.Fatalf("result %+v, want up 4, down 15, no error", r)
+	}
+	h.Close() // after the end: nothing happens
+}
+
+// A client that writes and closes at once: its last bytes and its FIN
+// come close together, in one report or two.
+func TestL4LoopSeesFINRightAfterLastBytes(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	for _, size := range []int{10, tunnelBufSize + 10, 3*tunnelBufSize + 17} {
+		msg := bytes.Repeat([]byte{'f'}, size)
+		c, n, h := adoptTestPair(t, s, 0, nil)
+		c.Write(msg)
+		c.Close()
+		got, err := io.ReadAll(n)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("size %d: node got %d bytes, %v", size, len(got), err)
+		}
+		n.Close()
+		if r := waitResult(t, h); r.up != int64(size) {
+			t.Fatalf("size %d: result %+v", size, r)
+		}
+	}
+}
+
+// The last bytes and the FIN are queued before the loop reads: one short
+// read takes both, and only the half-close in the report tells the loop
+// to read once more and see the end.
+func TestL4LoopSeesFINQueuedBeforeAdoption(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	for _, size := range []int{10, tunnelBufSize + 10} {
+		msg := bytes.Repeat([]byte{'q'}, size)
+		c, cNear := tcpPair(t)
+		nNear, n := tcpPair(t)
+		c.Write(msg)
+		c.Close()
+		// Wait until the bytes are queued on the loop's side (the FIN,
+		// sent after them on loopback, is queued by then too).
+		peekUntil(t, cNear.(*net.TCPConn), size)
+		h := s.adopt(cNear, nNear, 0)
+		if h == nil {
+			t.Fatal("adopt refused")
+		}
+		n.SetDeadline(time.Now().Add(20 * time.Second))
+		got, err := io.ReadAll(n)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("size %d: node got %d bytes, %v", size, len(got), err)
+		}
+		n.Close()
+		if r := waitResult(t, h); r.up != int64(size) {
+			t.Fatalf("size %d: result %+v", size, r)
+		}
+	}
+}
+
+// peekUntil waits until at least size bytes are queued on c.
+func peekUntil(t *testing.T, c *net.TCPConn, size int) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, size)
+	for {
+		var n int
+		var perr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, perr = peek(int(fd), buf)
+			return !isEAGAIN(perr)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		if n >= size {
+			return
+		}
+	}
+}
+
+func TestL4LoopHoldsWhatTheNodeCannotTake(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	c, n, h := adoptTestPair(t, s, 0, func(_, nNear *net.TCPConn) {
+		nNear.SetWriteBuffer(4096)
+	})
+	// (A small receive buffer on n would stall loopback TCP itself: its
+	// window stays below one segment, and the sender waits for the
+	// persist timer whoever writes.)
+	msg := make([]byte, 4<<20)
+	for i := range msg {
+		msg[i] = byte(i * 7 / 3)
+	}
+	go func() {
+		c.Write(msg)
+		c.CloseWrite()
+	}()
+	got, err := io.ReadAll(n)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("node got %d of %d bytes (equal %v), %v", len(got), len(msg), bytes.Equal(got, msg), err)
+	}
+	n.Close()
+	if r := waitResult(t, h); r.up != int64(len(msg)) {
+		t.Fatalf("result %+v", r)
+	}
+	if held := h.loop.held.Load(); held == 0 {
+		t.Fatal("the node's socket never filled up: the test did not exercise holding")
+	}
+}
+
+func TestL4LoopCloseEndsBothSides(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	c, n, h := adoptTestPair(t, s, 0, nil)
+	c.Write([]byte("x"))
+	readN(t, n, 1)
+	h.Close()
+	for name, conn := range map[string]net.Conn{"client": c, "node": n} {
+		if _, err := io.ReadAll(conn); err != nil && !errors.Is(err, ioReset) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if r := waitResult(t, h); r.idle || r.up != 1 {
+		t.Fatalf("result %+v", r)
+	}
+	h.Close()
+}
+
+func TestL4LoopIdleEndsSilentTunnel(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	c, n, h := adoptTestPair(t, s, 50*time.Millisecond, nil)
+	c.Write([]byte("once"))
+	readN(t, n, 4)
+	if r := waitResult(t, h); !r.idle || r.err != nil {
+		t.Fatalf("result %+v, want idle", r)
+	}
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("client after the idle close: %v", err)
+	}
+}
+
+func TestL4LoopResetAfterFINEndsTunnel(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	c, n, h := adoptTestPair(t, s, 0, nil)
+	// The client has finished sending and the node is silent, so no read
+	// or write of the loop's meets the client's reset: only the error
+	// report does.
+	c.CloseWrite()
+	if _, err := io.ReadAll(n); err != nil {
+		t.Fatal(err)
+	}
+	c.SetLinger(0)
+	c.Close()
+	if r := waitResult(t, h); r.err == nil {
+		t.Fatalf("result %+v, want the reset", r)
+	}
+	if _, err := io.ReadAll(n); err != nil {
+		t.Fatalf("node: %v", err)
+	}
+}
+
+func TestL4LoopNodeResetEndsTunnel(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	c, n, h := adoptTestPair(t, s, 0, nil)
+	n.SetLinger(0)
+	n.Close()
+	if r := waitResult(t, h); r.err == nil {
+		t.Fatalf("result %+v, want the reset", r)
+	}
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+}
+
+func TestL4LoopManyTunnels(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	const tunnels, rounds = 64, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, tunnels)
+	for i := range tunnels {
+		c, n, h := adoptTestPair(t, s, time.Minute, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			go func() { io.Copy(n, n); n.CloseWrite() }() // the node echoes
+			buf := make([]byte, 100)
+			for r := range rounds {
+				msg := fmt.Appendf(nil, "%03d-%03d-", i, r)
+				msg = append(msg, bytes.Repeat([]byte{'.'}, 100-len(msg))...)
+				if _, err := c.Write(msg); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := io.ReadFull(c, buf); err != nil || !bytes.Equal(buf, msg) {
+					errs <- fmt.Errorf("tunnel %d round %d: %q, %v", i, r, buf, err)
+					return
+				}
+			}
+			c.CloseWrite()
+			var r l4Result
+			select {
+			case r = <-h.p.done:
+			case <-time.After(20 * time.Second):
+				errs <- fmt.Errorf("tunnel %d did not end", i)
+				return
+			}
+			if r.up != 100*rounds || r.down != 100*rounds || r.err != nil {
+				errs <- fmt.Errorf("tunnel %d: %+v", i, r)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestL4LoopStopEndsTunnels(t *testing.T) {
+	t.Parallel()
+	s := newL4Set(slog.New(slog.DiscardHandler), newTunnelBufs())
+	var hs []*l4Handle
+	var clients []*net.TCPConn
+	for range 3 {
+		c, _, h := adoptTestPair(t, s, 0, nil)
+		hs = append(hs, h)
+		clients = append(clients, c)
+	}
+	s.stop()
+	for i, h := range hs {
+		if r := waitResult(t, h); !errors.Is(r.err, errL4Stopped) {
+			t.Fatalf("tunnel %d: %+v", i, r)
+		}
+		if _, err := io.ReadAll(clients[i]); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	a, b := tcpPair(t)
+	if s.adopt(a, b, 0) != nil {
+		t.Fatal("a stopped loop set adopted a tunnel")
+	}
+}
+
+func TestL4LoopLeavesWrappedConnections(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	a, _ := tcpPair(t)
+	if s.adopt(p1, a, 0) != nil || s.adopt(a, p2, 0) != nil {
+		t.Fatal("adopted a connection that is not a bare TCP socket")
+	}
+	// a is still usable by the caller
+	if _, err := a.Write([]byte("still mine")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var ioReset = syscall.ECONNRESET
+
+func peek(fd int, buf []byte) (int, error) {
+	n, _, err := syscall.Recvfrom(fd, buf, syscall.MSG_PEEK)
+	return n, err
+}
+
+func isEAGAIN(err error) bool { return err == syscall.EAGAIN }

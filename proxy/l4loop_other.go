@@ -1,0 +1,32 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Elsewhere than Linux there is no tunnel loop: tcp-mode tunnels are
+// copied by a goroutine each way (relay).
+
+type l4Set struct{}
+
+func newL4Set(*slog.Logger, *tunnelBufs) *l4Set { return &l4Set{} }
+
+func (*l4Set) stop() {}
+
+func (*l4Set) adopt(net.Conn, net.Conn, time.Duration) *l4Handle { return nil }
+
+type l4Handle struct{}
+
+func (*l4Handle) Close() error { return nil }
+
+func (*l4Handle) wait() l4Result { return l4Result{} }
+
+type l4Result struct {
+	up, down int64
+	idle     bool
+	err      error
+}
