@@ -37,6 +37,11 @@ import (
 // l4Events is how many readiness reports one epoll_wait returns at most.
 const l4Events = 128
 
+// l4Budget is how many reads one direction of a tunnel gets in a turn.
+// A bulk transfer whose source never runs dry would otherwise keep the
+// loop from every other tunnel on it.
+const l4Budget = 8
+
 // l4Tick is the longest the loop sleeps between idle sweeps.
 const l4Tick = time.Second
 
@@ -207,6 +212,7 @@ type l4Dir struct {
 	pendHi   int
 	eof      bool // src has ended
 	shut     bool // and dst has been half-closed after it
+	again    bool // on the loop's list to go on after its budget ran out
 	n        int64
 }
 
@@ -245,14 +251,24 @@ type l4Loop struct {
 	queued  atomic.Bool
 
 	pairs  map[uint64]*l4Pair
+	again  []l4Turn // directions to go on with: no new report will come
+	spareT []l4Turn
 	nextID uint64
 	events [l4Events]unix.EpollEvent
 	buf    [tunnelBufSize]byte
 	now    int64
 	tick   time.Duration
 	step   func(uintptr) bool
-	err    error // what ended the loop's RawConn.Read from inside
-	held   atomic.Int64
+	err    error        // what ended the loop's RawConn.Read from inside
+	held   atomic.Int64 // times a destination was full (for tests)
+	turns  atomic.Int64 // times a budget ran out (for tests)
+}
+
+// l4Turn is a direction whose source was still readable when its budget
+// ran out.
+type l4Turn struct {
+	p *l4Pair
+	d *l4Dir
 }
 
 func newL4Loop(bufs *tunnelBufs) (*l4Loop, error) {
@@ -381,10 +397,31 @@ func (l *l4Loop) poll(uintptr) bool {
 		if l.queued.Load() {
 			l.runQueue()
 		}
-		if n < len(l.events) {
+		if len(l.again) > 0 {
+			l.runAgain()
+		}
+		// Sleep only when the ready list was emptied and no direction is
+		// left with bytes that no report would announce again.
+		if n < len(l.events) && len(l.again) == 0 {
 			return false
 		}
 	}
+}
+
+// runAgain gives the directions whose budget ran out another turn, after
+// every other socket that was ready has had its own.
+func (l *l4Loop) runAgain() {
+	turns := l.again
+	l.again = l.spareT[:0]
+	l.now = time.Now().UnixNano()
+	for i, t := range turns {
+		t.d.again = false
+		if !t.p.closed {
+			l.pump(t.p, t.d)
+		}
+		turns[i] = l4Turn{}
+	}
+	l.spareT = turns
 }
 
 func epollKey(ev *unix.EpollEvent) uint64 {
@@ -480,7 +517,15 @@ func (l *l4Loop) add(p *l4Pair) {
 // pump moves bytes in direction d until the source is drained or has
 // ended, or the destination is full.
 func (l *l4Loop) pump(p *l4Pair, d *l4Dir) {
-	for d.src.readable && !d.eof && d.pend == nil {
+	for reads := 0; d.src.readable && !d.eof && d.pend == nil; reads++ {
+		if reads == l4Budget {
+			if !d.again {
+				d.again = true
+				l.again = append(l.again, l4Turn{p, d})
+				l.turns.Add(1)
+			}
+			return
+		}
 		n, err := unix.Read(d.src.fd, l.buf[:])
 		switch {
 		case err == unix.EINTR:

@@ -353,3 +353,96 @@ func peek(fd int, buf []byte) (int, error) {
 }
 
 func isEAGAIN(err error) bool { return err == syscall.EAGAIN }
+
+// A bulk transfer whose source does not run dry gets its turn in slices.
+// The bulk bytes all arrive, in order, though no report announces the
+// ones left behind when a slice ended, and another tunnel on the same
+// loop moves bytes meanwhile.
+func TestL4LoopSharesTurnsBetweenTunnels(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	const size = 8 << 20
+	bulk := make([]byte, size)
+	for i := range bulk {
+		bulk[i] = byte(i % 251)
+	}
+	c1, cNear1 := tcpPair(t)
+	nNear1, n1 := tcpPair(t)
+	cNear1.(*net.TCPConn).SetReadBuffer(1 << 20) // room for more than a budget
+	// Queue a good part of it before the loop sees the socket: the first
+	// report then finds far more than one budget's worth.
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c1.Write(bulk)
+		c1.(*net.TCPConn).CloseWrite()
+		wrote <- err
+	}()
+	peekUntil(t, cNear1.(*net.TCPConn), (l4Budget+1)*tunnelBufSize)
+	h1 := s.adopt(cNear1, nNear1, 0)
+	if h1 == nil {
+		t.Fatal("adopt refused")
+	}
+	l := h1.loop
+	// The second tunnel goes on the same loop.
+	var c2, n2 *net.TCPConn
+	var h2 *l4Handle
+	for h2 == nil || h2.loop != l {
+		c2, n2, h2 = adoptTestPair(t, s, 0, nil)
+	}
+	echoed := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 5)
+		for range 100 {
+			if _, err := c2.Write([]byte("hello")); err != nil {
+				echoed <- err
+				return
+			}
+			if _, err := io.ReadFull(n2, buf); err != nil {
+				echoed <- err
+				return
+			}
+		}
+		echoed <- nil
+	}()
+	n1.SetDeadline(time.Now().Add(20 * time.Second))
+	got, err := io.ReadAll(n1)
+	if err != nil || !bytes.Equal(got, bulk) {
+		t.Fatalf("bulk: got %d of %d bytes (equal %v), %v", len(got), size, bytes.Equal(got, bulk), err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-echoed; err != nil {
+		t.Fatal(err)
+	}
+	if l.turns.Load() == 0 {
+		t.Fatal("no budget ran out: the test did not exercise turns")
+	}
+	n1.Close()
+	waitResult(t, h1)
+}
+
+// BenchmarkL4LoopRoundTrip is BenchmarkTunnelRoundTrip's message through
+// a tunnel on the loop: one tunnel, so nothing is batched.
+func BenchmarkL4LoopRoundTrip(b *testing.B) {
+	s := newL4Set(slog.New(slog.DiscardHandler), newTunnelBufs())
+	defer s.stop()
+	client, near := tcpPair(b)
+	far, node := tcpPair(b)
+	if s.adopt(near, far, 0) == nil {
+		b.Fatal("adopt refused")
+	}
+	go io.Copy(node, node) // the node echoes
+	msg := bytes.Repeat([]byte{'m'}, 64)
+	got := make([]byte, len(msg))
+	client.SetDeadline(time.Now().Add(time.Minute))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := client.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
