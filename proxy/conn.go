@@ -59,6 +59,9 @@ type trackedConn struct {
 	net.Conn
 	tun *tunnel
 	ws  *wsFramer // websocket tunnels: frame boundaries, for a 1001 close
+	// loop is set when the tunnel's bytes move on a tunnel loop, which
+	// then reads the node instead of this connection.
+	loop atomic.Pointer[l4Handle]
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {

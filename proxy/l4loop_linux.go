@@ -60,6 +60,7 @@ type l4Set struct {
 	stopped bool
 	wg      sync.WaitGroup
 	next    atomic.Uint32
+	adopted atomic.Int64 // tunnels put on a loop (for tests)
 }
 
 func newL4Set(log *slog.Logger, bufs *tunnelBufs) *l4Set {
@@ -117,7 +118,7 @@ func (s *l4Set) stop() {
 // both bare sockets or no loop is available; the caller relays then.
 // Otherwise the connections are closed (the loop keeps duplicates of their
 // sockets), and the tunnel ends by itself, by idle, or by l4Handle.Close.
-func (s *l4Set) adopt(client, node net.Conn, idle time.Duration) *l4Handle {
+func (s *l4Set) adopt(client, node net.Conn, o l4Opts) *l4Handle {
 	ct, ok1 := client.(*net.TCPConn)
 	nt, ok2 := node.(*net.TCPConn)
 	if !ok1 || !ok2 {
@@ -136,7 +137,7 @@ func (s *l4Set) adopt(client, node net.Conn, idle time.Duration) *l4Handle {
 		unix.Close(cfd)
 		return nil
 	}
-	p := &l4Pair{idle: idle, done: make(chan l4Result, 1)}
+	p := &l4Pair{idle: o.idle, whole: o.whole, touch: o.touch, ws: o.ws, done: make(chan l4Result, 1)}
 	p.ends[0].fd, p.ends[1].fd = cfd, nfd
 	p.dirs[0] = l4Dir{src: &p.ends[0], dst: &p.ends[1]}
 	p.dirs[1] = l4Dir{src: &p.ends[1], dst: &p.ends[0]}
@@ -145,6 +146,7 @@ func (s *l4Set) adopt(client, node net.Conn, idle time.Duration) *l4Handle {
 		unix.Close(nfd)
 		return nil
 	}
+	s.adopted.Add(1)
 	// Until these close, the sockets are in the runtime's poller too,
 	// where nothing waits on them: harmless, and over at once.
 	ct.Close()
@@ -173,6 +175,14 @@ func detach(c *net.TCPConn) (int, error) {
 	return fd, nil
 }
 
+// l4Opts say how a tunnel behaves beyond copying both ways.
+type l4Opts struct {
+	idle  time.Duration // end after this long silent both ways (0: never)
+	whole bool          // either side's end ends the tunnel (websockets), else half-close
+	touch *atomic.Int64 // set to the time of each read, for an idle watch kept elsewhere
+	ws    *wsFramer     // the node's websocket frames, for a going-away close frame
+}
+
 // l4Handle is the caller's side of an adopted tunnel.
 type l4Handle struct {
 	loop *l4Loop
@@ -185,6 +195,10 @@ func (h *l4Handle) Close() error {
 	h.loop.submit(l4Cmd{p: h.p, close: true})
 	return nil
 }
+
+// goAway ends a websocket tunnel at the next frame boundary from the node
+// with a close frame (1001) to the client; the framer's going is set.
+func (h *l4Handle) goAway() { h.loop.submit(l4Cmd{p: h.p, goAway: true}) }
 
 // wait blocks until the tunnel has ended and returns how.
 func (h *l4Handle) wait() l4Result { return <-h.p.done }
@@ -223,6 +237,9 @@ type l4Pair struct {
 	ends   [2]l4End
 	dirs   [2]l4Dir
 	idle   time.Duration
+	whole  bool
+	touch  *atomic.Int64
+	ws     *wsFramer
 	last   int64 // unix nanoseconds of the last bytes read either way
 	closed bool
 	idled  bool
@@ -231,8 +248,9 @@ type l4Pair struct {
 
 // l4Cmd is a request from another goroutine: add a tunnel, or close it.
 type l4Cmd struct {
-	p     *l4Pair
-	close bool
+	p      *l4Pair
+	close  bool
+	goAway bool
 }
 
 // l4Loop moves the bytes of its tunnels. All fields below mu are owned by
@@ -361,7 +379,7 @@ func (l *l4Loop) run() {
 	l.queue = nil
 	l.mu.Unlock()
 	for _, c := range q {
-		if !c.close && !c.p.closed {
+		if !c.close && !c.goAway && !c.p.closed {
 			unix.Close(c.p.ends[0].fd)
 			unix.Close(c.p.ends[1].fd)
 			c.p.closed = true
@@ -478,9 +496,12 @@ func (l *l4Loop) runQueue() {
 	l.queued.Store(false)
 	l.mu.Unlock()
 	for i, c := range q {
-		if c.close {
+		switch {
+		case c.close:
 			l.finish(c.p, nil)
-		} else {
+		case c.goAway:
+			l.goAwayIfDue(c.p)
+		default:
 			l.add(c.p)
 		}
 		q[i] = l4Cmd{}
@@ -542,6 +563,13 @@ func (l *l4Loop) pump(p *l4Pair, d *l4Dir) {
 			return
 		}
 		p.last = l.now
+		if p.touch != nil {
+			p.touch.Store(l.now)
+		}
+		fromNode := d == &p.dirs[1]
+		if fromNode && p.ws != nil {
+			p.ws.advance(l.buf[:n])
+		}
 		m, err := writeSome(d.dst.fd, l.buf[:n])
 		d.n += int64(m)
 		if err != nil {
@@ -552,6 +580,9 @@ func (l *l4Loop) pump(p *l4Pair, d *l4Dir) {
 			d.pend = l.bufs.get()
 			d.pendLo, d.pendHi = 0, copy(d.pend[:], l.buf[m:n])
 			l.held.Add(1)
+			return
+		}
+		if fromNode && p.ws != nil && l.goAwayIfDue(p) {
 			return
 		}
 		// A short read drained the socket, unless the peer has
@@ -582,6 +613,9 @@ func (l *l4Loop) flush(p *l4Pair, d *l4Dir) {
 		l.shutWrite(p, d)
 		return
 	}
+	if d == &p.dirs[1] && p.ws != nil && l.goAwayIfDue(p) {
+		return
+	}
 	l.pump(p, d)
 }
 
@@ -610,11 +644,40 @@ func (l *l4Loop) shutWrite(p *l4Pair, d *l4Dir) {
 	if d.pend != nil {
 		return // after the flush
 	}
+	if p.whole {
+		l.finish(p, nil)
+		return
+	}
 	unix.Shutdown(d.dst.fd, unix.SHUT_WR)
 	d.shut = true
 	if p.dirs[0].shut && p.dirs[1].shut {
 		l.finish(p, nil)
 	}
+}
+
+// goAwayIfDue ends a going-away websocket's node stream with the close
+// frame once everything read from the node has reached the client and
+// that ends with a whole frame. It reports whether it did.
+func (l *l4Loop) goAwayIfDue(p *l4Pair) bool {
+	d := &p.dirs[1]
+	if p.closed || p.ws == nil || !p.ws.going.Load() || p.ws.sent || d.eof || d.pend != nil || !p.ws.atBoundary() {
+		return false
+	}
+	p.ws.sent = true
+	d.eof = true // nothing more from the node
+	m, err := writeSome(d.dst.fd, []byte(goAwayFrame))
+	d.n += int64(m)
+	if err != nil {
+		l.finish(p, err)
+		return true
+	}
+	if m < len(goAwayFrame) {
+		d.pend = l.bufs.get()
+		d.pendLo, d.pendHi = 0, copy(d.pend[:], goAwayFrame[m:])
+		return true // finished after the flush
+	}
+	l.shutWrite(p, d)
+	return true
 }
 
 // finish ends a tunnel once: closes both sockets (which takes them out of

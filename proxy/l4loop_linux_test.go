@@ -4,12 +4,14 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +34,7 @@ func adoptTestPair(t *testing.T, s *l4Set, idle time.Duration, before func(clien
 	if before != nil {
 		before(cNear.(*net.TCPConn), nNear.(*net.TCPConn))
 	}
-	h = s.adopt(cNear, nNear, idle)
+	h = s.adopt(cNear, nNear, l4Opts{idle: idle})
 	if h == nil {
 		t.Fatal("adopt refused two plain TCP connections")
 	}
@@ -118,7 +120,7 @@ func TestL4LoopSeesFINQueuedBeforeAdoption(t *testing.T) {
 		// Wait until the bytes are queued on the loop's side (the FIN,
 		// sent after them on loopback, is queued by then too).
 		peekUntil(t, cNear.(*net.TCPConn), size)
-		h := s.adopt(cNear, nNear, 0)
+		h := s.adopt(cNear, nNear, l4Opts{})
 		if h == nil {
 			t.Fatal("adopt refused")
 		}
@@ -324,7 +326,7 @@ func TestL4LoopStopEndsTunnels(t *testing.T) {
 		}
 	}
 	a, b := tcpPair(t)
-	if s.adopt(a, b, 0) != nil {
+	if s.adopt(a, b, l4Opts{}) != nil {
 		t.Fatal("a stopped loop set adopted a tunnel")
 	}
 }
@@ -336,7 +338,7 @@ func TestL4LoopLeavesWrappedConnections(t *testing.T) {
 	defer p1.Close()
 	defer p2.Close()
 	a, _ := tcpPair(t)
-	if s.adopt(p1, a, 0) != nil || s.adopt(a, p2, 0) != nil {
+	if s.adopt(p1, a, l4Opts{}) != nil || s.adopt(a, p2, l4Opts{}) != nil {
 		t.Fatal("adopted a connection that is not a bare TCP socket")
 	}
 	// a is still usable by the caller
@@ -378,7 +380,7 @@ func TestL4LoopSharesTurnsBetweenTunnels(t *testing.T) {
 		wrote <- err
 	}()
 	peekUntil(t, cNear1.(*net.TCPConn), (l4Budget+1)*tunnelBufSize)
-	h1 := s.adopt(cNear1, nNear1, 0)
+	h1 := s.adopt(cNear1, nNear1, l4Opts{})
 	if h1 == nil {
 		t.Fatal("adopt refused")
 	}
@@ -429,7 +431,7 @@ func BenchmarkL4LoopRoundTrip(b *testing.B) {
 	defer s.stop()
 	client, near := tcpPair(b)
 	far, node := tcpPair(b)
-	if s.adopt(near, far, 0) == nil {
+	if s.adopt(near, far, l4Opts{}) == nil {
 		b.Fatal("adopt refused")
 	}
 	go io.Copy(node, node) // the node echoes
@@ -444,5 +446,114 @@ func BenchmarkL4LoopRoundTrip(b *testing.B) {
 		if _, err := io.ReadFull(client, got); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A websocket going away on the loop: the close frame waits for the end
+// of the node's frame that is under way, then ends the tunnel, both ways
+// (a websocket has no half-close).
+func TestL4LoopGoAwayWaitsForFrameEnd(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	ws := newWSFramer()
+	ws.advance([]byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")) // read by the handshake
+	c, cNear := tcpPair(t)
+	nNear, n2 := tcpPair(t)
+	h := s.adopt(cNear, nNear, l4Opts{whole: true, ws: ws})
+	if h == nil {
+		t.Fatal("adopt refused")
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	first, long := frame(10, false), frame(300, false)
+	n2.Write(first)
+	n2.Write(long[:100]) // a frame cut in the middle
+	if got := readN(t, c, len(first)+100); got != string(first)+string(long[:100]) {
+		t.Fatalf("client got %q", got)
+	}
+	ws.going.Store(true) // as trackedConn.goAway does
+	h.goAway()
+	// Commands run in order: once a tunnel added after the go-away on the
+	// same loop moves bytes, the go-away has been looked at, mid-frame.
+	for {
+		oc, on, oh := adoptTestPair(t, s, 0, nil)
+		if oh.loop != h.loop {
+			continue
+		}
+		oc.Write([]byte("x"))
+		readN(t, on, 1)
+		break
+	}
+	n2.Write(long[100:]) // finishes the frame: then the close frame
+	rest, err := io.ReadAll(c)
+	if err != nil || string(rest) != string(long[100:])+goAwayFrame {
+		t.Fatalf("client read %d bytes ending %q, %v; want the frame's rest, then the close frame, then EOF",
+			len(rest), rest[max(len(rest)-8, 0):], err)
+	}
+	if r := waitResult(t, h); r.err != nil {
+		t.Fatalf("result %+v", r)
+	}
+	n2.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.ReadAll(n2); err != nil {
+		t.Fatalf("node after the go-away: %v", err)
+	}
+}
+
+// A websocket on the loop ends when either side does, with no half-close.
+func TestL4LoopWholeTunnelEndsWithEitherSide(t *testing.T) {
+	t.Parallel()
+	s := newTestL4Set(t)
+	c, cNear := tcpPair(t)
+	nNear, n := tcpPair(t)
+	var touched atomic.Int64
+	h := s.adopt(cNear, nNear, l4Opts{whole: true, touch: &touched})
+	if h == nil {
+		t.Fatal("adopt refused")
+	}
+	n.SetDeadline(time.Now().Add(20 * time.Second))
+	c.Write([]byte("bye"))
+	c.(*net.TCPConn).CloseWrite()
+	if got, err := io.ReadAll(n); err != nil || string(got) != "bye" {
+		t.Fatalf("node got %q, %v", got, err)
+	}
+	if r := waitResult(t, h); r.up != 3 || r.err != nil {
+		t.Fatalf("result %+v", r)
+	}
+	if touched.Load() == 0 {
+		t.Fatal("the tunnel's activity was not recorded")
+	}
+}
+
+// Websocket tunnels behind a plain http listener run on the loop, and a
+// shutdown still ends them with the close frame after the node's frame.
+func TestWebsocketTunnelRunsOnLoop(t *testing.T) {
+	t.Parallel()
+	frame := "\x82\x03abc"
+	h := newUpgradeHarness(t, []string{echoNode(t, frame, nil)}, "")
+	c, br, _ := dialUpgrade(t, h.addr, upgradeReq())
+	readN(t, br, len(frame))
+	ping := "\x82\x04ping" // a whole frame, echoed by the node
+	c.Write([]byte(ping))
+	if got := readN(t, br, len(ping)); got != ping {
+		t.Fatalf("echo %q", got)
+	}
+	if n := h.s.l4.adopted.Load(); n != 1 {
+		t.Fatalf("%d tunnels on the loop, want 1", n)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.s.Shutdown(context.Background())
+	}()
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != goAwayFrame {
+		t.Fatalf("at shutdown the client read %q, %v; want the close frame, then EOF", rest, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	if recs := h.access.records(t); len(recs) != 1 || recs[0]["closed"] != "shutdown" {
+		t.Errorf("access records %v", recs)
 	}
 }

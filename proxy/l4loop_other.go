@@ -5,6 +5,7 @@ package proxy
 import (
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,11 +18,20 @@ func newL4Set(*slog.Logger, *tunnelBufs) *l4Set { return &l4Set{} }
 
 func (*l4Set) stop() {}
 
-func (*l4Set) adopt(net.Conn, net.Conn, time.Duration) *l4Handle { return nil }
+func (*l4Set) adopt(net.Conn, net.Conn, l4Opts) *l4Handle { return nil }
+
+type l4Opts struct {
+	idle  time.Duration
+	whole bool
+	touch *atomic.Int64
+	ws    *wsFramer
+}
 
 type l4Handle struct{}
 
 func (*l4Handle) Close() error { return nil }
+
+func (*l4Handle) goAway() {}
 
 func (*l4Handle) wait() l4Result { return l4Result{} }
 

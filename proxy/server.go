@@ -370,7 +370,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sl := range slots {
 		sl.wg.Wait()
 	}
-	s.l4.stop()
 	// Websockets go away with a close frame; give them the moment that
 	// takes before the process exits under them.
 	ended := make(chan struct{})
@@ -382,6 +381,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ended:
 	case <-time.After(goAwayWait + time.Second):
 	}
+	s.l4.stop() // after the websockets' close frames; ends what is left
 	close(s.bgStop)
 	s.stopCheckers()
 	if s.admin != nil {

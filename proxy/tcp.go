@@ -73,7 +73,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	defer stop()
 
 	idle := lr.cfg.TunnelIdleTimeout
-	if h := s.l4.adopt(cc.Conn, up, idle); h != nil {
+	if h := s.l4.adopt(cc.Conn, up, l4Opts{idle: idle}); h != nil {
 		tun.add(h)
 		res := h.wait()
 		tun.close("done")

@@ -27,9 +27,11 @@ import (
 // 40 KiB. Here the handler does the handshake itself, with net/http's own
 // serialiser and parser ((*http.Request).Write, http.ReadResponse), hands
 // the bytes already buffered on either side to the other, and returns:
-// what stays is two copy goroutines and the two connections; on plain TCP
-// sockets the copies borrow their buffers only while bytes move
-// (tunnelcopy.go). Every other request stays on ReverseProxy.
+// what stays is the two connections. Between plain TCP sockets a tunnel
+// loop moves the bytes (l4loop_linux.go), and one goroutine waits for the
+// end to log it; otherwise (TLS, bytes buffered above a socket) two copy
+// goroutines do, borrowing their buffers only while bytes move where they
+// can (tunnelcopy.go). Every other request stays on ReverseProxy.
 
 // handshakeBufSize is the node side's buffered writer and reader during
 // the handshake; both are garbage once the tunnel runs.
@@ -144,11 +146,52 @@ func (t *wsTunnel) begin() {
 // client-to-node copy; the tunnel's close (idle, removed server, shutdown)
 // stops both by closing the connections.
 func (t *wsTunnel) run(head []byte, headLen int, early []byte) {
+	var sent, sentUp int64 // written before the copies: to the client, to the node
+	if cs, us := t.loopSockets(); cs != nil {
+		// The 101 and the client's early bytes go first, as the copies
+		// would send them; then the loop takes over, or else the copies.
+		n, err := t.client.Write(head)
+		sent, head = int64(n), nil
+		if err == nil && len(early) > 0 {
+			n, err = t.up.Conn.Write(early)
+			sentUp, early = int64(n), nil
+		}
+		if err != nil {
+			t.closeConns()
+			t.end(sentUp, max(sent-int64(headLen), 0))
+			return
+		}
+		if h := t.s.l4.adopt(cs, us, l4Opts{whole: true, touch: &t.tun.last, ws: t.up.ws}); h != nil {
+			t.tun.add(h)
+			t.up.loop.Store(h)
+			if t.up.ws.going.Load() { // a go-away the loop could not hear yet
+				h.goAway()
+			}
+			r := h.wait()
+			t.closeConns()
+			t.end(sentUp+r.up, max(sent+r.down-int64(headLen), 0))
+			return
+		}
+	}
 	in := make(chan int64, 1)
 	go t.copyUp(early, in)
-	out := t.s.pump(t.client, t.up, head) - int64(headLen)
+	out := sent + t.s.pump(t.client, t.up, head) - int64(headLen)
 	t.closeConns()
-	t.end(<-in, max(out, 0))
+	t.end(sentUp+<-in, max(out, 0))
+}
+
+// loopSockets returns the two TCP sockets of the tunnel when both are
+// plain, with nothing buffered above them: then a tunnel loop can move
+// its bytes. Activity still feeds the tunnel's idle watch there, and a
+// going-away close frame is still placed between two of the node's
+// frames.
+func (t *wsTunnel) loopSockets() (client, node *net.TCPConn) {
+	cs, _ := rawSource(t.client)
+	us, _ := rawSource(t.up)
+	if cs == nil || us == nil || t.up.ws == nil {
+		return nil, nil
+	}
+	return cs, us
 }
 
 func (t *wsTunnel) copyUp(early []byte, in chan<- int64) {

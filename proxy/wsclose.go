@@ -128,6 +128,10 @@ func (c *trackedConn) goAway() bool {
 		return false
 	}
 	c.ws.going.Store(true)
+	if h := c.loop.Load(); h != nil {
+		h.goAway()
+		return true
+	}
 	c.Conn.SetReadDeadline(time.Now().Add(goAwayPoll))
 	return true
 }
