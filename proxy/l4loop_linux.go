@@ -17,9 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A plain tcp-mode tunnel (no TLS, nothing buffered above either socket)
-// is moved by an event loop of portico's own rather than by two goroutines
-// in the runtime's poller. The reason is one syscall per message: Go's
+// A plain tunnel (tcp mode or a websocket; no TLS, nothing buffered above
+// either socket) is moved by an event loop of portico's own rather than by
+// two goroutines in the runtime's poller. The reason is one syscall per message: Go's
 // poller does not say whether a socket's peer has half-closed
 // (EPOLLRDHUP), so a copy woken by it must read until EAGAIN, because a
 // short read may have taken the peer's FIN with the last bytes and no
@@ -80,7 +80,7 @@ func (s *l4Set) pick() *l4Loop {
 		for range n {
 			l, err := newL4Loop(s.bufs)
 			if err != nil {
-				s.log.Warn("tcp tunnel loop unavailable; tunnels are copied by goroutines", "err", err)
+				s.log.Warn("tunnel loop unavailable; tunnels are copied by goroutines", "err", err)
 				for _, l := range s.loops { // never started
 					l.f.Close()
 					unix.Close(l.wake)
@@ -355,6 +355,7 @@ func (l *l4Loop) run() {
 		l.finish(p, errL4Stopped)
 	}
 	unix.Close(l.wake)
+	l.f.Close() // when the loop ended by itself (stop closed it already)
 }
 
 // poll is called inside the epoll descriptor's RawConn.Read: first, then

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Elsewhere than Linux there is no tunnel loop: tcp-mode tunnels are
-// copied by a goroutine each way (relay).
+// Elsewhere than Linux there is no tunnel loop: tcp-mode tunnels and
+// websockets are copied by a goroutine each way (relay, pump).
 
 type l4Set struct{}
 

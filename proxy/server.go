@@ -41,7 +41,7 @@ type Server struct {
 	metrics *metrics
 	buffers *bufferPool
 	tunBufs *tunnelBufs
-	l4      *l4Set // the tcp tunnel loops
+	l4      *l4Set // the tunnel loops (tcp mode, websockets)
 	started time.Time
 
 	fastOff           bool

@@ -58,7 +58,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 		}
 	}
 	node.health.ObservePassiveOK()
-	tun := newTunnel(0, node) // idle is enforced by the copy loops' deadlines
+	tun := newTunnel(0, node) // idle is enforced by the loop's sweep or the relays' deadlines
 	tun.add(cc)
 	tun.add(up)
 	node.inflight.Add(1)
@@ -72,22 +72,26 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	stop := context.AfterFunc(s.drain, func() { tun.close(reasonShutdown) })
 	defer stop()
 
-	idle := lr.cfg.TunnelIdleTimeout
+	res := s.moveTCP(cc, up, tun, lr.cfg.TunnelIdleTimeout)
+	tun.close("done")
+	outcome := "closed"
+	if w := tun.why(); w != "" && w != "done" {
+		outcome = w
+	} else if res.idle {
+		outcome = "idle"
+	} else if res.err != nil {
+		outcome = "error"
+	}
+	s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.addr, outcome, res.up, res.down)
+	s.logTCP(lr, cc, node, outcome, res.up, res.down, start, res.err)
+}
+
+// moveTCP copies both ways until the tunnel ends: on a tunnel loop when
+// both sides are plain sockets, else with a relay goroutine each way.
+func (s *Server) moveTCP(cc *clientConn, up net.Conn, tun *tunnel, idle time.Duration) l4Result {
 	if h := s.l4.adopt(cc.Conn, up, l4Opts{idle: idle}); h != nil {
 		tun.add(h)
-		res := h.wait()
-		tun.close("done")
-		outcome := "closed"
-		if w := tun.why(); w != "" && w != "done" {
-			outcome = w
-		} else if res.idle {
-			outcome = "idle"
-		} else if res.err != nil {
-			outcome = "error"
-		}
-		s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.addr, outcome, res.up, res.down)
-		s.logTCP(lr, cc, node, outcome, res.up, res.down, start, res.err)
-		return
+		return h.wait()
 	}
 	type result struct {
 		n   int64
@@ -100,17 +104,8 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	}()
 	down, derr := s.relay(cc, up, tun, idle)
 	r := <-upDone
-	tun.close("done")
-	outcome := "closed"
-	if w := tun.why(); w != "" && w != "done" {
-		outcome = w
-	} else if isTimeoutErr(derr) || isTimeoutErr(r.err) {
-		outcome = "idle"
-	} else if derr != nil || r.err != nil {
-		outcome = "error"
-	}
-	s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.addr, outcome, r.n, down)
-	s.logTCP(lr, cc, node, outcome, r.n, down, start, errors.Join(derr, r.err))
+	return l4Result{up: r.n, down: down,
+		idle: isTimeoutErr(derr) || isTimeoutErr(r.err), err: errors.Join(derr, r.err)}
 }
 
 // writeProxyHeader sends the PROXY header for the client's connection:
