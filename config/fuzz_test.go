@@ -25,6 +25,12 @@ servers = ["127.0.0.1:9000", "[::1]:9001"]
 min_healthy = 2
 health = { enabled = false, expect = "200", port = 1, host = "x.test", scheme = "https", timeout = "1ms", interval = "1s" }
 `))
+	// a timeout equal to the interval is allowed (a short interval lowers
+	// the default timeout to it)
+	f.Add([]byte(web + `[pool.p]
+servers = ["0:1", "[::]:1"]
+health = { interval = "1s" }
+`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		loc := locate(string(data))
 		lines := strings.Count(string(data), "\n") + 1
@@ -126,7 +132,7 @@ func checkInvariants(t *testing.T, c *Config) {
 			seen[s] = true
 		}
 		h := p.Health
-		if h.Interval <= 0 || h.Timeout <= 0 || h.Timeout >= h.Interval || h.Rise < 1 || h.Fall < 1 ||
+		if h.Interval <= 0 || h.Timeout <= 0 || h.Timeout > h.Interval || h.Rise < 1 || h.Fall < 1 ||
 			!strings.HasPrefix(h.Path, "/") || h.Port < 0 || h.Port > 65535 ||
 			h.ExpectMin < 100 || h.ExpectMin > h.ExpectMax || h.ExpectMax > 599 ||
 			(h.Scheme != "http" && h.Scheme != "https") || p.ConnectTimeout <= 0 || p.ResponseTimeout <= 0 || p.RemovedGrace < 0 {
