@@ -39,6 +39,7 @@ type frontend struct {
 	http *http.Server
 	ln   *chanListener
 	fast *fastConns
+	h2   *h2Conns
 	done chan struct{} // closed when Serve returned
 }
 
@@ -128,8 +129,12 @@ func (s *slot) admit(raw net.Conn) {
 			cc.Close()
 			return
 		}
-		if s.srv.fastOff || tc.ConnectionState().NegotiatedProtocol == "h2" {
+		if s.srv.fastOff {
 			s.handOff(tc, cc)
+			return
+		}
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			s.serveH2(tc)
 			return
 		}
 		s.serveFast(tc, cc)
@@ -205,7 +210,7 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 // newFrontend builds the http.Server for a listener's settings.
 func (s *slot) newFrontend(lr *listenerRuntime) *frontend {
 	key := frontendKey{lr.cfg.ReadHeaderTimeout, lr.cfg.IdleTimeout, lr.cfg.MaxHeaderBytes}
-	f := &frontend{key: key, ln: newChanListener(s.ln.Addr()), fast: newFastConns(), done: make(chan struct{})}
+	f := &frontend{key: key, ln: newChanListener(s.ln.Addr()), fast: newFastConns(), h2: newH2Conns(), done: make(chan struct{})}
 	hs := &http.Server{
 		Handler:           &httpHandler{slot: s},
 		ReadHeaderTimeout: key.readHeader,
@@ -238,9 +243,15 @@ func (f *frontend) stop(ctx context.Context) {
 		defer close(fastDone)
 		f.fast.stop(ctx)
 	}()
+	h2Done := make(chan struct{})
+	go func() {
+		defer close(h2Done)
+		f.h2.stop(ctx)
+	}()
 	if err := f.http.Shutdown(ctx); err != nil {
 		f.http.Close()
 	}
 	<-f.done
 	<-fastDone
+	<-h2Done
 }

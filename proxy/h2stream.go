@@ -1,0 +1,462 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+)
+
+// h2Stream is one request on an HTTP/2 connection and its answer.
+type h2Stream struct {
+	c       *h2Conn
+	id      uint32
+	req     *http.Request
+	handler http.Handler
+	cancel  context.CancelFunc
+	body    h2Body
+	w       h2Writer
+
+	// guarded by c.mu
+	sendWin    int64
+	remoteDone bool  // the client ended its side (END_STREAM)
+	ended      bool  // closed from the client's view
+	err        error // why it ended, for a handler still writing
+}
+
+// processHeaders opens a stream, or takes a request's trailers.
+func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	c.mu.Lock()
+	if st := c.streams[id]; st != nil {
+		done := st.remoteDone
+		st.remoteDone = true
+		c.mu.Unlock()
+		if done {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		}
+		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
+		return st.body.trailers(f)
+	}
+	if id <= c.maxID {
+		c.mu.Unlock()
+		return http2.ConnectionError(http2.ErrCodeProtocol) // a closed stream
+	}
+	c.maxID = id
+	switch {
+	case c.goAway || c.closed:
+		c.mu.Unlock()
+		return nil // after GOAWAY, new streams are ignored
+	case c.open >= h2MaxStreams:
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	c.mu.Unlock()
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+
+	st := &h2Stream{c: c, id: id}
+	ctx, cancel := context.WithCancel(c.ctx)
+	st.cancel = cancel
+	req, err := c.newRequest(ctx, st, f)
+	if err != nil {
+		cancel()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
+	}
+	st.req = req
+	st.handler = c.cfg.handler
+	if f.Truncated {
+		st.handler = http.HandlerFunc(headerListTooLong)
+	} else if err := checkH2RequestHeaders(req.Header); err != nil {
+		st.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		})
+	}
+	st.w = h2Writer{st: st, head: req.Method == "HEAD"}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cancel()
+		return nil
+	}
+	c.streams[id] = st
+	c.open++
+	st.sendWin = c.initWin
+	st.remoteDone = f.StreamEnded()
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	c.handlers.Add(1)
+	if c.running < h2MaxStreams {
+		c.running++
+		go c.runStreams(st)
+		return nil
+	}
+	// Handlers of streams the client already reset still count: a
+	// client opening and resetting streams faster than they end gets
+	// a bounded queue, then ENHANCE_YOUR_CALM (CVE-2023-44487).
+	c.queue = append(c.queue, st)
+	if len(c.queue) > 4*h2MaxStreams {
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
+	return nil
+}
+
+// runStreams serves st, then whatever waits in the queue.
+func (c *h2Conn) runStreams(st *h2Stream) {
+	for st != nil {
+		st.serve()
+		c.handlers.Done()
+		c.mu.Lock()
+		c.running--
+		st = nil
+		for len(c.queue) > 0 && st == nil {
+			next := c.queue[0]
+			c.queue = c.queue[1:]
+			if next.ended {
+				c.handlers.Done()
+				continue
+			}
+			st = next
+			c.running++
+		}
+		c.idleLocked()
+		c.mu.Unlock()
+	}
+}
+
+// serve runs the handler and ends the stream.
+func (st *h2Stream) serve() {
+	c := st.c
+	completed := false
+	defer func() {
+		if completed {
+			return
+		}
+		if p := recover(); p != nil && p != http.ErrAbortHandler {
+			c.cfg.log.Error("panic serving an HTTP/2 request", "client", c.raddr, "panic", p, "stack", string(debug.Stack()))
+		}
+		c.resetStream(st.id, http2.ErrCodeInternal)
+	}()
+	st.handler.ServeHTTP(&st.w, st.req)
+	completed = true
+	err := st.w.finish()
+	c.mu.Lock()
+	// The answer is complete while the client still sends its body:
+	// RST_STREAM(NO_ERROR) tells it to stop (RFC 9113, 8.1).
+	reset := err == nil && !st.ended && !st.remoteDone
+	c.endStreamLocked(st, errStreamDone)
+	c.mu.Unlock()
+	if reset {
+		c.lockWrite()
+		c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
+		c.unlockWrite()
+	}
+}
+
+var errStreamDone = errors.New("http2: stream done")
+
+func headerListTooLong(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+	io.WriteString(w, "<h1>HTTP Error 431</h1><p>Request Header Field(s) Too Large</p>")
+}
+
+// newRequest builds the request net/http's HTTP/2 server would build
+// from the same HEADERS (the differential test holds the two together),
+// or says why the stream is malformed (RFC 9113, 8.3).
+func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHeadersFrame) (*http.Request, error) {
+	method := f.PseudoValue("method")
+	scheme := f.PseudoValue("scheme")
+	authority := f.PseudoValue("authority")
+	path := f.PseudoValue("path")
+	if f.PseudoValue("protocol") != "" {
+		return nil, errors.New("extended CONNECT is not offered")
+	}
+	connect := method == "CONNECT"
+	if connect {
+		if path != "" || scheme != "" || authority == "" {
+			return nil, errors.New("malformed CONNECT")
+		}
+	} else if method == "" || path == "" || scheme != "https" && scheme != "http" {
+		return nil, errors.New("missing :method, :path or :scheme")
+	}
+	fields := f.RegularFields()
+	h := make(http.Header, len(fields))
+	for _, hf := range fields {
+		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
+		h[k] = append(h[k], hf.Value)
+	}
+	needsContinue := httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue")
+	if needsContinue {
+		delete(h, "Expect")
+	}
+	if cookies := h["Cookie"]; len(cookies) > 1 {
+		h["Cookie"] = []string{strings.Join(cookies, "; ")} // RFC 9113, 8.2.3
+	}
+	var trailer http.Header
+	for _, v := range h["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			k = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(k))
+			switch k {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+			default:
+				if trailer == nil {
+					trailer = make(http.Header)
+				}
+				trailer[k] = nil
+			}
+		}
+	}
+	delete(h, "Trailer")
+	if hosts := h["Host"]; len(hosts) > 1 {
+		return nil, errors.New("more than one Host")
+	} else if len(hosts) == 1 {
+		if authority == "" {
+			authority = hosts[0]
+		} else if hosts[0] != authority {
+			return nil, errors.New("Host does not match :authority")
+		}
+		delete(h, "Host")
+	}
+	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
+		return nil, errors.New("userinfo in :authority")
+	}
+	if authority != "" && !httpguts.ValidHostHeader(authority) {
+		return nil, errors.New("invalid :authority")
+	}
+	var u *url.URL
+	uri := path
+	if connect {
+		u, uri = &url.URL{Host: authority}, authority
+	} else {
+		if path[0] != '/' && path != "*" {
+			return nil, errors.New("bad :path")
+		}
+		var err error
+		if u, err = url.ParseRequestURI(path); err != nil {
+			return nil, fmt.Errorf("bad :path: %w", err)
+		}
+	}
+	r := &http.Request{Method: method, URL: u, RemoteAddr: c.raddr, Header: h, RequestURI: uri,
+		Proto: "HTTP/2.0", ProtoMajor: 2, Host: authority, Trailer: trailer, Body: http.NoBody}
+	if scheme == "https" {
+		r.TLS = c.tls
+	}
+	if !f.StreamEnded() {
+		r.ContentLength = -1
+		if vv, ok := h["Content-Length"]; ok {
+			r.ContentLength = 0
+			if n, err := strconv.ParseUint(vv[0], 10, 63); err == nil {
+				r.ContentLength = int64(n)
+			}
+		}
+		st.body.init(st, r.ContentLength, trailer, needsContinue)
+		r.Body = &st.body
+	}
+	return r.WithContext(ctx), nil
+}
+
+// checkH2RequestHeaders refuses connection-specific fields (RFC 9113,
+// 8.2.2); net/http answers them with 400.
+func checkH2RequestHeaders(h http.Header) error {
+	for _, k := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"} {
+		if _, ok := h[k]; ok {
+			return fmt.Errorf("request header %q is not valid in HTTP/2", k)
+		}
+	}
+	if te := h["Te"]; len(te) > 1 || len(te) == 1 && te[0] != "trailers" && te[0] != "" {
+		return errors.New(`request header "TE" may only be "trailers" in HTTP/2`)
+	}
+	return nil
+}
+
+// h2Body is a request body: DATA frames in, the handler's reads out. It
+// holds at most the stream's receive window.
+type h2Body struct {
+	st       *h2Stream
+	mu       sync.Mutex
+	cond     sync.Cond
+	buf      []byte
+	off      int
+	err      error // io.EOF once the client ended the stream
+	closed   bool  // the handler closed it: what arrives is dropped
+	declared int64 // Content-Length, or -1
+	got      int64
+	recvWin  int64 // the stream's receive window left
+	unacked  int64 // consumed bytes not yet returned to it
+	trailer  http.Header
+	expect   bool // 100-continue is owed at the first read
+}
+
+func (b *h2Body) init(st *h2Stream, declared int64, trailer http.Header, expect bool) {
+	b.st, b.declared, b.trailer, b.expect = st, declared, trailer, expect
+	b.recvWin = h2StreamWindow
+	b.cond.L = &b.mu
+}
+
+// receive takes one DATA frame's payload (n counts padding too).
+func (b *h2Body) receive(data []byte, n int64, end bool) error {
+	if b.st == nil {
+		// the HEADERS ended the stream: the reader marks it remoteDone, so
+		// no DATA reaches here
+		return http2.StreamError{StreamID: 0, Code: http2.ErrCodeStreamClosed}
+	}
+	b.mu.Lock()
+	if n > b.recvWin {
+		b.mu.Unlock()
+		b.st.c.returnConn(n)
+		return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeFlowControl}
+	}
+	b.recvWin -= n
+	b.got += int64(len(data))
+	if b.declared >= 0 && (b.got > b.declared || end && b.got != b.declared) {
+		b.mu.Unlock()
+		b.st.c.returnConn(n)
+		return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeProtocol,
+			Cause: errors.New("body length differs from Content-Length")}
+	}
+	drop := n - int64(len(data))
+	if b.err != nil || b.closed {
+		drop = n
+	} else {
+		b.buf = append(b.buf, data...)
+		if end {
+			b.err = io.EOF
+		}
+		b.cond.Broadcast()
+	}
+	b.mu.Unlock()
+	if drop > 0 {
+		b.consumed(drop)
+	}
+	return nil
+}
+
+// trailers ends the body with the client's trailer fields.
+func (b *h2Body) trailers(f *http2.MetaHeadersFrame) error {
+	if b.st == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer func() {
+		if b.err == nil {
+			b.err = io.EOF
+		}
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	}()
+	for _, hf := range f.RegularFields() {
+		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
+		if !httpguts.ValidTrailerHeader(k) {
+			return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeProtocol}
+		}
+		if b.trailer != nil {
+			b.trailer[k] = append(b.trailer[k], hf.Value)
+		}
+	}
+	return nil
+}
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	for b.off == len(b.buf) && b.err == nil && !b.closed {
+		if b.expect {
+			b.expect = false
+			b.mu.Unlock()
+			b.st.w.informational(http.StatusContinue)
+			b.mu.Lock()
+			continue
+		}
+		b.cond.Wait()
+	}
+	if b.closed {
+		b.mu.Unlock()
+		return 0, errors.New("http2: request body closed")
+	}
+	if b.off == len(b.buf) {
+		err := b.err
+		b.mu.Unlock()
+		return 0, err
+	}
+	n := copy(p, b.buf[b.off:])
+	b.off += n
+	if b.off == len(b.buf) {
+		b.buf, b.off = b.buf[:0], 0
+	}
+	b.mu.Unlock()
+	b.consumed(int64(n))
+	return n, nil
+}
+
+func (b *h2Body) Close() error {
+	b.mu.Lock()
+	n := len(b.buf) - b.off
+	b.closed = true
+	b.buf, b.off = nil, 0
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	if n > 0 {
+		b.st.c.returnConn(int64(n))
+	}
+	return nil
+}
+
+// fail ends the body for the handler (the stream ended) and returns
+// what it still held, for the connection window. Called with c.mu held.
+func (b *h2Body) fail(err error) int64 {
+	if b.st == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err == nil || b.err == io.EOF && err != errStreamDone {
+		b.err = err
+	}
+	n := int64(len(b.buf) - b.off)
+	b.buf, b.off = nil, 0
+	b.cond.Broadcast()
+	return n
+}
+
+// consumed returns n bytes to the connection and stream windows, in
+// updates of at least a quarter window.
+func (b *h2Body) consumed(n int64) {
+	c := b.st.c
+	c.returnConn(n)
+	b.mu.Lock()
+	b.unacked += n
+	var inc int64
+	if b.unacked >= h2StreamWindow/4 && b.err == nil && !b.closed {
+		inc, b.unacked = b.unacked, 0
+		b.recvWin += inc
+	}
+	b.mu.Unlock()
+	if inc > 0 {
+		c.lockWrite()
+		c.fr.WriteWindowUpdate(b.st.id, uint32(inc))
+		c.unlockWrite()
+	}
+}
+
+func (c *h2Conn) returnConn(n int64) {
+	c.mu.Lock()
+	c.returnConnLocked(n)
+	c.mu.Unlock()
+}

@@ -1,0 +1,378 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2Writer is a stream's http.ResponseWriter. It holds the body until
+// the handler returns, flushes, or has written a chunk, so a short
+// answer leaves as HEADERS and DATA in one write, with its length.
+type h2Writer struct {
+	st          *h2Stream
+	hdr         http.Header
+	status      int
+	wroteHeader bool // the final status is chosen
+	sentHeader  bool // HEADERS went out
+	sentEnd     bool // END_STREAM went out
+	head        bool
+	buf         []byte
+	written     int64
+	declared    int64 // the handler's Content-Length, or -1
+	trailers    []string
+}
+
+func (w *h2Writer) Header() http.Header {
+	if w.hdr == nil {
+		w.hdr = make(http.Header)
+	}
+	return w.hdr
+}
+
+func (w *h2Writer) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code < 200 {
+		if code != http.StatusSwitchingProtocols {
+			w.informational(code)
+		}
+		return
+	}
+	w.status, w.wroteHeader = code, true
+	w.declared = -1
+	if v := w.Header().Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseUint(v, 10, 63); err == nil {
+			w.declared = int64(n)
+		}
+	}
+}
+
+func (w *h2Writer) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	w.written += int64(len(p))
+	if w.declared >= 0 && w.written > w.declared {
+		return 0, http.ErrContentLength
+	}
+	if w.head || w.sentEnd {
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	if len(w.buf) >= h2ChunkSize {
+		if err := w.send(false); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (w *h2Writer) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
+
+func (w *h2Writer) Flush() { w.FlushError() }
+
+// FlushError sends what the handler wrote so far (http.ResponseController).
+func (w *h2Writer) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.send(false)
+}
+
+// finish sends the rest of the answer when the handler returns.
+func (w *h2Writer) finish() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.send(true)
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// informational sends a 1xx answer (100 Continue, 103 Early Hints).
+func (w *h2Writer) informational(code int) {
+	c := w.st.c
+	c.lockWrite()
+	if !w.streamOpen() {
+		c.unlockWrite()
+		return
+	}
+	c.hbuf.Reset()
+	c.field(":status", strconv.Itoa(code))
+	if code != http.StatusContinue {
+		// 100 comes from the body's reader, on another goroutine than
+		// the handler's: it carries no fields (as in net/http)
+		c.fields(w.hdr)
+	}
+	c.writeHeaderBlock(w.st.id, false)
+	c.unlockWrite()
+}
+
+func (w *h2Writer) streamOpen() bool {
+	c := w.st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !w.st.ended
+}
+
+// send writes HEADERS (once), the buffered body and, when final, the
+// end of the stream with any trailers, within the client's windows.
+func (w *h2Writer) send(final bool) error {
+	if w.sentEnd {
+		return nil
+	}
+	c := w.st.c
+	data := w.buf
+	w.buf = w.buf[:0]
+	c.lockWrite()
+	if !w.sentHeader {
+		w.sentHeader = true
+		for _, v := range w.hdr["Trailer"] {
+			for _, k := range strings.Split(v, ",") {
+				k = http.CanonicalHeaderKey(textprotoTrim(k))
+				if httpguts.ValidTrailerHeader(k) {
+					w.trailers = append(w.trailers, k)
+				}
+			}
+		}
+		end := w.head || final && len(data) == 0 && !w.hasTrailers()
+		if err := c.tryStream(w.st); err != nil {
+			c.unlockWrite()
+			return err
+		}
+		c.hbuf.Reset()
+		w.encodeHead(c, final, data)
+		c.writeHeaderBlock(w.st.id, end)
+		if end {
+			w.sentEnd = true
+			return c.unlockWrite()
+		}
+	}
+	trailers := final && w.hasTrailers()
+	for len(data) > 0 || final && !trailers && !w.sentEnd {
+		n, err := c.reserve(w.st, len(data))
+		if err != nil {
+			c.unlockWrite()
+			return err
+		}
+		if n == 0 && len(data) > 0 {
+			// no window: let the client have what is written, and wait
+			if err := c.unlockWrite(); err != nil {
+				return err
+			}
+			if err := c.waitWindow(w.st); err != nil {
+				return err
+			}
+			c.lockWrite()
+			continue
+		}
+		max := int(c.maxFrame.Load())
+		chunk := data[:n]
+		data = data[n:]
+		for {
+			frame := chunk
+			if len(frame) > max {
+				frame = frame[:max]
+			}
+			chunk = chunk[len(frame):]
+			end := final && !trailers && len(chunk) == 0 && len(data) == 0
+			c.fr.WriteData(w.st.id, end, frame)
+			if end {
+				w.sentEnd = true
+			}
+			if len(chunk) == 0 {
+				break
+			}
+		}
+	}
+	if trailers {
+		c.hbuf.Reset()
+		for _, k := range w.trailers {
+			for _, v := range w.hdr[k] {
+				c.field(c.lowerName(k), v)
+			}
+		}
+		for k, vv := range w.hdr {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+				for _, v := range vv {
+					c.field(c.lowerName(http.CanonicalHeaderKey(name)), v)
+				}
+			}
+		}
+		c.writeHeaderBlock(w.st.id, true)
+		w.sentEnd = true
+	}
+	return c.unlockWrite()
+}
+
+func textprotoTrim(s string) string { return strings.TrimSpace(s) }
+
+// hasTrailers: the handler set a value for a declared trailer, or one
+// named with http.TrailerPrefix.
+func (w *h2Writer) hasTrailers() bool {
+	for _, k := range w.trailers {
+		if len(w.hdr[k]) > 0 {
+			return true
+		}
+	}
+	for k := range w.hdr {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// encodeHead encodes the response head as net/http's HTTP/2 server
+// does: Content-Length from the handler or, for an answer that is
+// complete, from its size; a sniffed Content-Type; a Date.
+func (w *h2Writer) encodeHead(c *h2Conn, final bool, data []byte) {
+	c.field(":status", strconv.Itoa(w.status))
+	c.fields(w.hdr)
+	h := w.hdr
+	clen := ""
+	if w.declared >= 0 {
+		clen = strconv.FormatInt(w.declared, 10)
+	} else if _, ok := h["Content-Length"]; !ok && final && bodyAllowed(w.status) && (len(data) > 0 || !w.head) {
+		clen = strconv.Itoa(len(data))
+	}
+	if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" && bodyAllowed(w.status) && len(data) > 0 {
+		c.field("content-type", http.DetectContentType(data))
+	}
+	if clen != "" {
+		c.field("content-length", clen)
+	}
+	if _, ok := h["Date"]; !ok {
+		c.field("date", c.dateNow())
+	}
+}
+
+// fields encodes a header map, lowercased, without what HTTP/2 forbids
+// in a response (connection-specific fields) and without values that
+// could not be sent.
+func (c *h2Conn) fields(h http.Header) {
+	for k, vv := range h {
+		switch k {
+		case "Content-Length", "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade":
+			continue
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		name := c.lowerName(k)
+		if name == "" {
+			continue
+		}
+		te := name == "transfer-encoding"
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) || te && v != "trailers" {
+				continue
+			}
+			c.field(name, v)
+		}
+	}
+}
+
+func (c *h2Conn) field(name, value string) {
+	c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
+}
+
+// lowerName is a field's wire name, or "" when it cannot be sent.
+func (c *h2Conn) lowerName(k string) string {
+	if n, ok := c.lower[k]; ok {
+		return n
+	}
+	n := strings.ToLower(k)
+	if !httpguts.ValidHeaderFieldName(n) {
+		n = ""
+	}
+	if len(c.lower) < 256 {
+		c.lower[k] = n
+	}
+	return n
+}
+
+// dateNow is the Date field for this second, formatted once per second.
+func (c *h2Conn) dateNow() string {
+	now := time.Now()
+	if s := now.Unix(); s != c.dateSec || c.date == "" {
+		c.dateSec = s
+		c.date = now.UTC().Format(http.TimeFormat)
+	}
+	return c.date
+}
+
+// writeHeaderBlock writes c.hbuf as HEADERS and CONTINUATION frames.
+func (c *h2Conn) writeHeaderBlock(id uint32, end bool) {
+	block := c.hbuf.Bytes()
+	max := int(c.maxFrame.Load())
+	first := true
+	for first || len(block) > 0 {
+		frag := block
+		if len(frag) > max {
+			frag = frag[:max]
+		}
+		block = block[len(frag):]
+		if first {
+			c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(block) == 0})
+		} else {
+			c.fr.WriteContinuation(id, len(block) == 0, frag)
+		}
+		first = false
+	}
+}
+
+// tryStream says why a stream can no longer be written to, if it cannot.
+func (c *h2Conn) tryStream(st *h2Stream) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.ended && st.err != errStreamDone {
+		return st.err
+	}
+	return nil
+}
+
+// reserve takes up to want bytes of the connection's and the stream's
+// send windows; 0 when either is empty.
+func (c *h2Conn) reserve(st *h2Stream, want int) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.ended && st.err != errStreamDone {
+		return 0, st.err
+	}
+	n := min(int64(want), c.sendWin, st.sendWin)
+	if n <= 0 {
+		return 0, nil
+	}
+	c.sendWin -= n
+	st.sendWin -= n
+	return int(n), nil
+}
+
+// waitWindow waits until both windows are open, or the stream ended.
+func (c *h2Conn) waitWindow(st *h2Stream) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.sendWin <= 0 || st.sendWin <= 0 {
+		if st.ended {
+			return st.err
+		}
+		c.cond.Wait()
+	}
+	return nil
+}
