@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,18 +34,17 @@ import (
 
 // fastConn is one client connection on the fast path.
 type fastConn struct {
-	sl    *slot
-	c     net.Conn    // what requests arrive on: TLS or the gate's connection
-	cc    *clientConn // the gate's connection under c
-	br    *bufio.Reader
-	bw    *bufio.Writer
-	idle  atomic.Bool // waiting for a request: shutdown may end it now
-	h     fastHead
-	rh    respHead
+	sl   *slot
+	c    net.Conn    // what requests arrive on: TLS or the gate's connection
+	cc   *clientConn // the gate's connection under c
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	idle atomic.Bool // waiting for a request: shutdown may end it now
+	h    fastHead
+	nodeCall
 	start time.Time // of the current request
 	abort bool      // the current response broke off: close, send nothing more
 	st    reqState
-	req   []byte // the request head for the node, kept for a retry
 	out   []byte // scratch for a response head
 	chunk []byte // scratch for chunk sizes
 }
@@ -126,7 +126,12 @@ func newFastBufs() *fastBufs {
 		r: sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastReadSize) }},
 		w: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }},
 		conns: sync.Pool{New: func() any {
-			fc := &fastConn{req: make([]byte, 0, 1024), out: make([]byte, 0, 1024), chunk: make([]byte, 0, 64)}
+			fc := &fastConn{out: make([]byte, 0, 1024), chunk: make([]byte, 0, 64)}
+			fc.req = make([]byte, 0, 1024)
+			fc.info = func(res *http.Response) error {
+				fc.writeHead(res.StatusCode, res.Header, false)
+				return fc.bw.Flush()
+			}
 			fc.h.fields = make([]fastField, 0, 16)
 			fc.rh.lines = make([][]byte, 0, 16)
 			return fc
@@ -140,7 +145,7 @@ func (fc *fastConn) release() {
 	fields, lines := fc.h.fields[:0], fc.rh.lines[:0]
 	clear(fields[:cap(fields)])
 	clear(lines[:cap(lines)])
-	fc.sl, fc.c, fc.cc, fc.br, fc.bw = nil, nil, nil, nil, nil
+	fc.sl, fc.c, fc.cc, fc.br, fc.bw, fc.srv = nil, nil, nil, nil, nil, nil
 	fc.h, fc.rh = fastHead{fields: fields}, respHead{lines: lines}
 	fc.st = reqState{}
 	fc.start, fc.abort = time.Time{}, false
@@ -162,7 +167,7 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	}
 	bufs := s.srv.fastBufs
 	fc := bufs.conns.Get().(*fastConn)
-	fc.sl, fc.c, fc.cc = s, c, cc
+	fc.sl, fc.c, fc.cc, fc.srv = s, c, cc, s.srv
 	fc.br = bufs.r.Get().(*bufio.Reader)
 	fc.br.Reset(c)
 	fc.bw = bufs.w.Get().(*bufio.Writer)

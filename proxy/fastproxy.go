@@ -181,16 +181,25 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 	}
 }
 
+// nodeCall is one fast-path request to a node and the head of its
+// answer, for an HTTP/1.1 connection (fastConn) or an HTTP/2 stream.
+type nodeCall struct {
+	srv  *Server
+	req  []byte                     // the request head for the node, kept for a retry
+	rh   respHead                   // the answer's head, when parseRespHead took it
+	info func(*http.Response) error // relays an informational answer
+}
+
 // roundTrip writes the request to a connection to addr and reads the
 // response head, retrying once on a fresh connection when a kept-alive one
 // turns out to have been closed by the node.
-func (fc *fastConn) roundTrip(t *nodeTransport, addr string, head bool) (*nodeConn, *http.Response, error) {
-	req := fc.sl.srv.fastGET
+func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool) (*nodeConn, *http.Response, error) {
+	req := fc.srv.fastGET
 	if head {
-		req = fc.sl.srv.fastHEAD
+		req = fc.srv.fastHEAD
 	}
 	for {
-		nc, reused, err := t.get(fc.sl.srv.drain, addr)
+		nc, reused, err := t.get(fc.srv.drain, addr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -206,7 +215,7 @@ func (fc *fastConn) roundTrip(t *nodeTransport, addr string, head bool) (*nodeCo
 	}
 }
 
-func (fc *fastConn) send(nc *nodeConn, req *http.Request) (*http.Response, error) {
+func (fc *nodeCall) send(nc *nodeConn, req *http.Request) (*http.Response, error) {
 	if _, err := nc.bw.Write(fc.req); err != nil {
 		return nil, err
 	}
@@ -222,11 +231,8 @@ func (fc *fastConn) send(nc *nodeConn, req *http.Request) (*http.Response, error
 	}
 	var res *http.Response
 	if !simple {
-		res, err = readFinalResponse(nc.br, &nc.lr, req, func(res *http.Response) error {
-			// informational answers (103 Early Hints) go on to the client
-			fc.writeHead(res.StatusCode, res.Header, false)
-			return fc.bw.Flush()
-		})
+		// informational answers (103 Early Hints) go on to the client
+		res, err = readFinalResponse(nc.br, &nc.lr, req, fc.info)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +246,7 @@ func (fc *fastConn) send(nc *nodeConn, req *http.Request) (*http.Response, error
 // peekResponse reads the response head into fc.rh when parseRespHead
 // takes it (simple), without consuming it. Otherwise nothing is consumed
 // and http.ReadResponse reads it; err is only a failure before any byte.
-func (fc *fastConn) peekResponse(nc *nodeConn, head bool) (simple bool, err error) {
+func (fc *nodeCall) peekResponse(nc *nodeConn, head bool) (simple bool, err error) {
 	nc.lr.n = nodeMaxHeaderBytes
 	for {
 		b, _ := nc.br.Peek(nc.br.Buffered())
@@ -479,25 +485,32 @@ func (fc *fastConn) copyBody(res *http.Response, chunked bool) (out int64, eof b
 
 // fail answers a request no node answered, as proxyError does.
 func (fc *fastConn) fail(st *reqState, err error) (status int, out int64, keep bool) {
-	s := fc.sl.srv
-	var msg string
+	status, msg := failure(fc.sl.srv, st, err)
 	hdr := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "X-Content-Type-Options": {"nosniff"}}
-	switch {
-	case errors.Is(err, errNoServer):
-		status, msg, st.errKind = http.StatusServiceUnavailable, "no server available, retry later\n", "no-server"
+	if status == http.StatusServiceUnavailable {
 		hdr["Retry-After"] = []string{"5"}
-	case isTimeout(err) && !isDialError(err):
-		status, msg, st.errKind = http.StatusGatewayTimeout, "server did not answer in time\n", "timeout"
-	default:
-		status, msg, st.errKind = http.StatusBadGateway, "bad gateway\n", "upstream"
 	}
 	hdr["Content-Length"] = []string{strconv.Itoa(len(msg))}
-	s.log.Warn("proxy error", "listener", st.lr.cfg.Name, "pool", st.lr.pool.cfg.Name,
-		"server", nodeName(st.node), "err", err)
 	fc.writeHead(status, hdr, fc.h.close)
 	if fc.h.method[0] != 'H' {
 		fc.bw.WriteString(msg)
 		out = int64(len(msg))
 	}
 	return status, out, true
+}
+
+// failure logs why no node answered and picks the status and message
+// the client gets, as proxyError does.
+func failure(s *Server, st *reqState, err error) (status int, msg string) {
+	switch {
+	case errors.Is(err, errNoServer):
+		status, msg, st.errKind = http.StatusServiceUnavailable, "no server available, retry later\n", "no-server"
+	case isTimeout(err) && !isDialError(err):
+		status, msg, st.errKind = http.StatusGatewayTimeout, "server did not answer in time\n", "timeout"
+	default:
+		status, msg, st.errKind = http.StatusBadGateway, "bad gateway\n", "upstream"
+	}
+	s.log.Warn("proxy error", "listener", st.lr.cfg.Name, "pool", st.lr.pool.cfg.Name,
+		"server", nodeName(st.node), "err", err)
+	return status, msg
 }

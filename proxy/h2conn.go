@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,7 +48,10 @@ const (
 
 // h2Config is what one connection needs from its listener.
 type h2Config struct {
-	handler        http.Handler
+	handler http.Handler
+	// fast, when set, serves a stream itself and reports true, or
+	// leaves it to handler
+	fast           func(*h2Stream) bool
 	readHeader     time.Duration // for the preface and the first SETTINGS
 	idle           time.Duration // with no stream open
 	maxHeaderBytes int
@@ -63,6 +67,7 @@ type h2Conn struct {
 	tls   *tls.ConnectionState
 	raddr string
 	fr    *http2.Framer
+	canon map[string]string // wire name -> canonical, for the reader
 
 	// The write side: the framer's writes, the HPACK encoder and the
 	// buffered writer, in the order frames go out.
@@ -70,11 +75,15 @@ type h2Conn struct {
 	waiting atomic.Int32 // writers waiting for wmu: the last one flushes
 	bw      *bufio.Writer
 	werr    error
-	hbuf    bytes.Buffer
-	henc    *hpack.Encoder
-	lower   map[string]string // canonical field name -> wire name
-	date    string
-	dateSec int64
+	wdl     time.Time // the write deadline set last
+	// answering counts handlers running: a finishing one that is not
+	// alone lets the others write before it flushes
+	answering atomic.Int32
+	hbuf      bytes.Buffer
+	henc      *hpack.Encoder
+	lower     map[string]string // canonical field name -> wire name
+	date      string
+	dateSec   int64
 
 	// The protocol state, shared by the reader and the handlers.
 	mu        sync.Mutex
@@ -157,7 +166,7 @@ func (hs *h2Conns) stop(ctx context.Context) {
 func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns) {
 	c := &h2Conn{c: tc, cfg: cfg, raddr: tc.RemoteAddr().String(),
 		streams: make(map[uint32]*h2Stream), sendWin: 65535, initWin: 65535,
-		recvWin: h2ConnWindow, lower: make(map[string]string)}
+		recvWin: h2ConnWindow, lower: make(map[string]string), canon: make(map[string]string)}
 	if t, ok := tc.(*tls.Conn); ok {
 		st := t.ConnectionState()
 		c.tls = &st
@@ -532,7 +541,14 @@ func (c *h2Conn) lockWrite() {
 
 func (c *h2Conn) unlockWrite() error {
 	if c.werr == nil && c.waiting.Load() == 0 && c.bw.Buffered() > 0 {
-		c.c.SetWriteDeadline(time.Now().Add(c.writeTimeout()))
+		// The deadline moves at most every half timeout: a stalled
+		// client is still caught within one, without a timer update
+		// per flush.
+		now := time.Now()
+		if d := c.writeTimeout(); now.After(c.wdl.Add(-d / 2)) {
+			c.wdl = now.Add(d)
+			c.c.SetWriteDeadline(c.wdl)
+		}
 		c.werr = c.bw.Flush()
 	}
 	err := c.werr
@@ -541,6 +557,21 @@ func (c *h2Conn) unlockWrite() error {
 		c.c.Close() // the reader ends, and with it the connection
 	}
 	return err
+}
+
+// unlockWriteBatched ends a stream's answer. When other streams of
+// the connection are being answered too, they get a turn first, so
+// their frames leave in the same write: with one P, handlers whose node
+// answers arrived together run one after the other, never waiting on
+// the lock, and would each write on their own.
+func (c *h2Conn) unlockWriteBatched() error {
+	if c.werr != nil || c.waiting.Load() > 0 || c.answering.Load() <= 1 {
+		return c.unlockWrite()
+	}
+	c.wmu.Unlock()
+	goruntime.Gosched()
+	c.lockWrite()
+	return c.unlockWrite()
 }
 
 // writeTimeout bounds one flush: a client that stops reading for this
@@ -560,7 +591,16 @@ func (s *slot) serveH2(tc *tls.Conn) {
 		tc.Close()
 		return
 	}
+	// ServerContextKey tells ReverseProxy a server recovers its panic:
+	// a body that breaks off then resets the stream instead of ending
+	// it as if complete.
+	ctx := context.WithValue(withConn(s.srv.drain, tc), http.ServerContextKey, f.http)
+	cc := clientConnOf(ctx)
 	cfg := &h2Config{handler: &httpHandler{slot: s}, readHeader: f.key.readHeader, idle: f.key.idle,
-		maxHeaderBytes: f.key.maxHeaderBytes, log: s.srv.log}
-	serveH2(withConn(s.srv.drain, tc), tc, cfg, f.h2)
+		maxHeaderBytes: f.key.maxHeaderBytes, log: s.srv.log,
+		fast: func(st *h2Stream) bool { return s.serveH2Fast(st, cc) }}
+	if s.srv.h2FastOff {
+		cfg.fast = nil
+	}
+	serveH2(ctx, tc, cfg, f.h2)
 }

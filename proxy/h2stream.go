@@ -23,9 +23,11 @@ type h2Stream struct {
 	id      uint32
 	req     *http.Request
 	handler http.Handler
+	main    bool // handler is the connection's, not a refusal
 	cancel  context.CancelFunc
 	body    h2Body
 	w       h2Writer
+	fast    h2Fast
 
 	// guarded by c.mu
 	sendWin    int64
@@ -80,10 +82,12 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
 	}
 	st.req = req
-	st.handler = c.cfg.handler
+	st.handler, st.main = c.cfg.handler, true
 	if f.Truncated {
+		st.main = false
 		st.handler = http.HandlerFunc(headerListTooLong)
 	} else if err := checkH2RequestHeaders(req.Header); err != nil {
+		st.main = false
 		st.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 		})
@@ -155,7 +159,14 @@ func (st *h2Stream) serve() {
 		}
 		c.resetStream(st.id, http2.ErrCodeInternal)
 	}()
-	st.handler.ServeHTTP(&st.w, st.req)
+	c.answering.Add(1)
+	defer c.answering.Add(-1)
+	if c.cfg.fast == nil || !st.main || !c.cfg.fast(st) {
+		st.handler.ServeHTTP(&st.w, st.req)
+	}
+	if st.w.abort {
+		panic(http.ErrAbortHandler) // as ReverseProxy does: the stream is reset
+	}
 	completed = true
 	err := st.w.finish()
 	c.mu.Lock()
@@ -200,7 +211,7 @@ func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHead
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
 	for _, hf := range fields {
-		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
+		k := c.canonicalName(hf.Name)
 		h[k] = append(h[k], hf.Value)
 	}
 	needsContinue := httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue")
@@ -271,6 +282,20 @@ func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHead
 		r.Body = &st.body
 	}
 	return r.WithContext(ctx), nil
+}
+
+// canonicalName is http.CanonicalHeaderKey, remembered per connection
+// (names arrive lowercase, so each would be converted again); the
+// reader goroutine's alone.
+func (c *h2Conn) canonicalName(name string) string {
+	if k, ok := c.canon[name]; ok {
+		return k
+	}
+	k := textproto.CanonicalMIMEHeaderKey(name)
+	if len(c.canon) < 256 {
+		c.canon[name] = k
+	}
+	return k
 }
 
 // checkH2RequestHeaders refuses connection-specific fields (RFC 9113,
@@ -380,7 +405,7 @@ func (b *h2Body) Read(p []byte) (int, error) {
 		if b.expect {
 			b.expect = false
 			b.mu.Unlock()
-			b.st.w.informational(http.StatusContinue)
+			b.st.w.informationalFields(http.StatusContinue, nil)
 			b.mu.Lock()
 			continue
 		}

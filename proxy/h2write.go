@@ -24,8 +24,15 @@ type h2Writer struct {
 	head        bool
 	buf         []byte
 	written     int64
-	declared    int64 // the handler's Content-Length, or -1
+	declared    int64  // the handler's Content-Length, or -1
+	clen        string // and its spelling
 	trailers    []string
+	// the fast path's answer: a node's field lines, relayed as they are
+	// (they point into its read buffer until the head is sent)
+	lines     [][]byte
+	linesDate bool // they include a Date
+	abort     bool // the answer broke off: the stream is reset
+	noSniff   bool // no Content-Type is guessed from the body
 }
 
 func (w *h2Writer) Header() http.Header {
@@ -44,15 +51,16 @@ func (w *h2Writer) WriteHeader(code int) {
 	}
 	if code < 200 {
 		if code != http.StatusSwitchingProtocols {
-			w.informational(code)
+			w.informationalFields(code, w.hdr)
 		}
 		return
 	}
 	w.status, w.wroteHeader = code, true
-	w.declared = -1
+	w.declared, w.clen = -1, ""
 	if v := w.Header().Get("Content-Length"); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 63); err == nil {
-			w.declared = int64(n)
+			// sent as the handler spelled it ("005" too), as net/http does
+			w.declared, w.clen = int64(n), v
 		}
 	}
 }
@@ -104,8 +112,9 @@ func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
-// informational sends a 1xx answer (100 Continue, 103 Early Hints).
-func (w *h2Writer) informational(code int) {
+// informationalFields sends a 1xx answer (100 Continue, 103 Early
+// Hints) with the fields of h.
+func (w *h2Writer) informationalFields(code int, h http.Header) {
 	c := w.st.c
 	c.lockWrite()
 	if !w.streamOpen() {
@@ -114,10 +123,11 @@ func (w *h2Writer) informational(code int) {
 	}
 	c.hbuf.Reset()
 	c.field(":status", strconv.Itoa(code))
-	if code != http.StatusContinue {
-		// 100 comes from the body's reader, on another goroutine than
-		// the handler's: it carries no fields (as in net/http)
-		c.fields(w.hdr)
+	for k, vv := range h {
+		if k == "Content-Length" || k == "Transfer-Encoding" {
+			continue // an informational answer has no body
+		}
+		c.fields(http.Header{k: vv})
 	}
 	c.writeHeaderBlock(w.st.id, false)
 	c.unlockWrite()
@@ -157,9 +167,13 @@ func (w *h2Writer) send(final bool) error {
 		}
 		c.hbuf.Reset()
 		w.encodeHead(c, final, data)
+		w.lines = nil
 		c.writeHeaderBlock(w.st.id, end)
 		if end {
 			w.sentEnd = true
+			if final {
+				return c.unlockWriteBatched()
+			}
 			return c.unlockWrite()
 		}
 	}
@@ -217,6 +231,9 @@ func (w *h2Writer) send(final bool) error {
 		c.writeHeaderBlock(w.st.id, true)
 		w.sentEnd = true
 	}
+	if final {
+		return c.unlockWriteBatched()
+	}
 	return c.unlockWrite()
 }
 
@@ -245,19 +262,39 @@ func (w *h2Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 	c.field(":status", strconv.Itoa(w.status))
 	c.fields(w.hdr)
 	h := w.hdr
-	clen := ""
-	if w.declared >= 0 {
-		clen = strconv.FormatInt(w.declared, 10)
-	} else if _, ok := h["Content-Length"]; !ok && final && bodyAllowed(w.status) && (len(data) > 0 || !w.head) {
-		clen = strconv.Itoa(len(data))
+	clen := w.clen
+	_, hasType := h["Content-Type"]
+	hasCE := h.Get("Content-Encoding") != ""
+	for _, l := range w.lines {
+		name, value, ok := splitField(l, true)
+		if !ok {
+			continue
+		}
+		switch {
+		case asciiFold(name, "content-length"):
+			clen = string(value) // declared holds its value
+			continue
+		case asciiFold(name, "content-type"):
+			hasType = true
+		case asciiFold(name, "content-encoding"):
+			hasCE = hasCE || len(value) > 0
+		}
+		if n := c.lowerNameBytes(name); n != "" && httpguts.ValidHeaderFieldValue(string(value)) {
+			c.field(n, string(value))
+		}
 	}
-	if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" && bodyAllowed(w.status) && len(data) > 0 {
+	// A complete answer gets its length: what the handler wrote, for
+	// HEAD too (net/http counts what a HEAD handler writes and drops).
+	if _, ok := h["Content-Length"]; !ok && clen == "" && final && bodyAllowed(w.status) && (w.written > 0 || !w.head) {
+		clen = strconv.FormatInt(w.written, 10)
+	}
+	if !hasType && !hasCE && !w.noSniff && bodyAllowed(w.status) && len(data) > 0 {
 		c.field("content-type", http.DetectContentType(data))
 	}
 	if clen != "" {
 		c.field("content-length", clen)
 	}
-	if _, ok := h["Date"]; !ok {
+	if _, ok := h["Date"]; !ok && !w.linesDate {
 		c.field("date", c.dateNow())
 	}
 }
@@ -305,6 +342,14 @@ func (c *h2Conn) lowerName(k string) string {
 		c.lower[k] = n
 	}
 	return n
+}
+
+// lowerNameBytes is lowerName for a name in a node's read buffer.
+func (c *h2Conn) lowerNameBytes(k []byte) string {
+	if n, ok := c.lower[string(k)]; ok {
+		return n
+	}
+	return c.lowerName(string(k))
 }
 
 // dateNow is the Date field for this second, formatted once per second.

@@ -45,6 +45,8 @@ type Server struct {
 	started time.Time
 
 	fastOff           bool
+	h2FastOff         bool         // HTTP/2 streams all go to httpHandler (the differential test's reference)
+	h2FastServed      atomic.Int64 // streams the HTTP/2 fast path served
 	fastBufs          *fastBufs
 	fastGET, fastHEAD *http.Request // what ReadResponse needs of a request: the method
 	date              atomic.Pointer[dateLine]

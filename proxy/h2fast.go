@@ -1,0 +1,325 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/portico-lb/portico/proxy/filter"
+)
+
+// The HTTP/2 fast path. A bodiless GET or HEAD stream that the HTTP/1.1
+// fast path would serve (every check passes, no field that needs
+// ReverseProxy's judgement) goes to a node the same way: its request
+// head written straight from the stream's fields to a kept-alive node
+// connection (nodeCall), and the answer relayed into the stream's
+// writer, the node's field lines as they came when parseRespHead takes
+// them. This skips ReverseProxy's second request and header map, its
+// hop-by-hop scans and net/http's request writer and response reader,
+// which were a quarter of portico's CPU per h2 request. Anything else
+// is served by httpHandler; a differential test holds the two paths to
+// the same node request and the same answer.
+
+// h2Fast is a stream's fast-path state.
+type h2Fast struct {
+	nodeCall
+	rs reqState
+}
+
+// serveH2Fast serves st and reports true, or reports false having done
+// nothing, when the stream must go to httpHandler.
+func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
+	r := st.req
+	head := r.Method == http.MethodHead
+	if !head && r.Method != http.MethodGet || r.Body != http.NoBody || r.Trailer != nil || cc == nil {
+		return false
+	}
+	start := time.Now()
+	lr := s.cur.Load()
+	if len(r.RequestURI) > lr.cfg.MaxURLLength || headerCount(r.Header) > lr.cfg.MaxHeaderCount {
+		return false
+	}
+	peer := cc.client.Addr()
+	if lr.trusted(peer) || !lr.allowed(peer) {
+		return false
+	}
+	for k := range r.Header {
+		if h2HandOffField(k) {
+			return false
+		}
+	}
+	raw, query, _ := strings.Cut(r.RequestURI, "?")
+	if !strings.HasPrefix(raw, "/") {
+		return false
+	}
+	canonical, err := filter.Canonicalize(raw)
+	if err != nil {
+		return false
+	}
+	host, ok := filter.NormalizeHost(r.Host)
+	if !ok {
+		return false
+	}
+	if d := lr.policy.Decide(host, canonical, peer); !d.Allow {
+		return false
+	}
+
+	s.srv.h2FastServed.Add(1)
+	// portico relays the node's Content-Type or none (statusWriter)
+	st.w.noSniff = true
+	fp := &st.fast
+	rs := &fp.rs
+	*rs = reqState{lr: lr, cc: cc, client: peer, canonical: canonical}
+	rs.tried = rs.triedBuf[:0]
+	fp.srv = s.srv
+	fp.info = st.w.relayInformational
+	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer)
+	status, out := s.h2Exchange(fp, &st.w, head)
+	s.srv.observe(lr, rs, reqLine{method: r.Method, host: r.Host, path: canonical, proto: r.Proto},
+		status, 0, out, time.Since(start))
+	return true
+}
+
+// h2HandOffField: a request field that sends an HTTP/2 stream to
+// httpHandler (as handOffFields does on HTTP/1.1; the connection-specific
+// ones never get this far).
+func h2HandOffField(k string) bool {
+	switch k {
+	case "Te", "Proxy-Authorization", "Proxy-Authenticate", "Http2-Settings", "Content-Length", "Expect":
+		return true
+	}
+	return false
+}
+
+// appendH2NodeRequest writes the request head a node receives for an
+// HTTP/2 stream: what st.rewrite and net/http's request writer make of
+// it on the httpHandler path.
+func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonical, query string, client netip.Addr) []byte {
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = append(b, filter.Escape(canonical)...)
+	if query != "" {
+		b = append(b, '?')
+		b = append(b, query...)
+	}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, r.Host...)
+	b = append(b, "\r\n"...)
+	for k, vv := range r.Header {
+		if identityField([]byte(k)) {
+			continue
+		}
+		for _, v := range vv {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = appendFieldValue(b, v)
+			b = append(b, "\r\n"...)
+		}
+	}
+	var ab [64]byte
+	addr := client.AppendTo(ab[:0])
+	b = append(b, "X-Forwarded-For: "...)
+	b = append(b, addr...)
+	b = append(b, "\r\nX-Forwarded-Proto: "...)
+	b = append(b, lr.proto...)
+	b = append(b, "\r\nX-Forwarded-Host: "...)
+	b = append(b, r.Host...)
+	b = append(b, "\r\nX-Real-Ip: "...)
+	b = append(b, addr...)
+	b = append(b, "\r\n\r\n"...)
+	return b
+}
+
+// h2Exchange sends fp.req to the pool's nodes until one answers, as the
+// retrier does for a replayable request, and relays the answer into w.
+func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out int64) {
+	rs := &fp.rs
+	p := rs.lr.pool
+	var lastErr error
+	for {
+		n := s.srv.attempt(p, rs)
+		if n == nil {
+			if lastErr == nil {
+				lastErr = errNoServer
+			}
+			return h2Fail(s.srv, w, rs, lastErr, head)
+		}
+		nc, res, err := fp.roundTrip(p.fast, n.addr, head)
+		if err == nil && res == nil {
+			n.health.ObservePassiveOK()
+			return w.relaySimple(p.fast, nc, &fp.rh, head)
+		}
+		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
+			nc.c.Close()
+			return h2Fail(s.srv, w, rs, errors.New("server switched protocols unasked"), head)
+		}
+		if err == nil {
+			if err := checkStatus(res); err != nil {
+				nc.c.Close()
+				return h2Fail(s.srv, w, rs, err, head)
+			}
+			n.health.ObservePassiveOK()
+			return w.relay(s.srv, p.fast, nc, res)
+		}
+		lastErr = err
+		if isDialError(err) || isReset(err) {
+			s.srv.passiveFailure(n, err)
+			continue
+		}
+		return h2Fail(s.srv, w, rs, err, head)
+	}
+}
+
+// relaySimple relays an answer parseRespHead took: its field lines as
+// they came, then Content-Length body bytes.
+func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, head bool) (int, int64) {
+	w.status, w.wroteHeader, w.declared = rh.code, true, rh.length
+	w.lines, w.linesDate = rh.lines, rh.hasDate
+	nc.br.Discard(rh.size)
+	body := rh.length
+	if head || body < 0 {
+		body = 0
+	}
+	if int64(nc.br.Buffered()) < body {
+		// The lines point into the node's read buffer, which the body
+		// is about to refill: they are copied.
+		n := 0
+		for _, l := range rh.lines {
+			n += len(l)
+		}
+		own := make([]byte, 0, n)
+		lines := make([][]byte, len(rh.lines))
+		for i, l := range rh.lines {
+			own = append(own, l...)
+			lines[i] = own[len(own)-len(l):]
+		}
+		w.lines = lines
+	}
+	out, err := w.copyN(nc, body)
+	if err == nil {
+		// the whole answer, before the node connection (and the buffer
+		// the lines point into) goes back to the pool
+		err = w.finish()
+	}
+	w.lines = nil
+	if err == nil && !rh.close {
+		t.put(nc)
+	} else {
+		nc.c.Close()
+	}
+	if err != nil {
+		w.abort = true
+	}
+	return rh.code, out
+}
+
+// copyN moves n body bytes from the node's reader into the stream.
+func (w *h2Writer) copyN(nc *nodeConn, n int64) (int64, error) {
+	var done int64
+	for done < n {
+		if nc.br.Buffered() == 0 {
+			if _, err := nc.br.Peek(1); err != nil {
+				return done, err
+			}
+		}
+		b, _ := nc.br.Peek(int(min(int64(nc.br.Buffered()), n-done)))
+		k, err := w.Write(b)
+		nc.br.Discard(k)
+		done += int64(k)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// relay relays an answer http.ReadResponse read, as ReverseProxy does:
+// hop-by-hop fields dropped, trailers announced and relayed, a body of
+// unknown length flushed as it comes.
+func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.Response) (int, int64) {
+	removeHopByHop(res.Header)
+	hdr := w.Header()
+	for k, vv := range res.Header {
+		hdr[k] = vv
+	}
+	announced := len(res.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range res.Trailer {
+			keys = append(keys, k)
+		}
+		hdr.Add("Trailer", strings.Join(keys, ", "))
+	}
+	w.WriteHeader(res.StatusCode)
+	stream := res.ContentLength < 0 || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream")
+	buf := srv.buffers.Get()
+	defer srv.buffers.Put(buf)
+	var out int64
+	var err error
+	for {
+		n, rerr := res.Body.Read(buf)
+		if n > 0 {
+			if _, err = w.Write(buf[:n]); err != nil {
+				break
+			}
+			out += int64(n)
+			if stream {
+				if err = w.FlushError(); err != nil {
+					break
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	if err == nil && !res.Close {
+		res.Body.Close() // at EOF: reads nothing, and fills res.Trailer
+		t.put(nc)
+	} else {
+		nc.c.Close()
+	}
+	if err != nil {
+		w.abort = true
+	}
+	if len(res.Trailer) == announced {
+		for k, vv := range res.Trailer {
+			hdr[k] = vv
+		}
+	} else {
+		for k, vv := range res.Trailer {
+			hdr[http.TrailerPrefix+k] = vv
+		}
+	}
+	return res.StatusCode, out
+}
+
+// relayInformational passes a node's 1xx answer on, as ReverseProxy does.
+func (w *h2Writer) relayInformational(res *http.Response) error {
+	w.informationalFields(res.StatusCode, res.Header)
+	return nil
+}
+
+// h2Fail answers a request no node answered, as proxyError does.
+func h2Fail(srv *Server, w *h2Writer, rs *reqState, err error, head bool) (int, int64) {
+	status, msg := failure(srv, rs, err)
+	hdr := w.Header()
+	hdr["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	hdr["X-Content-Type-Options"] = []string{"nosniff"}
+	if status == http.StatusServiceUnavailable {
+		hdr["Retry-After"] = []string{"5"}
+	}
+	w.WriteHeader(status)
+	io.WriteString(w, msg) // for HEAD too: the length is announced
+	if head {
+		return status, 0
+	}
+	return status, int64(len(msg))
+}

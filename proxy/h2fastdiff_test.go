@@ -1,0 +1,267 @@
+package proxy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-lb/portico/config"
+)
+
+// The HTTP/2 fast path (h2fast.go) must be indistinguishable from
+// httpHandler for a node and for a client. The same requests go, over
+// HTTP/2, to three Servers in front of the same scripted node: one with
+// the fast path, one whose HTTP/2 streams all go to httpHandler, and
+// one on net/http's own HTTP/2 server (NoFastPath). What the node
+// received and what the client got must be the same from all three.
+
+// h2DiffCert writes a self-signed certificate for 127.0.0.1 into dir.
+func h2DiffCert(tb testing.TB, dir string) (certFile, keyFile string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "diff.test"},
+		DNSNames: []string{"diff.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+// startH2DiffServer starts an https listener in front of node, with the
+// diff listener's rules and limits (startDiffServer).
+func startH2DiffServer(tb testing.TB, node string, opts Options, h2FastOff bool) (string, *Server) {
+	dir := tb.TempDir()
+	cert, key := h2DiffCert(tb, dir)
+	src := fmt.Sprintf(`
+[admin]
+bind = ""
+
+[[listener]]
+name = "diff"
+bind = "127.0.0.1:1"
+mode = "https"
+pool = "nodes"
+max_url_length = 1024
+max_header_count = 20
+certificates = [{ cert = %q, key = %q }]
+  [[listener.rule]]
+  paths = ["/denied"]
+  allow = ["10.0.0.0/8"]
+  [[listener.rule]]
+  paths = ["/"]
+  allow = ["0.0.0.0/0", "::/0"]
+
+[pool.nodes]
+servers = ["%s"]
+response_timeout = "1s"
+health = { enabled = false }
+`, cert, key, node)
+	cfg, err := config.Parse([]byte(src), "diff.toml", dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Listeners[0].Bind = "127.0.0.1:0"
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(cfg, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.h2FastOff = h2FastOff
+	s.Start()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return s.benchSlot().ln.Addr().String(), s
+}
+
+// h2DiffClient is an HTTP/2-only client that trusts any certificate.
+func h2DiffClient(tb testing.TB) *http.Client {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true,
+		DisableCompression: true}
+	var p http.Protocols
+	p.SetHTTP2(true)
+	tr.Protocols = &p
+	tb.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// h2DiffOutcome is one answer as the client read it, and what the node
+// received for it.
+type h2DiffOutcome struct {
+	Err     string
+	Proto   string
+	Status  int
+	Header  http.Header
+	Body    string
+	Trailer http.Header
+	Info    []h2DiffInfo
+	Node    *diffRecord
+}
+
+func (n *diffNode) h2Do(c *http.Client, addr, method, target string, hdr http.Header) h2DiffOutcome {
+	var o h2DiffOutcome
+	req, err := http.NewRequest(method, "https://"+addr+target, nil)
+	if err != nil {
+		o.Err = err.Error()
+		return o
+	}
+	req.Host = "diff.test"
+	for k, vv := range hdr {
+		req.Header[k] = vv
+	}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			o.Info = append(o.Info, h2DiffInfo{code, http.Header(h).Clone()})
+			return nil
+		}}))
+	res, err := c.Do(req)
+	if err != nil {
+		o.Err = "request failed"
+		return o
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		o.Err = "body broke off"
+	}
+	o.Proto, o.Status, o.Header, o.Body, o.Trailer = res.Proto, res.StatusCode, res.Header, string(b), res.Trailer
+	if seq := res.Header.Get("X-Seq"); seq != "" {
+		var i int
+		fmt.Sscan(seq, &i)
+		o.Node = n.record(i)
+	}
+	if d := o.Header.Get("Date"); d != "" && d != diffNodeDate {
+		o.Header.Set("Date", "(portico's)")
+	}
+	return o
+}
+
+// h2DiffInfo is an informational answer as the client read it.
+type h2DiffInfo struct {
+	Code   int
+	Header http.Header
+}
+
+func TestH2FastPathMatchesHandler(t *testing.T) {
+	t.Parallel()
+	n := startDiffNode(t)
+	type server struct {
+		name string
+		addr string
+		s    *Server
+	}
+	var servers []server
+	for _, sv := range []struct {
+		name      string
+		opts      Options
+		h2FastOff bool
+	}{{"fast", Options{}, false}, {"handler", Options{}, true}, {"net/http", Options{NoFastPath: true}, true}} {
+		addr, s := startH2DiffServer(t, n.addr, sv.opts, sv.h2FastOff)
+		servers = append(servers, server{sv.name, addr, s})
+	}
+	client := h2DiffClient(t)
+	// slow: the request is not the fast path's
+	type req struct {
+		method, target string
+		hdr            http.Header
+		slow           bool
+	}
+	var reqs []req
+	for _, kind := range diffKindNames {
+		for _, m := range []string{"GET", "HEAD"} {
+			reqs = append(reqs, req{m, "/r/" + kind, nil, false})
+		}
+	}
+	reqs = append(reqs,
+		req{"GET", "/a/%2e%2e/b/./c?x=1&y=%20", nil, false},
+		req{"GET", "/caf%C3%A9/%7Euser", nil, false},
+		req{"GET", "/denied", nil, true},
+		req{"GET", "/" + strings.Repeat("l", 1100), nil, true},
+		req{"GET", "/", http.Header{"Cookie": {"a=1", "b=2"}, "User-Agent": {"ua/1"}, "Accept": {"*/*", "text/html"}}, false},
+		req{"GET", "/", http.Header{"X-Forwarded-For": {"6.6.6.6"}, "X-Real-Ip": {"6.6.6.6"},
+			"Forwarded": {"for=6.6.6.6"}, "X-Forwarded-Proto": {"gopher"}, "X-Forwarded-Host": {"evil"}}, false},
+		req{"GET", "/", http.Header{"Te": {"trailers"}}, true},
+		req{"GET", "/", http.Header{"Proxy-Authorization": {"Basic eDp5"}}, true},
+		req{"GET", "/", http.Header{"X-Resp": {"trailers"}, "X-Empty": {""}}, false},
+		req{"GET", "/", func() http.Header {
+			h := http.Header{}
+			for i := range 25 {
+				h.Set(fmt.Sprintf("X-Many-%d", i), "v")
+			}
+			return h
+		}(), true},
+		req{"DELETE", "/r/cl", nil, true},
+		req{"OPTIONS", "/r/cl", nil, true},
+	)
+	for _, r := range reqs {
+		var first h2DiffOutcome
+		for i, s := range servers {
+			before := s.s.h2FastServed.Load()
+			o := n.h2Do(client, s.addr, r.method, r.target, r.hdr)
+			if fast := s.s.h2FastServed.Load() > before; fast != (i == 0 && !r.slow) {
+				t.Errorf("%s %.60s %v via %s: fast path %v", r.method, r.target, r.hdr, s.name, fast)
+			}
+			if o.Proto != "HTTP/2.0" && o.Err == "" {
+				t.Fatalf("%s %s via %s: %s", r.method, r.target, s.name, o.Proto)
+			}
+			// the node's sequence number differs by design
+			o.Header.Del("X-Seq")
+			if i == 0 {
+				first = o
+				continue
+			}
+			if s.name == "net/http" {
+				// net/http relays a 1xx answer's Connection field, which
+				// HTTP/2 forbids (RFC 9113, 8.2.2); portico drops it
+				for _, in := range o.Info {
+					delete(in.Header, "Connection")
+				}
+			}
+			if !reflect.DeepEqual(o, first) {
+				t.Errorf("%s %.60s %v:\n%s:\t%+v\n%s:\t%+v", r.method, r.target, r.hdr, servers[0].name, fmtOutcome(first),
+					s.name, fmtOutcome(o))
+			}
+		}
+	}
+}
+
+func fmtOutcome(o h2DiffOutcome) string {
+	s := fmt.Sprintf("%s %d %v body=%.40q trailer=%v info=%v", o.Err, o.Status, o.Header, o.Body, o.Trailer, o.Info)
+	if o.Node != nil {
+		s += fmt.Sprintf("\n\t\tnode: %+v", *o.Node)
+	}
+	return s
+}
