@@ -22,3 +22,4 @@ fuzz ./proxy FuzzAccessJSON
 fuzz ./proxy FuzzFastHead
 fuzz ./proxy FuzzRespHead
 fuzz ./proxy FuzzFastPathDiff
+fuzz ./proxy FuzzH2Request

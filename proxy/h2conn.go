@@ -177,7 +177,12 @@ func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns)
 	c.bw = bufio.NewWriterSize(tc, h2ChunkSize+1024)
 	c.fr = http2.NewFramer(c.bw, bufio.NewReaderSize(tc, 8<<10))
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = uint32(cfg.maxHeaderBytes)
+	// net/http's server allows max_header_bytes plus 320 bytes of slack
+	// for a header list, and advertises it.
+	c.fr.MaxHeaderListSize = uint32(cfg.maxHeaderBytes + 320)
+	// The frame size the client must keep to (the default, never raised):
+	// a larger frame is a connection error, not a 16 MiB read buffer.
+	c.fr.SetMaxReadFrameSize(16 << 10)
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	if track != nil {
 		if !track.add(c) {
@@ -206,7 +211,7 @@ func (c *h2Conn) serve() {
 	c.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: h2MaxStreams},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
-		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: uint32(c.cfg.maxHeaderBytes)},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.fr.MaxHeaderListSize},
 	)
 	c.fr.WriteWindowUpdate(0, h2ConnWindow-65535)
 	if c.unlockWrite() != nil {

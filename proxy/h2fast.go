@@ -109,8 +109,8 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
 	for k, vv := range r.Header {
-		if identityField([]byte(k)) {
-			continue
+		if k == "Host" || identityField([]byte(k)) {
+			continue // Host: r.Host alone, as net/http's request writer
 		}
 		for _, v := range vv {
 			b = append(b, k...)

@@ -236,30 +236,22 @@ func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHead
 		}
 	}
 	delete(h, "Trailer")
-	if hosts := h["Host"]; len(hosts) > 1 {
-		return nil, errors.New("more than one Host")
-	} else if len(hosts) == 1 {
-		if authority == "" {
+	// As net/http's server: a Host field stands in for a missing
+	// :authority and stays in the header (the node gets r.Host alone);
+	// an odd authority or an absolute :path is for the handler to judge.
+	if authority == "" {
+		if hosts := h["Host"]; len(hosts) > 0 {
 			authority = hosts[0]
-		} else if hosts[0] != authority {
-			return nil, errors.New("Host does not match :authority")
 		}
-		delete(h, "Host")
 	}
 	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
 		return nil, errors.New("userinfo in :authority")
-	}
-	if authority != "" && !httpguts.ValidHostHeader(authority) {
-		return nil, errors.New("invalid :authority")
 	}
 	var u *url.URL
 	uri := path
 	if connect {
 		u, uri = &url.URL{Host: authority}, authority
 	} else {
-		if path[0] != '/' && path != "*" {
-			return nil, errors.New("bad :path")
-		}
 		var err error
 		if u, err = url.ParseRequestURI(path); err != nil {
 			return nil, fmt.Errorf("bad :path: %w", err)
@@ -324,10 +316,11 @@ type h2Body struct {
 	closed   bool  // the handler closed it: what arrives is dropped
 	declared int64 // Content-Length, or -1
 	got      int64
-	recvWin  int64 // the stream's receive window left
-	unacked  int64 // consumed bytes not yet returned to it
-	trailer  http.Header
-	expect   bool // 100-continue is owed at the first read
+	recvWin  int64       // the stream's receive window left
+	unacked  int64       // consumed bytes not yet returned to it
+	trailer  http.Header // the request's: the declared names
+	got1     http.Header // the trailers received, until the handler reads EOF
+	expect   bool        // 100-continue is owed at the first read
 }
 
 func (b *h2Body) init(st *h2Stream, declared int64, trailer http.Header, expect bool) {
@@ -374,7 +367,10 @@ func (b *h2Body) receive(data []byte, n int64, end bool) error {
 	return nil
 }
 
-// trailers ends the body with the client's trailer fields.
+// trailers ends the body with the client's trailer fields. As in
+// net/http, only declared trailers are kept (and only then are the
+// names checked); the handler sees them once it read the body to its
+// end, on its own goroutine.
 func (b *h2Body) trailers(f *http2.MetaHeadersFrame) error {
 	if b.st == nil {
 		return nil
@@ -387,13 +383,23 @@ func (b *h2Body) trailers(f *http2.MetaHeadersFrame) error {
 		b.cond.Broadcast()
 		b.mu.Unlock()
 	}()
+	if b.declared >= 0 && b.got != b.declared {
+		b.err = errors.New("http2: body length differs from Content-Length")
+		return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeProtocol, Cause: b.err}
+	}
+	if b.trailer == nil {
+		return nil
+	}
 	for _, hf := range f.RegularFields() {
-		k := textproto.CanonicalMIMEHeaderKey(hf.Name)
+		k := b.st.c.canonicalName(hf.Name)
 		if !httpguts.ValidTrailerHeader(k) {
 			return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeProtocol}
 		}
-		if b.trailer != nil {
-			b.trailer[k] = append(b.trailer[k], hf.Value)
+		if _, ok := b.trailer[k]; ok {
+			if b.got1 == nil {
+				b.got1 = make(http.Header)
+			}
+			b.got1[k] = append(b.got1[k], hf.Value)
 		}
 	}
 	return nil
@@ -417,6 +423,12 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	}
 	if b.off == len(b.buf) {
 		err := b.err
+		if err == io.EOF && b.got1 != nil {
+			for k, vv := range b.got1 {
+				b.trailer[k] = vv
+			}
+			b.got1 = nil
+		}
 		b.mu.Unlock()
 		return 0, err
 	}

@@ -17,6 +17,7 @@ import (
 type h2Writer struct {
 	st          *h2Stream
 	hdr         http.Header
+	snap        http.Header // hdr when the final status was chosen
 	status      int
 	wroteHeader bool // the final status is chosen
 	sentHeader  bool // HEADERS went out
@@ -56,6 +57,9 @@ func (w *h2Writer) WriteHeader(code int) {
 		return
 	}
 	w.status, w.wroteHeader = code, true
+	// What goes out is the header as it is now (net/http's snapshot):
+	// fields set later are trailers or nothing.
+	w.snap = w.hdr.Clone()
 	w.declared, w.clen = -1, ""
 	if v := w.Header().Get("Content-Length"); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 63); err == nil {
@@ -152,7 +156,7 @@ func (w *h2Writer) send(final bool) error {
 	c.lockWrite()
 	if !w.sentHeader {
 		w.sentHeader = true
-		for _, v := range w.hdr["Trailer"] {
+		for _, v := range w.snap["Trailer"] {
 			for _, k := range strings.Split(v, ",") {
 				k = http.CanonicalHeaderKey(textprotoTrim(k))
 				if httpguts.ValidTrailerHeader(k) {
@@ -260,8 +264,8 @@ func (w *h2Writer) hasTrailers() bool {
 // complete, from its size; a sniffed Content-Type; a Date.
 func (w *h2Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 	c.field(":status", strconv.Itoa(w.status))
-	c.fields(w.hdr)
-	h := w.hdr
+	c.fields(w.snap)
+	h := w.snap
 	clen := w.clen
 	_, hasType := h["Content-Type"]
 	hasCE := h.Get("Content-Encoding") != ""
