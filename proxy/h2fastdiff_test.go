@@ -265,3 +265,32 @@ func fmtOutcome(o h2DiffOutcome) string {
 	}
 	return s
 }
+
+// BenchmarkH2Loopback is one HTTP/2 request over TLS through the
+// listener on loopback, with Go's HTTP/2 client (its cost included): on
+// the HTTP/2 fast path, through httpHandler on portico's HTTP/2 server,
+// and on net/http's HTTP/2 server.
+func BenchmarkH2Loopback(b *testing.B) {
+	for _, path := range []string{"fast", "handler", "net-http"} {
+		b.Run(path, func(b *testing.B) {
+			n := startDiffNode(b)
+			opts := Options{NoFastPath: path == "net-http"}
+			addr, _ := startH2DiffServer(b, n.addr, opts, path != "fast")
+			c := h2DiffClient(b)
+			u := "https://" + addr + "/r/cl"
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				res, err := c.Get(u)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 {
+					b.Fatalf("%s %d", res.Proto, res.StatusCode)
+				}
+			}
+		})
+	}
+}
