@@ -275,6 +275,12 @@ func (n *diffNode) record(seq int) *diffRecord {
 // refuses /denied to 127.0.0.1; limits are lowered so that 414 and 431
 // answers fit the fast path's read buffer.
 func startDiffServer(tb testing.TB, node string, opts Options) *Server {
+	return startDiffServerMode(tb, node, "http", "", opts, nil)
+}
+
+// startDiffServerMode is startDiffServer with the listener's mode and any
+// further listener keys (certificates); before runs before Start.
+func startDiffServerMode(tb testing.TB, node, mode, extra string, opts Options, before func(*Server)) *Server {
 	src := fmt.Sprintf(`
 [admin]
 bind = ""
@@ -282,10 +288,11 @@ bind = ""
 [[listener]]
 name = "diff"
 bind = "127.0.0.1:1"
-mode = "http"
+mode = %q
 pool = "nodes"
 max_url_length = 1024
 max_header_count = 20
+%s
   [[listener.rule]]
   paths = ["/denied"]
   allow = ["10.0.0.0/8"]
@@ -297,7 +304,7 @@ max_header_count = 20
 servers = ["%s"]
 response_timeout = "1s"
 health = { enabled = false }
-`, node)
+`, mode, extra, node)
 	cfg, err := config.Parse([]byte(src), "diff.toml", tb.TempDir())
 	if err != nil {
 		tb.Fatal(err)
@@ -309,6 +316,9 @@ health = { enabled = false }
 	s, err := New(cfg, opts)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if before != nil {
+		before(s)
 	}
 	s.Start()
 	tb.Cleanup(func() {

@@ -290,7 +290,7 @@ func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (stat
 	nc.br.Discard(rh.size)
 	var err error
 	if !head && rh.length > 0 {
-		out, err = fc.copyN(nc.br, rh.length)
+		out, err = copyN(fc.bw, nc.br, rh.length)
 	}
 	if err == nil && !rh.close {
 		t.put(nc)
@@ -303,8 +303,10 @@ func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (stat
 	return rh.code, out, err == nil
 }
 
-// copyN relays n body bytes from the node's buffered reader.
-func (fc *fastConn) copyN(br *bufio.Reader, n int64) (int64, error) {
+// copyN relays n body bytes from a node's buffered reader to dst (a
+// client connection's writer, or an HTTP/2 stream's), without a copy
+// buffer of its own.
+func copyN(dst io.Writer, br *bufio.Reader, n int64) (int64, error) {
 	var done int64
 	for done < n {
 		if br.Buffered() == 0 {
@@ -312,9 +314,8 @@ func (fc *fastConn) copyN(br *bufio.Reader, n int64) (int64, error) {
 				return done, err
 			}
 		}
-		k := min(int64(br.Buffered()), n-done)
-		b, _ := br.Peek(int(k))
-		w, err := fc.bw.Write(b)
+		b, _ := br.Peek(int(min(int64(br.Buffered()), n-done)))
+		w, err := dst.Write(b)
 		br.Discard(w)
 		done += int64(w)
 		if err != nil {

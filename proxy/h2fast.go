@@ -198,7 +198,7 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 		}
 		w.lines = lines
 	}
-	out, err := w.copyN(nc, body)
+	out, err := copyN(w, nc.br, body)
 	if err == nil {
 		// the whole answer, before the node connection (and the buffer
 		// the lines point into) goes back to the pool
@@ -214,26 +214,6 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 		w.abort = true
 	}
 	return rh.code, out
-}
-
-// copyN moves n body bytes from the node's reader into the stream.
-func (w *h2Writer) copyN(nc *nodeConn, n int64) (int64, error) {
-	var done int64
-	for done < n {
-		if nc.br.Buffered() == 0 {
-			if _, err := nc.br.Peek(1); err != nil {
-				return done, err
-			}
-		}
-		b, _ := nc.br.Peek(int(min(int64(nc.br.Buffered()), n-done)))
-		k, err := w.Write(b)
-		nc.br.Discard(k)
-		done += int64(k)
-		if err != nil {
-			return done, err
-		}
-	}
-	return done, nil
 }
 
 // relay relays an answer http.ReadResponse read, as ReverseProxy does:

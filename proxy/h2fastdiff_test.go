@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,7 +10,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -23,8 +21,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/portico-lb/portico/config"
 )
 
 // The HTTP/2 fast path (h2fast.go) must be indistinguishable from
@@ -60,49 +56,9 @@ func h2DiffCert(tb testing.TB, dir string) (certFile, keyFile string) {
 // startH2DiffServer starts an https listener in front of node, with the
 // diff listener's rules and limits (startDiffServer).
 func startH2DiffServer(tb testing.TB, node string, opts Options, h2FastOff bool) (string, *Server) {
-	dir := tb.TempDir()
-	cert, key := h2DiffCert(tb, dir)
-	src := fmt.Sprintf(`
-[admin]
-bind = ""
-
-[[listener]]
-name = "diff"
-bind = "127.0.0.1:1"
-mode = "https"
-pool = "nodes"
-max_url_length = 1024
-max_header_count = 20
-certificates = [{ cert = %q, key = %q }]
-  [[listener.rule]]
-  paths = ["/denied"]
-  allow = ["10.0.0.0/8"]
-  [[listener.rule]]
-  paths = ["/"]
-  allow = ["0.0.0.0/0", "::/0"]
-
-[pool.nodes]
-servers = ["%s"]
-response_timeout = "1s"
-health = { enabled = false }
-`, cert, key, node)
-	cfg, err := config.Parse([]byte(src), "diff.toml", dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.Listeners[0].Bind = "127.0.0.1:0"
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(cfg, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.h2FastOff = h2FastOff
-	s.Start()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
+	cert, key := h2DiffCert(tb, tb.TempDir())
+	s := startDiffServerMode(tb, node, "https", fmt.Sprintf("certificates = [{ cert = %q, key = %q }]", cert, key),
+		opts, func(s *Server) { s.h2FastOff = h2FastOff })
 	return s.benchSlot().ln.Addr().String(), s
 }
 
