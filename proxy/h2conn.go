@@ -101,8 +101,11 @@ type h2Conn struct {
 	goAway    bool         // no new streams: GOAWAY sent, or the client said it is leaving
 	closed    bool
 	lingering bool
-	idleTimer *time.Timer
-	handlers  sync.WaitGroup
+	// streams portico reset lately, whose frames in flight are ignored
+	resetIDs   map[uint32]bool
+	resetOrder []uint32
+	idleTimer  *time.Timer
+	handlers   sync.WaitGroup
 }
 
 // h2Conns tracks a frontend's HTTP/2 connections for a graceful stop.

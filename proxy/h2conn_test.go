@@ -405,3 +405,31 @@ func TestH2HeaderListTooLong(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// An answer that does not wait for the request body ends the stream
+// with RST_STREAM(NO_ERROR); the body and trailers the client had
+// already sent are ignored, and the connection goes on.
+func TestH2FramesAfterEarlyAnswer(t *testing.T) {
+	t.Parallel()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden) // a denial: the body is not read
+	})
+	addr, _ := h2tServer(t, h, nil)
+	cl := h2tDial(t, addr)
+	cl.headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/admin",
+		"trailer", "x-sum")
+	if r := cl.response(1); r.status != "403" {
+		t.Fatalf("%+v", r)
+	}
+	f, err := cl.next()
+	if rst, ok := f.(*http2.RSTStreamFrame); err != nil || !ok || rst.StreamID != 1 || rst.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("%v %v", f, err)
+	}
+	cl.fr.WriteData(1, false, []byte("body in flight"))
+	cl.headers(1, true, "x-sum", "1")
+	cl.get(3, "/next")
+	r := cl.response(3)
+	if r.status != "403" || r.goAway != nil || r.rst != nil {
+		t.Fatalf("after the early answer: %+v", r)
+	}
+}

@@ -132,6 +132,12 @@ func (c *h2Conn) processData(f *http2.DataFrame) error {
 	}
 	c.recvWin -= n
 	st := c.streams[id]
+	if st == nil && c.resetIDs[id] {
+		// in flight when portico reset the stream: ignored (RFC 9113, 5.4.2)
+		c.returnConnLocked(n)
+		c.mu.Unlock()
+		return nil
+	}
 	if st == nil || st.remoteDone {
 		idle := id > c.maxID
 		c.returnConnLocked(n)
@@ -173,6 +179,7 @@ func (c *h2Conn) resetStream(id uint32, code http2.ErrCode) {
 	if st := c.streams[id]; st != nil {
 		c.endStreamLocked(st, errStreamReset)
 	}
+	c.noteResetLocked(id)
 	c.mu.Unlock()
 	c.lockWrite()
 	c.fr.WriteRSTStream(id, code)
@@ -199,4 +206,25 @@ func (c *h2Conn) endStreamLocked(st *h2Stream, err error) {
 		c.returnConnLocked(n)
 	}
 	c.cond.Broadcast()
+}
+
+// h2ResetMemory is how many streams portico reset are remembered: the
+// client's frames for them that were already on the way are ignored
+// rather than taken for frames on a closed stream.
+const h2ResetMemory = 128
+
+// noteResetLocked remembers that portico sent RST_STREAM for id.
+func (c *h2Conn) noteResetLocked(id uint32) {
+	if c.resetIDs == nil {
+		c.resetIDs = make(map[uint32]bool)
+	}
+	if c.resetIDs[id] {
+		return
+	}
+	if len(c.resetOrder) == h2ResetMemory {
+		delete(c.resetIDs, c.resetOrder[0])
+		c.resetOrder = append(c.resetOrder[:0], c.resetOrder[1:]...)
+	}
+	c.resetIDs[id] = true
+	c.resetOrder = append(c.resetOrder, id)
 }

@@ -56,7 +56,11 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return st.body.trailers(f)
 	}
 	if id <= c.maxID {
+		reset := c.resetIDs[id]
 		c.mu.Unlock()
+		if reset {
+			return nil // trailers already on the way when portico reset the stream
+		}
 		return http2.ConnectionError(http2.ErrCodeProtocol) // a closed stream
 	}
 	c.maxID = id
@@ -174,6 +178,9 @@ func (st *h2Stream) serve() {
 	// RST_STREAM(NO_ERROR) tells it to stop (RFC 9113, 8.1).
 	reset := err == nil && !st.ended && !st.remoteDone
 	c.endStreamLocked(st, errStreamDone)
+	if reset {
+		c.noteResetLocked(st.id)
+	}
 	c.mu.Unlock()
 	if reset {
 		c.lockWrite()
