@@ -76,6 +76,9 @@ type h2Conn struct {
 	bw      *bufio.Writer
 	werr    error
 	wdl     time.Time // the write deadline set last
+	// wtimeout bounds one flush: a client that stops reading for this
+	// long loses the connection
+	wtimeout time.Duration
 	// answering counts handlers running: a finishing one that is not
 	// alone lets the others write before it flushes
 	answering atomic.Int32
@@ -141,10 +144,17 @@ func (hs *h2Conns) remove(c *h2Conn) {
 func (hs *h2Conns) stop(ctx context.Context) {
 	hs.mu.Lock()
 	hs.stopping = true
+	conns := make([]*h2Conn, 0, len(hs.conns))
 	for c := range hs.conns {
-		c.shutdown(http2.ErrCodeNo)
+		conns = append(conns, c)
 	}
 	hs.mu.Unlock()
+	// GOAWAY is a write: a client that does not read must hold up
+	// neither the others nor the lock (its write ends at its deadline,
+	// or when ctx closes the connection below).
+	for _, c := range conns {
+		go c.shutdown(http2.ErrCodeNo)
+	}
 	done := make(chan struct{})
 	go func() {
 		hs.wg.Wait()
@@ -176,6 +186,10 @@ func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns)
 	}
 	c.ctx, c.stop = context.WithCancel(parent)
 	c.maxFrame.Store(16384)
+	c.wtimeout = 2 * time.Minute
+	if cfg.idle > 0 {
+		c.wtimeout = max(cfg.idle, 10*time.Second)
+	}
 	c.cond.L = &c.mu
 	c.bw = bufio.NewWriterSize(tc, h2ChunkSize+1024)
 	c.fr = http2.NewFramer(c.bw, bufio.NewReaderSize(tc, 8<<10))
@@ -362,7 +376,7 @@ func (c *h2Conn) unlockWrite() error {
 		// client is still caught within one, without a timer update
 		// per flush.
 		now := time.Now()
-		if d := c.writeTimeout(); now.After(c.wdl.Add(-d / 2)) {
+		if d := c.wtimeout; now.After(c.wdl.Add(-d / 2)) {
 			c.wdl = now.Add(d)
 			c.c.SetWriteDeadline(c.wdl)
 		}
@@ -389,15 +403,6 @@ func (c *h2Conn) unlockWriteBatched() error {
 	goruntime.Gosched()
 	c.lockWrite()
 	return c.unlockWrite()
-}
-
-// writeTimeout bounds one flush: a client that stops reading for this
-// long loses the connection.
-func (c *h2Conn) writeTimeout() time.Duration {
-	if c.cfg.idle > 0 {
-		return max(c.cfg.idle, 10*time.Second)
-	}
-	return 2 * time.Minute
 }
 
 // serveH2 serves a TLS connection that chose h2 on the slot's current

@@ -305,12 +305,23 @@ func TestH2IdleTimeout(t *testing.T) {
 	addr, _ := h2tServer(t, okHandler("ok"), func(c *h2Config) { c.idle = 50 * time.Millisecond })
 	cl := h2tDial(t, addr)
 	cl.get(1, "/")
-	if r := cl.response(1); r.status != "200" {
-		t.Fatalf("%+v", r)
+	// The timer runs from the first SETTINGS: a reader held up for
+	// longer than the timeout (a loaded machine) sees GOAWAY(0) before
+	// stream 1, which then goes unanswered. Either way is consistent.
+	r := cl.response(1)
+	answered := r.goAway == nil
+	if answered {
+		if r.status != "200" {
+			t.Fatalf("%+v", r)
+		}
+		r = cl.response(3)
 	}
-	r := cl.response(3)
-	if r.goAway == nil || r.goAway.ErrCode != http2.ErrCodeNo || r.goAway.LastStreamID != 1 {
-		t.Fatalf("%+v", r)
+	want := uint32(0) // GOAWAY names the last stream answered
+	if answered {
+		want = 1
+	}
+	if r.goAway == nil || r.goAway.ErrCode != http2.ErrCodeNo || r.goAway.LastStreamID != want {
+		t.Fatalf("answered %v: %+v", answered, r)
 	}
 	if _, err := cl.next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after GOAWAY: %v", err)

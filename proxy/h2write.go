@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -158,14 +159,15 @@ func (w *h2Writer) send(final bool) error {
 		w.sentHeader = true
 		for _, v := range w.snap["Trailer"] {
 			for _, k := range strings.Split(v, ",") {
-				k = http.CanonicalHeaderKey(textprotoTrim(k))
+				k = http.CanonicalHeaderKey(textproto.TrimString(k))
 				if httpguts.ValidTrailerHeader(k) {
 					w.trailers = append(w.trailers, k)
 				}
 			}
 		}
 		end := w.head || final && len(data) == 0 && !w.hasTrailers()
-		if err := c.tryStream(w.st); err != nil {
+		if _, err := c.reserve(w.st, 0); err != nil { // the stream ended
+
 			c.unlockWrite()
 			return err
 		}
@@ -240,8 +242,6 @@ func (w *h2Writer) send(final bool) error {
 	}
 	return c.unlockWrite()
 }
-
-func textprotoTrim(s string) string { return strings.TrimSpace(s) }
 
 // hasTrailers: the handler set a value for a declared trailer, or one
 // named with http.TrailerPrefix.
@@ -384,16 +384,6 @@ func (c *h2Conn) writeHeaderBlock(id uint32, end bool) {
 		}
 		first = false
 	}
-}
-
-// tryStream says why a stream can no longer be written to, if it cannot.
-func (c *h2Conn) tryStream(st *h2Stream) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st.ended && st.err != errStreamDone {
-		return st.err
-	}
-	return nil
 }
 
 // reserve takes up to want bytes of the connection's and the stream's
