@@ -22,6 +22,10 @@ type Result struct {
 	At time.Time
 	// Passive is true when the result came from live traffic, not a probe.
 	Passive bool
+	// Local is true when the probe could not be made for a reason of the
+	// prober's own (out of file descriptors or socket buffers): it says
+	// nothing about the target, and the Checker does not count it.
+	Local bool
 }
 
 // Transition is one UP/DOWN flip of a target.
