@@ -44,6 +44,10 @@ type fastConn struct {
 	nodeCall
 	start time.Time // of the current request
 	abort bool      // the current response broke off: close, send nothing more
+	// closing: an answer told the client the connection closes after it
+	// (closeAfterAnswer); nothing more is read
+	closing bool
+	fs      *fastConns // the frontend's: its stopping flag
 	st    reqState
 	out   []byte // scratch for a response head
 	chunk []byte // scratch for chunk sizes
@@ -148,7 +152,7 @@ func (fc *fastConn) release() {
 	fc.sl, fc.c, fc.cc, fc.br, fc.bw, fc.srv = nil, nil, nil, nil, nil, nil
 	fc.h, fc.rh = fastHead{fields: fields}, respHead{lines: lines}
 	fc.st = reqState{}
-	fc.start, fc.abort = time.Time{}, false
+	fc.start, fc.abort, fc.closing, fc.fs = time.Time{}, false, false, nil
 	fc.idle.Store(false)
 	if cap(fc.out) > 64<<10 {
 		// a node's outsize response head: not kept for the next one
@@ -173,6 +177,7 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	fc.bw = bufs.w.Get().(*bufio.Writer)
 	fc.bw.Reset(c)
 	handedOff := false
+	fc.fs = f.fast
 	if f.fast.add(fc) { // else the frontend is stopping: close
 		handedOff = fc.serve(f)
 		f.fast.remove(fc)
