@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -44,9 +46,13 @@ type fastConn struct {
 	nodeCall
 	start time.Time // of the current request
 	abort bool      // the current response broke off: close, send nothing more
-	st    reqState
-	out   []byte // scratch for a response head
-	chunk []byte // scratch for chunk sizes
+	// closing: an answer told the client the connection closes after it
+	// (closeAfterAnswer); nothing more is read
+	closing bool
+	fs      *fastConns // the frontend's: its stopping flag
+	st      reqState
+	out     []byte // scratch for a response head
+	chunk   []byte // scratch for chunk sizes
 }
 
 // Fast-path buffers: a request head that does not fit the read buffer is
@@ -148,7 +154,7 @@ func (fc *fastConn) release() {
 	fc.sl, fc.c, fc.cc, fc.br, fc.bw, fc.srv = nil, nil, nil, nil, nil, nil
 	fc.h, fc.rh = fastHead{fields: fields}, respHead{lines: lines}
 	fc.st = reqState{}
-	fc.start, fc.abort = time.Time{}, false
+	fc.start, fc.abort, fc.closing, fc.fs = time.Time{}, false, false, nil
 	fc.idle.Store(false)
 	if cap(fc.out) > 64<<10 {
 		// a node's outsize response head: not kept for the next one
@@ -173,6 +179,7 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	fc.bw = bufs.w.Get().(*bufio.Writer)
 	fc.bw.Reset(c)
 	handedOff := false
+	fc.fs = f.fast
 	if f.fast.add(fc) { // else the frontend is stopping: close
 		handedOff = fc.serve(f)
 		f.fast.remove(fc)
@@ -278,6 +285,12 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headV
 				// A partial head and then EOF: net/http answers it.
 				return headHandOff
 			}
+			if fc.br.Buffered() > 0 {
+				// Part of a head, then nothing for read_header_timeout:
+				// the client learns why the connection closes.
+				fc.bw.Flush()
+				writeRequestTimeout(fc.c)
+			}
 			return headMore
 		}
 	}
@@ -298,19 +311,72 @@ func (fc *fastConn) handOff() bool {
 	return true
 }
 
-// prefixConn is a connection handed from the fast path to net/http: what
-// the fast path buffered is read first.
+// requestTimeout is the answer to a request head that did not arrive
+// within read_header_timeout (HAProxy sends the same 408).
+const requestTimeout = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Content-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n"
+
+// requestTimeoutWrite bounds the 408's write: the client has stalled, and
+// may not read either.
+const requestTimeoutWrite = time.Second
+
+func writeRequestTimeout(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(requestTimeoutWrite))
+	io.WriteString(c, requestTimeout)
+}
+
+// prefixConn is a connection handed to net/http's server: what the fast
+// path buffered (br, nil if nothing) is read first.
+//
+// It also answers 408 to a request head that misses read_header_timeout,
+// which net/http's server would close silently: a read that times out
+// while the bytes read since the last write are unanswered (a head in
+// progress) writes the 408 before net/http sees the timeout and closes.
+// A wait for the next request that saw no byte stays silent, as do the
+// reads net/http aborts on purpose (a deadline already past when set, as
+// when a handler hijacks the connection), and nothing is written once the
+// connection switched protocols.
 type prefixConn struct {
 	net.Conn
 	br *bufio.Reader
+
+	unanswered atomic.Bool // bytes read since the last write
+	aborted    atomic.Bool // the read deadline was already past when set
+	quiet      atomic.Bool // a 408 went out, or the connection switched protocols
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) {
-	if p.br != nil {
-		if p.br.Buffered() > 0 {
-			return p.br.Read(b)
-		}
+	var n int
+	var err error
+	if p.br != nil && p.br.Buffered() > 0 {
+		n, err = p.br.Read(b)
+	} else {
 		p.br = nil
+		n, err = p.Conn.Read(b)
 	}
-	return p.Conn.Read(b)
+	if n > 0 {
+		p.unanswered.Store(true)
+	}
+	if err != nil && isTimeout(err) && p.unanswered.Load() && !p.aborted.Load() && !p.quiet.Swap(true) {
+		writeRequestTimeout(p.Conn)
+	}
+	return n, err
+}
+
+func (p *prefixConn) Write(b []byte) (int, error) {
+	if bytes.HasPrefix(b, []byte("HTTP/1.1 101 ")) {
+		p.quiet.Store(true) // a tunnel from here on: never an HTTP answer
+	}
+	p.unanswered.Store(false)
+	return p.Conn.Write(b)
+}
+
+func (p *prefixConn) SetReadDeadline(t time.Time) error {
+	p.aborted.Store(!t.IsZero() && time.Until(t) <= 0)
+	return p.Conn.SetReadDeadline(t)
+}
+
+func (p *prefixConn) SetDeadline(t time.Time) error {
+	p.aborted.Store(!t.IsZero() && time.Until(t) <= 0)
+	return p.Conn.SetDeadline(t)
 }

@@ -58,7 +58,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, query, hostHeader)
 
 	status, out, keep := fc.exchange(lr, st, head)
-	keep = keep && !h.close
+	keep = keep && !fc.closing
 	method := "GET"
 	if head {
 		method = "HEAD"
@@ -280,7 +280,7 @@ func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (stat
 	if !rh.hasDate {
 		b = fc.appendDate(b)
 	}
-	if fc.h.close {
+	if fc.closeAfterAnswer() {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "\r\n"...)
@@ -365,7 +365,7 @@ func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, he
 	} else if !bodyless {
 		res.Header["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
 	}
-	fc.writeHead(res.StatusCode, res.Header, fc.h.close)
+	fc.writeHead(res.StatusCode, res.Header, fc.closeAfterAnswer())
 	var err error
 	eof := bodyless || res.Body == http.NoBody
 	if !eof {
@@ -397,6 +397,21 @@ func (fc *fastConn) announceTrailers(res *http.Response) {
 		v = append(v, k...)
 	}
 	res.Header["Trailer"] = []string{string(v)}
+}
+
+// closeAfterAnswer decides, as a final answer's head is written, whether
+// the connection closes after it: when the client asked, and when the
+// frontend is stopping (a shutdown, or a reload that removed the listener
+// or replaced its frontend). Deciding when the head is written, not when
+// the request arrived, lets an answer that was in flight when the stop
+// began still say so, as net/http's server does: the client then opens a
+// new connection for its next request instead of losing it on a closed
+// one. The decision holds for the rest of the connection.
+func (fc *fastConn) closeAfterAnswer() bool {
+	if fc.h.close || fc.fs.stopping.Load() {
+		fc.closing = true
+	}
+	return fc.closing
 }
 
 // writeHead writes a status line and header fields to the client, with a
@@ -491,7 +506,7 @@ func (fc *fastConn) fail(st *reqState, err error) (status int, out int64, keep b
 		hdr["Retry-After"] = []string{"5"}
 	}
 	hdr["Content-Length"] = []string{strconv.Itoa(len(msg))}
-	fc.writeHead(status, hdr, fc.h.close)
+	fc.writeHead(status, hdr, fc.closeAfterAnswer())
 	if fc.h.method[0] != 'H' {
 		fc.bw.WriteString(msg)
 		out = int64(len(msg))

@@ -129,18 +129,23 @@ func (s *slot) admit(raw net.Conn) {
 			cc.Close()
 			return
 		}
+		h2 := tc.ConnectionState().NegotiatedProtocol == "h2"
 		if s.srv.fastOff {
-			s.handOff(tc, cc)
+			if h2 {
+				s.handOff(tc, cc) // net/http's HTTP/2 server needs the *tls.Conn
+			} else {
+				s.handOff(&prefixConn{Conn: tc}, cc) // for the 408 on a stalled head
+			}
 			return
 		}
-		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		if h2 {
 			s.serveH2(tc)
 			return
 		}
 		s.serveFast(tc, cc)
 	default:
 		if s.srv.fastOff {
-			s.handOff(cc, cc)
+			s.handOff(&prefixConn{Conn: cc}, cc) // for the 408 on a stalled head
 			return
 		}
 		s.serveFast(cc, cc)

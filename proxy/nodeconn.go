@@ -40,9 +40,24 @@ type nodeTransport struct {
 	idleTimeout time.Duration
 
 	mu     sync.Mutex
-	idle   map[string][]*nodeConn // LIFO per node address
+	idle   map[string][]*nodeConn // LIFO per node address: oldest at the bottom
 	closed bool
+	// sweep closes the connections idle for idleTimeout; one timer for
+	// the transport, armed while any connection is idle, instead of a
+	// goroutine or timer per connection.
+	sweep *time.Timer
+	armed bool
 }
+
+// nodeIdleTimeout is how long a connection to a node stays open unused
+// (for both transports of a pool): long enough to carry steady traffic,
+// short enough that the connections opened for a burst close after it,
+// before a node's own keep-alive timeout would close them under a request.
+const nodeIdleTimeout = 60 * time.Second
+
+// nodeSweepMin spaces the sweeps: a connection may outlive the idle
+// timeout by this much.
+const nodeSweepMin = time.Second
 
 // Same limits as the http.Transport this replaces for these requests.
 const (
@@ -56,7 +71,7 @@ func newNodeTransport(connectTimeout, respTimeout time.Duration) *nodeTransport 
 		dialer:      net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
 		respTimeout: respTimeout,
 		maxIdle:     256,
-		idleTimeout: 90 * time.Second,
+		idleTimeout: nodeIdleTimeout,
 		idle:        make(map[string][]*nodeConn),
 	}
 }
@@ -249,9 +264,51 @@ func (t *nodeTransport) put(nc *nodeConn) {
 		l = l[:len(l)-1]
 	}
 	t.idle[nc.addr] = append(l, nc)
+	if !t.armed {
+		t.armed = true
+		if t.sweep == nil {
+			t.sweep = time.AfterFunc(t.idleTimeout, t.sweepIdle)
+		} else {
+			t.sweep.Reset(t.idleTimeout)
+		}
+	}
 	t.mu.Unlock()
 	if stale != nil {
 		stale.c.Close()
+	}
+}
+
+// sweepIdle is the sweep timer's: it closes the connections idle for
+// idleTimeout and waits for the next one to be due.
+func (t *nodeTransport) sweepIdle() {
+	now := time.Now()
+	var stale []*nodeConn
+	var next time.Duration
+	t.mu.Lock()
+	for addr, l := range t.idle {
+		i := 0
+		for i < len(l) && now.Sub(l[i].since) >= t.idleTimeout {
+			i++
+		}
+		stale = append(stale, l[:i]...)
+		n := copy(l, l[i:])
+		clear(l[n:])
+		if n == 0 {
+			delete(t.idle, addr)
+			continue
+		}
+		t.idle[addr] = l[:n]
+		if due := t.idleTimeout - now.Sub(l[0].since); next == 0 || due < next {
+			next = due
+		}
+	}
+	t.armed = next > 0 && !t.closed
+	if t.armed {
+		t.sweep.Reset(max(next, nodeSweepMin))
+	}
+	t.mu.Unlock()
+	for _, nc := range stale {
+		nc.c.Close()
 	}
 }
 
@@ -262,6 +319,10 @@ func (t *nodeTransport) CloseIdleConnections() {
 	t.closed = true
 	idle := t.idle
 	t.idle = make(map[string][]*nodeConn)
+	if t.sweep != nil {
+		t.sweep.Stop()
+		t.armed = false
+	}
 	t.mu.Unlock()
 	for _, l := range idle {
 		for _, nc := range l {

@@ -88,7 +88,7 @@ func (s *Server) newTransport(pc *config.Pool) *http.Transport {
 		ResponseHeaderTimeout: pc.ResponseTimeout,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       nodeIdleTimeout, // as the fast node transport's
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
 		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},

@@ -227,6 +227,9 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	}
 	old := s.cur.Load()
 	if cfg.Fingerprint != ([32]byte{}) && cfg.Fingerprint == old.cfg.Fingerprint {
+		// The file is valid again (a broken edit was undone): a failure
+		// reported earlier no longer describes it.
+		s.reloadSucceeded(time.Now())
 		return false, nil
 	}
 	rt := s.buildRuntime(cfg, s.gen+1)
@@ -315,13 +318,19 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		p.transport.CloseIdleConnections()
 		p.fast.CloseIdleConnections()
 	}
-	s.reload.mu.Lock()
-	s.reload.lastOK = rt.loaded
-	s.reload.lastErr = ""
-	s.reload.mu.Unlock()
+	s.reloadSucceeded(rt.loaded)
 	s.metrics.reloaded(rt, true)
 	s.log.Info("configuration reloaded", append([]any{"generation", s.gen}, diffAttrs(old.cfg, cfg, removedBinds)...)...)
 	return true, nil
+}
+
+// reloadSucceeded records a reload that found the file valid, changed or
+// not, for /status: it clears a failure reported before.
+func (s *Server) reloadSucceeded(at time.Time) {
+	s.reload.mu.Lock()
+	s.reload.lastOK = at
+	s.reload.lastErr = ""
+	s.reload.mu.Unlock()
 }
 
 // ReloadFailed records a reload that could not be applied (a config that did

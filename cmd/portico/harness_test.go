@@ -138,12 +138,18 @@ type proc struct {
 // that it started.
 func startPortico(t testing.TB, dir, conf string) *proc {
 	t.Helper()
+	return startPorticoArgs(t, dir, conf)
+}
+
+// startPorticoArgs is startPortico with extra command-line flags.
+func startPorticoArgs(t testing.TB, dir, conf string, args ...string) *proc {
+	t.Helper()
 	path := filepath.Join(dir, "portico.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{t: t, dir: dir, conf: path, grew: make(chan struct{}), done: make(chan struct{})}
-	p.cmd = exec.Command(binary, "-config", path)
+	p.cmd = exec.Command(binary, append([]string{"-config", path}, args...)...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

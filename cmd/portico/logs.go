@@ -41,9 +41,19 @@ func handler(c config.Log, w io.Writer) slog.Handler {
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	if c.Format == "text" {
-		return slog.NewTextHandler(w, opts)
+		return slog.NewTextHandler(w, opts) // it writes durations as "30s" already
 	}
+	opts.ReplaceAttr = durationString
 	return slog.NewJSONHandler(w, opts)
+}
+
+// durationString makes the JSON handler write a duration as people read
+// it ("grace":"30s"), not as the integer nanoseconds it would.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // openAccess returns the access logger for c (nil when access logging is

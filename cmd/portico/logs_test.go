@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,5 +137,22 @@ func TestAccessReopenKeepsLines(t *testing.T) {
 	}
 	if stderr.String() != "" {
 		t.Errorf("access lines reached stderr: %q", stderr.String())
+	}
+}
+
+// TestProcessLogDurations: the JSON process log writes durations as
+// Duration.String does, in groups too; the text format already does.
+func TestProcessLogDurations(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ format, want string }{
+		{"json", `"grace":"30s","g":{"wait":"1.5ms"},"n":3`},
+		{"text", `grace=30s g.wait=1.5ms n=3`},
+	} {
+		var out bytes.Buffer
+		l := slog.New(handler(config.Log{Format: tc.format}, &out))
+		l.Info("shutting down", "grace", 30*time.Second, slog.Group("g", "wait", 1500*time.Microsecond), "n", 3)
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%s: %q lacks %q", tc.format, out.String(), tc.want)
+		}
 	}
 }

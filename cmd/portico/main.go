@@ -24,19 +24,55 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// version is the short version for /status, the build_info metric and the
+// start-up log line: the module version (a pseudo-version naming the
+// commit, for a build from a checkout), or devel and the revision.
 func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
 	v := "devel"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += "+" + s.Value[:12]
-			}
-		}
+	if rev := buildSetting(bi, "vcs.revision"); len(rev) >= 12 {
+		v += "+" + rev[:12]
 	}
 	return v
+}
+
+// versionLine is what -version prints: the version, then the commit Go
+// embedded at build time, its time and whether the tree had changes,
+// and the Go release, e.g.
+// "portico v0.0.0-20261202172300-8a71d66e1f2a+dirty (revision 8a71d66e1f2a..., 2026-12-02T17:23:00Z, modified; go1.26.8)".
+func versionLine(bi *debug.BuildInfo) string {
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	var vcs []string
+	if rev := buildSetting(bi, "vcs.revision"); rev != "" {
+		vcs = append(vcs, "revision "+rev)
+		if at := buildSetting(bi, "vcs.time"); at != "" {
+			vcs = append(vcs, at)
+		}
+		if buildSetting(bi, "vcs.modified") == "true" {
+			vcs = append(vcs, "modified")
+		}
+	} else {
+		vcs = append(vcs, "no VCS information")
+	}
+	return fmt.Sprintf("portico %s (%s; %s)", v, strings.Join(vcs, ", "), bi.GoVersion)
+}
+
+func buildSetting(bi *debug.BuildInfo, key string) string {
+	for _, s := range bi.Settings {
+		if s.Key == key {
+			return s.Value
+		}
+	}
+	return ""
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -57,7 +93,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case *showVersion:
-		fmt.Fprintln(stdout, "portico", version())
+		bi, ok := debug.ReadBuildInfo()
+		if !ok {
+			fmt.Fprintln(stdout, "portico devel (no build information)")
+			return 0
+		}
+		fmt.Fprintln(stdout, versionLine(bi))
 		return 0
 	case *check:
 		return runCheck(*cfgPath, stdout, stderr)
