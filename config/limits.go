@@ -72,7 +72,9 @@ const capMargin = 16
 //	         + 2                  the access-log file, and its reopening
 //	         + 2                  Go's network poller (epoll, wake-up)
 //	         + 2 × CPUs           the tunnel loops (epoll, wake-up each)
-//	         + listeners + 1      listening sockets, the admin listener
+//	         + 2 × listeners      listening sockets, and the connection each
+//	                              accept loop may hold waiting for a place
+//	         + 1                  the admin listener
 //	         + checked servers    one health probe per server at a time
 //	         + max(16, limit/64)  margin (see capMargin)
 //	derived  = (limit - reserved) / 2, at least 1
@@ -113,7 +115,7 @@ func (c *Config) ConnCap(p Process) ConnCap {
 // reservedFDs counts the descriptors the process needs besides client
 // connections and their node connections (see ConnCap).
 func (c *Config) reservedFDs(limit, cpus int) int {
-	n := 3 + 2 + 2 + 2*max(cpus, 1) + len(c.Listeners)
+	n := 3 + 2 + 2 + 2*max(cpus, 1) + 2*len(c.Listeners)
 	if c.Admin.Bind != "" {
 		n++
 	}

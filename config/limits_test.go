@@ -23,8 +23,8 @@ health = { enabled = false }
 func TestConnCapDerivation(t *testing.T) {
 	t.Parallel()
 	// reserved for capBase with 2 CPUs and a small limit: 3 stdio + 2
-	// access log + 2 poller + 4 tunnel loops + 1 listener + 1 admin +
-	// 3 probes + 16 margin = 32.
+	// access log + 2 poller + 4 tunnel loops + 2 for the listener + 1
+	// admin + 3 probes + 16 margin = 33.
 	for _, tc := range []struct {
 		name      string
 		toml      string
@@ -35,24 +35,24 @@ func TestConnCapDerivation(t *testing.T) {
 		warn      string // substring of Warning ("" = none)
 		checkLine string // the printed form
 	}{
-		{"derived from 256", capBase, Process{OpenFiles: 256, CPUs: 2}, 112, CapOpenFiles, 32, "",
-			"112 (from the open-files limit 256)"},
-		{"more CPUs, more loops", capBase, Process{OpenFiles: 256, CPUs: 8}, 106, CapOpenFiles, 44, "", ""},
-		{"no admin listener", "[admin]\nbind = \"\"\n" + capBase, Process{OpenFiles: 256, CPUs: 2}, 112, CapOpenFiles, 31, "", ""},
-		{"margin grows with the limit", capBase, Process{OpenFiles: 1 << 20, CPUs: 2}, (1<<20 - 16 - 16384) / 2,
-			CapOpenFiles, 16 + 16384, "", ""},
-		{"limit too small", capBase, Process{OpenFiles: 20, CPUs: 2}, 1, CapOpenFiles, 32,
+		{"derived from 256", capBase, Process{OpenFiles: 256, CPUs: 2}, 111, CapOpenFiles, 33, "",
+			"111 (from the open-files limit 256)"},
+		{"more CPUs, more loops", capBase, Process{OpenFiles: 256, CPUs: 8}, 105, CapOpenFiles, 45, "", ""},
+		{"no admin listener", "[admin]\nbind = \"\"\n" + capBase, Process{OpenFiles: 256, CPUs: 2}, 112, CapOpenFiles, 32, "", ""},
+		{"margin grows with the limit", capBase, Process{OpenFiles: 1 << 20, CPUs: 2}, (1<<20 - 17 - 16384) / 2,
+			CapOpenFiles, 17 + 16384, "", ""},
+		{"limit too small", capBase, Process{OpenFiles: 20, CPUs: 2}, 1, CapOpenFiles, 33,
 			"the open-files limit 20 leaves no room for client connections", ""},
 		{"unknown limit", capBase, Process{CPUs: 2}, 0, CapNone, 0, "", "none (the open-files limit is unknown)"},
 		{"huge limit, clamped to 2^31-1", capBase, Process{OpenFiles: math.MaxUint64, CPUs: 2},
-			(math.MaxInt32 - 16 - math.MaxInt32/64) / 2, CapOpenFiles, 16 + math.MaxInt32/64, "", ""},
+			(math.MaxInt32 - 17 - math.MaxInt32/64) / 2, CapOpenFiles, 17 + math.MaxInt32/64, "", ""},
 		{"explicit, within the limit", "[limits]\nmax_conns = 100\n" + capBase, Process{OpenFiles: 256, CPUs: 2},
-			100, CapConfigured, 32, "", "100 (limits.max_conns)"},
+			100, CapConfigured, 33, "", "100 (limits.max_conns)"},
 		{"explicit, over the limit", "[limits]\nmax_conns = 5000\n" + capBase, Process{OpenFiles: 256, CPUs: 2},
-			5000, CapConfigured, 32, "c.toml:2: limits.max_conns: 5000 is more than the open-files limit 256 allows (112)", ""},
+			5000, CapConfigured, 33, "c.toml:2: limits.max_conns: 5000 is more than the open-files limit 256 allows (111)", ""},
 		{"explicit, unknown limit", "[limits]\nmax_conns = 5000\n" + capBase, Process{}, 5000, CapConfigured, 0, "", ""},
 		{"explicit zero is derived", "[limits]\nmax_conns = 0\n" + capBase, Process{OpenFiles: 256, CPUs: 2},
-			112, CapOpenFiles, 32, "", ""},
+			111, CapOpenFiles, 33, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse([]byte(tc.toml), "c.toml", "")
