@@ -269,3 +269,47 @@ func fdClient(addr string, i int) error {
 	}
 	return nil
 }
+
+// TestCheckSaysConnectionCap: -check prints the connection cap in force
+// for its own open-files limit, and warns (exit 0) about a max_conns the
+// limit cannot hold.
+func TestCheckSaysConnectionCap(t *testing.T) {
+	t.Parallel()
+	prlimit := requirePeer(t, "prlimit")
+	nofile := fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit)
+	for _, tc := range []struct {
+		name, conf string
+		want       []string
+		warn       string
+	}{
+		{"derived", validBase, []string{"connection cap: ", fmt.Sprintf(" (from the open-files limit %d)", fdLimit)}, ""},
+		{"configured", "[limits]\nmax_conns = 50\n" + validBase, []string{"connection cap: 50 (limits.max_conns)"}, ""},
+		{"configured over the limit", "[limits]\nmax_conns = 5000\n" + validBase,
+			[]string{"connection cap: 5000 (limits.max_conns)"},
+			fmt.Sprintf("warning: %%s:2: limits.max_conns: 5000 is more than the open-files limit %d allows", fdLimit)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "portico.toml")
+			if err := os.WriteFile(path, []byte(tc.conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr strings.Builder
+			cmd := exec.Command(prlimit, nofile, binary, "-check", "-config", path)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("-check: %v\n%s%s", err, stdout.String(), stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout %q lacks %q", stdout.String(), w)
+				}
+			}
+			if tc.warn == "" && stderr.Len() > 0 {
+				t.Errorf("unexpected warnings: %s", stderr.String())
+			}
+			if w := strings.Replace(tc.warn, "%s", path, 1); tc.warn != "" && !strings.HasPrefix(stderr.String(), w) {
+				t.Errorf("stderr %q, want it to begin with %q", stderr.String(), w)
+			}
+		})
+	}
+}
