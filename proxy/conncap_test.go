@@ -88,7 +88,13 @@ health = { enabled = false }
 
 func startCapServer(t *testing.T, cfg *config.Config) (s *Server, a, b string) {
 	t.Helper()
-	s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return startCapServerWith(t, cfg, Options{})
+}
+
+func startCapServerWith(t *testing.T, cfg *config.Config, opts Options) (s *Server, a, b string) {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +248,36 @@ func TestConnCapLeavesClientsInTheQueue(t *testing.T) {
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(c3, buf); err != nil || string(buf) != "three" {
 		t.Fatalf("third client after a close: %q, %v", buf, err)
+	}
+}
+
+// TestConnCapDerivedAtEachLoad: without limits.max_conns the cap comes
+// from the open-files limit read at start, and again at each reload.
+func TestConnCapDerivedAtEachLoad(t *testing.T) {
+	t.Parallel()
+	node := startEchoNode(t)
+	var mu sync.Mutex
+	limit := uint64(40)
+	proc := func() config.Process {
+		mu.Lock()
+		defer mu.Unlock()
+		return config.Process{OpenFiles: limit, CPUs: 1}
+	}
+	s, _, _ := startCapServerWith(t, capConfig(t, node, 0), Options{Process: proc})
+	// reserved: 3 + 2 + 2 + 2 loops + 4 for two listeners + 16 margin = 29
+	if c := s.ConnCap(); c.Max != (40-29)/2 || c.Source != config.CapOpenFiles || c.OpenFiles != 40 {
+		t.Fatalf("cap at start %+v", c)
+	}
+	mu.Lock()
+	limit = 1000
+	mu.Unlock()
+	next := capConfig(t, node, 0)
+	next.Fingerprint = [32]byte{} // the same file: apply it anyway
+	if _, err := s.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if c := s.ConnCap(); c.Max != (1000-29)/2 || c.OpenFiles != 1000 {
+		t.Fatalf("cap after a reload under a higher limit %+v", c)
 	}
 }
 
