@@ -36,6 +36,8 @@ type Config struct {
 	Admin Admin
 	// Log configures the process and access logs.
 	Log Log
+	// Limits are the process-wide limits ([limits]).
+	Limits Limits
 	// ShutdownGrace is how long in-flight requests may run after SIGTERM
 	// before tunnels are closed and the process exits. Default 30s.
 	ShutdownGrace time.Duration
@@ -61,6 +63,18 @@ type Admin struct {
 	Bind string
 	// Allow restricts admin clients by address. Empty = everyone who can reach Bind.
 	Allow []netip.Prefix
+}
+
+// Limits is the [limits] table.
+type Limits struct {
+	// MaxConns caps the client connections admitted at once across all
+	// listeners; 0 (default) = derived from the open-files limit when the
+	// process runs (see ConnCap).
+	MaxConns int
+	// at places limits.max_conns (file, line, key) for a warning about
+	// it, which can only be judged against the running process's
+	// open-files limit; zero when the key is absent.
+	at Problem
 }
 
 // Log is the [log] table.

@@ -18,6 +18,7 @@ func FuzzParse(f *testing.F) {
   paths = ["/a", "/b/"]
   allow = ["10.0.0.0/8", "::ffff:10.0.0.0/104", "192.168.1.1"]
 ` + poolP))
+	f.Add([]byte("[limits]\nmax_conns = 100\n" + web + poolP))
 	f.Add([]byte(`x = [[1, {a = "b", c = [ '''q''', """r
 """]}], 2]` + "\n[a.'b'.\"c\"]\nd.e = 1\n[[f]]\n[[f.g]]\n"))
 	f.Add([]byte(web + `[pool.p]
@@ -77,6 +78,16 @@ func checkInvariants(t *testing.T, c *Config) {
 		}
 	}
 	checkPrefixes(c.Admin.Allow)
+	if c.Limits.MaxConns < 0 {
+		t.Fatalf("limits %+v", c.Limits)
+	}
+	for _, p := range []Process{{}, {OpenFiles: 1, CPUs: 1}, {OpenFiles: 256, CPUs: 2}, {OpenFiles: 1 << 40, CPUs: 64}} {
+		cc := c.ConnCap(p)
+		if p.OpenFiles > 0 && (cc.Max < 1 || cc.Derived < 1) || p.OpenFiles == 0 && cc.Max != c.Limits.MaxConns ||
+			c.Limits.MaxConns > 0 && cc.Max != c.Limits.MaxConns || cc.Source == "" {
+			t.Fatalf("connection cap %+v for %+v", cc, p)
+		}
+	}
 	names := map[string]bool{}
 	for _, l := range c.Listeners {
 		if l.Name == "" || names[l.Name] {

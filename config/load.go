@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -137,6 +138,11 @@ func (b *builder) build(raw *rawFile) *Config {
 		}
 	}
 	c.Admin.Allow = r.allowList(raw.Admin.Allow, "admin.allow")
+
+	c.Limits = Limits{MaxConns: r.integer(raw.Limits.MaxConns, "limits.max_conns", 0, 0, math.MaxInt32)}
+	if raw.Limits.MaxConns.set {
+		c.Limits.at = Problem{File: r.file, Line: r.loc.line("limits.max_conns"), Key: "limits.max_conns"}
+	}
 
 	c.Log = Log{
 		Format: r.oneOf(raw.Log.Format, "log.format", "json", "json", "text"),

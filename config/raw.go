@@ -14,6 +14,7 @@ import (
 type rawFile struct {
 	ShutdownGrace field              `toml:"shutdown_grace"`
 	Admin         rawAdmin           `toml:"admin"`
+	Limits        rawLimits          `toml:"limits"`
 	Log           rawLog             `toml:"log"`
 	Listener      []rawListener      `toml:"listener"`
 	Pool          map[string]rawPool `toml:"pool"`
@@ -22,6 +23,10 @@ type rawFile struct {
 type rawAdmin struct {
 	Bind  field `toml:"bind"`
 	Allow field `toml:"allow"`
+}
+
+type rawLimits struct {
+	MaxConns field `toml:"max_conns"`
 }
 
 type rawLog struct {

@@ -70,6 +70,8 @@ func knownFields(parent toml.Key) []string {
 		v = rawAdmin{}
 	case p == "log":
 		v = rawLog{}
+	case p == "limits":
+		v = rawLimits{}
 	case p == "listener":
 		v = rawListener{}
 	case p == "listener\x00rule":

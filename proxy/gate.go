@@ -51,15 +51,23 @@ type frontendKey struct {
 func (s *slot) serve() {
 	defer s.wg.Done()
 	var delay time.Duration
+	var failures acceptFailures
 	for {
+		// Room under the process-wide cap first: at the cap, clients
+		// wait in the kernel's accept queue until a connection ends.
+		if !s.srv.conns.room(s.closing) {
+			return
+		}
 		raw, err := s.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			// Out of file descriptors or similar: back off instead of spinning.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.srv.log.Error("accept failed", "bind", s.bind, "err", err)
+			delay = min(max(2*delay, 5*time.Millisecond), acceptLogEvery)
+			if n := failures.add(time.Now()); n > 0 {
+				s.srv.log.Error("accept failed", "bind", s.bind, "err", err, "failures", n)
+			}
 			select {
 			case <-time.After(delay):
 			case <-s.closing:
@@ -68,9 +76,40 @@ func (s *slot) serve() {
 			continue
 		}
 		delay = 0
+		if !s.srv.conns.acquire(s.closing) {
+			raw.Close() // shutting down; never admitted
+			return
+		}
 		s.wg.Add(1)
 		go s.admit(raw)
 	}
+}
+
+// acceptLogEvery is the longest accept backoff, and the shortest time
+// between two "accept failed" lines.
+const acceptLogEvery = time.Second
+
+// acceptFailures keeps an accept loop from writing a line per failed
+// accept when they come by the thousand (out of descriptors): the first
+// failure is logged, then at most one line per acceptLogEvery with the
+// number of failures since the previous line. Successful accepts in
+// between do not reset it: under descriptor exhaustion accepts alternate
+// between failing and succeeding. One per accept loop, used by it alone.
+type acceptFailures struct {
+	last    time.Time // of the last line
+	pending int       // failures since then, the one being logged included
+}
+
+// add counts one failure at now and returns how many failures the line to
+// write now reports, or 0 when no line is due.
+func (f *acceptFailures) add(now time.Time) int {
+	f.pending++
+	if !f.last.IsZero() && now.Sub(f.last) < acceptLogEvery {
+		return 0
+	}
+	n := f.pending
+	f.last, f.pending = now, 0
+	return n
 }
 
 // admit runs the gate for one connection.
@@ -84,11 +123,12 @@ func (s *slot) admit(raw net.Conn) {
 		s.conns.Add(-1)
 		m.denied(lr.cfg.Name, "conn-limit")
 		raw.Close()
+		s.srv.conns.release()
 		return
 	}
 	m.connOpened(lr.cfg.Name)
 	cc := &clientConn{Conn: raw, start: time.Now()}
-	cc.onClose = func() { s.conns.Add(-1); m.connClosed(lr.cfg.Name) }
+	cc.onClose = func() { s.conns.Add(-1); m.connClosed(lr.cfg.Name); s.srv.conns.release() }
 	cc.peer = addrPort(raw.RemoteAddr())
 	cc.local = addrPort(raw.LocalAddr())
 	cc.client = cc.peer

@@ -97,6 +97,12 @@ func newMetrics(s *Server) *metrics {
 			"Unix time at which each configured certificate expires.", []string{"listener", "certificate", "subject"}, nil),
 		build: prometheus.NewDesc("portico_build_info", "Always 1; the version label says which build runs.",
 			[]string{"version"}, nil),
+		conns: prometheus.NewDesc("portico_connections",
+			"Client connections admitted now across all listeners (tunnels included), counted against portico_max_connections.",
+			nil, nil),
+		maxConns: prometheus.NewDesc("portico_max_connections",
+			"The process-wide connection cap (limits.max_conns, or derived from the open-files limit); 0 = none.",
+			nil, nil),
 	})
 	return m
 }
@@ -106,6 +112,7 @@ func newMetrics(s *Server) *metrics {
 type stateCollector struct {
 	s                               *Server
 	up, inflight, certExpiry, build *prometheus.Desc
+	conns, maxConns                 *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -113,10 +120,15 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.inflight
 	ch <- c.certExpiry
 	ch <- c.build
+	ch <- c.conns
+	ch <- c.maxConns
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.build, prometheus.GaugeValue, 1, c.s.version)
+	admitted, cc := c.s.conns.state()
+	ch <- prometheus.MustNewConstMetric(c.conns, prometheus.GaugeValue, float64(admitted))
+	ch <- prometheus.MustNewConstMetric(c.maxConns, prometheus.GaugeValue, float64(cc.Max))
 	rt := c.s.cur.Load()
 	if rt == nil {
 		return

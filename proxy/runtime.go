@@ -22,6 +22,7 @@ type runtime struct {
 	listeners map[string]*listenerRuntime // by bind
 	pools     map[string]*pool
 	checkers  []*healthcheck.Checker
+	conncap   config.ConnCap
 }
 
 // listenerRuntime is one listener's compiled settings.
@@ -55,7 +56,8 @@ func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
 // survives; nothing here touches the network.
 func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 	rt := &runtime{cfg: cfg, gen: gen, loaded: time.Now(),
-		listeners: make(map[string]*listenerRuntime), pools: make(map[string]*pool)}
+		listeners: make(map[string]*listenerRuntime), pools: make(map[string]*pool),
+		conncap: cfg.ConnCap(s.process())}
 	for _, name := range cfg.PoolNames {
 		pc := cfg.Pools[name]
 		p := &pool{cfg: pc, nodes: s.reg.nodesFor(pc)}

@@ -29,6 +29,9 @@ type Options struct {
 	// NoFastPath sends every HTTP/1.1 request through net/http's server
 	// and ReverseProxy (fastfront.go), for diagnosis and comparison.
 	NoFastPath bool
+	// Process reports the open-files limit and CPUs that the connection
+	// cap is derived from, at start and at each reload. Nil: ProcessLimits.
+	Process func() config.Process
 }
 
 // Server is portico's data plane. Create it with New, then Start; Reload
@@ -51,7 +54,9 @@ type Server struct {
 	fastGET, fastHEAD *http.Request // what ReadResponse needs of a request: the method
 	date              atomic.Pointer[dateLine]
 
-	cur atomic.Pointer[runtime]
+	cur     atomic.Pointer[runtime]
+	conns   *connGate // the process-wide connection cap (conncap.go)
+	process func() config.Process
 
 	drain       context.Context // cancelled at the end of shutdown: closes tunnels
 	cancelDrain context.CancelFunc
@@ -89,6 +94,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		fastOff: opts.NoFastPath, fastBufs: newFastBufs(),
 		fastGET: &http.Request{Method: http.MethodGet}, fastHEAD: &http.Request{Method: http.MethodHead}}
 	s.access.Store(opts.Access)
+	s.conns, s.process = newConnGate(), opts.Process
+	if s.process == nil {
+		s.process = ProcessLimits
+	}
 	s.l4 = newL4Set(log, s.tunBufs)
 	s.drain, s.cancelDrain = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
@@ -159,6 +168,7 @@ func (s *Server) openSlots(rt *runtime) ([]*slot, error) {
 // view and, where server-level settings changed, a new frontend.
 func (s *Server) publish(rt *runtime) {
 	s.cur.Store(rt)
+	s.applyConnCap(rt)
 	for bind, sl := range s.slots {
 		lr, ok := rt.listeners[bind]
 		if !ok {

@@ -15,6 +15,7 @@ type Status struct {
 	LoadedAt    time.Time        `json:"loaded_at"`
 	ConfigPath  string           `json:"config_path,omitempty"`
 	LastReload  ReloadStatus     `json:"last_reload"`
+	Connections ConnStatus       `json:"connections"`
 	Listeners   []ListenerStatus `json:"listeners"`
 	Pools       []PoolStatus     `json:"pools"`
 	Transitions []TransitionLog  `json:"recent_transitions"`
@@ -26,6 +27,18 @@ type ReloadStatus struct {
 	LastOK    time.Time `json:"last_success"`
 	Error     string    `json:"error,omitempty"`
 	ErrorTime time.Time `json:"error_time,omitzero"`
+}
+
+// ConnStatus is the process-wide connection cap and what it holds.
+type ConnStatus struct {
+	// Admitted client connections across all listeners, tunnels included.
+	Admitted int `json:"admitted"`
+	// Max is the cap in force; 0 = none.
+	Max int `json:"max_conns"`
+	// Source is "limits.max_conns", "open-files limit" or "none".
+	Source string `json:"max_conns_source"`
+	// OpenFiles is the process's open-files limit (0 = unknown).
+	OpenFiles uint64 `json:"open_files_limit"`
 }
 
 // ListenerStatus describes one listener.
@@ -84,6 +97,8 @@ func (s *Server) Status() Status {
 	st.LastReload = ReloadStatus{OK: s.reload.lastErr == "", LastOK: s.reload.lastOK,
 		Error: s.reload.lastErr, ErrorTime: s.reload.lastErrTime}
 	s.reload.mu.Unlock()
+	admitted, cc := s.conns.state()
+	st.Connections = ConnStatus{Admitted: admitted, Max: cc.Max, Source: cc.Source, OpenFiles: cc.OpenFiles}
 	s.mu.Lock()
 	for _, l := range rt.cfg.Listeners {
 		ls := ListenerStatus{Name: l.Name, Bind: l.Bind, Mode: l.Mode, Pool: l.Pool, Rules: len(l.Rules)}

@@ -121,10 +121,17 @@ func runCheck(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: configuration is NOT valid\n", path)
 		return 1
 	}
+	// The cap is judged against this process's open-files limit: run
+	// -check under the limit portico runs with (systemd's ExecStartPre does).
+	connCap := cfg.ConnCap(proxy.ProcessLimits())
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
+	if connCap.Warning != "" {
+		fmt.Fprintln(stderr, "warning:", connCap.Warning)
+	}
 	fmt.Fprintf(stdout, "%s: configuration is valid (%d listeners, %d pools)\n", path, len(cfg.Listeners), len(cfg.Pools))
+	fmt.Fprintf(stdout, "connection cap: %s\n", connCap)
 	return 0
 }
 
@@ -235,8 +242,10 @@ func serve(path string, noFast bool, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	srv.Start()
+	connCap := srv.ConnCap()
 	log.Info("portico started", "version", version(), "config", cfg.Path, "listeners", len(cfg.Listeners),
-		"admin", srv.AdminAddr())
+		"admin", srv.AdminAddr(), "max_conns", connCap.Max, "max_conns_source", connCap.Source,
+		"open_files_limit", connCap.OpenFiles)
 	notify("READY=1\nSTATUS=serving")
 
 	// logCfg is the [log] section of the configuration that is serving:
