@@ -123,7 +123,9 @@ func (c *Checker) probe(ctx context.Context, t Target, st *State) {
 		p = &HTTPProber{}
 	}
 	r := p.Probe(ctx, t.Addr())
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || r.Local {
+		// cut short by shutdown or reload, or portico out of file
+		// descriptors: nothing learnt about the server
 		return
 	}
 	if r.At.IsZero() {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -320,6 +321,50 @@ func TestRunReturnsAfterCancel(t *testing.T) {
 		<-done
 		if snap := tg.State().Snapshot(); !snap.Up || snap.Fails != 0 || !snap.Last.OK {
 			t.Fatalf("aborted probe was counted: %+v", snap)
+		}
+	})
+}
+
+// A server whose check fails goes DOWN within fall rounds while live
+// traffic keeps reaching it and succeeding (its other pages work), and
+// comes back only after rise passing probes, traffic or not.
+func TestCheckerDecidesUnderTraffic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tg := newTarget("a")
+		var healthy atomic.Bool
+		p := &scriptProber{script: func(context.Context, string, int) Result {
+			if healthy.Load() {
+				return Result{OK: true, Status: 200}
+			}
+			return Result{Status: 500, Err: "status 500"}
+		}}
+		c := &Checker{Pool: "p", Targets: []Target{tg}, Prober: p, Interval: time.Second, Rise: 2, Fall: 3}
+		events, _, stop := runChecker(c)
+		defer stop()
+		// Traffic: a successful exchange every millisecond of fake time.
+		ctx, cancel := context.WithCancel(context.Background())
+		traffic := make(chan struct{})
+		defer func() { cancel(); <-traffic }()
+		go func() {
+			defer close(traffic)
+			for ctx.Err() == nil {
+				tg.st.ObservePassiveOK()
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		start := time.Now()
+		tr := nextTransition(t, events)
+		if tr.To || time.Since(start) > 3*time.Second {
+			t.Fatalf("went %s after %v, want down within fall x interval", upDown(tr.To), time.Since(start))
+		}
+		if n := p.count("a"); n != 3 {
+			t.Fatalf("down after %d probes, want fall = 3", n)
+		}
+		healthy.Store(true)
+		before := p.count("a")
+		tr = nextTransition(t, events)
+		if !tr.To || p.count("a")-before != 2 {
+			t.Fatalf("came %s after %d passing probes, want up after rise = 2", upDown(tr.To), p.count("a")-before)
 		}
 	})
 }

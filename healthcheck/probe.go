@@ -64,6 +64,7 @@ func (p *HTTPProber) Probe(ctx context.Context, addr string) Result {
 	r := Result{Status: status, Latency: time.Since(start), At: time.Now()}
 	if err != nil {
 		r.Err = err.Error()
+		r.Local = localError(err)
 		return r
 	}
 	lo, hi := p.expect()
@@ -73,6 +74,14 @@ func (p *HTTPProber) Probe(ctx context.Context, addr string) Result {
 	}
 	r.OK = true
 	return r
+}
+
+// localError reports a failure of the prober's own resources, as the
+// kernel names them on socket or connect.
+func localError(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.EADDRNOTAVAIL)
 }
 
 func (p *HTTPProber) expect() (lo, hi int) {

@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -367,5 +369,28 @@ func TestHTTPProberBadConfig(t *testing.T) {
 		if r := p.Probe(context.Background(), "127.0.0.1:1"); r.OK || r.Err == "" {
 			t.Errorf("%+v: result = %+v", p, r)
 		}
+	}
+}
+
+// A probe that portico could not even start (out of file descriptors)
+// says nothing about the node: it is marked Local, and a Checker fed
+// nothing but such probes never takes the node down.
+func TestLocalFailureIsNotTheNodes(t *testing.T) {
+	t.Parallel()
+	emfile := func(context.Context, string, string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "socket", Err: syscall.EMFILE}}
+	}
+	p := &HTTPProber{Dial: emfile, Timeout: time.Second}
+	r := p.Probe(context.Background(), "127.0.0.1:1")
+	if r.OK || !r.Local || r.Err == "" {
+		t.Fatalf("result %+v, want a failed local result", r)
+	}
+	tg := newTarget("127.0.0.1:1")
+	c := &Checker{Pool: "p", Targets: []Target{tg}, Prober: p, Rise: 1, Fall: 1}
+	for range 5 {
+		c.Round(context.Background())
+	}
+	if snap := tg.st.Snapshot(); !snap.Up || snap.Fails != 0 || !snap.Last.At.IsZero() {
+		t.Fatalf("local failures counted against the node: %+v", snap)
 	}
 }

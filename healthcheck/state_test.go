@@ -53,23 +53,24 @@ func TestStatePassive(t *testing.T) {
 	t.Parallel()
 	s := NewState(true)
 	for range 2 {
-		if _, changed := s.ObservePassive("connection refused", 2, 3); changed {
+		if _, changed := s.ObservePassive("connection refused", 3); changed {
 			t.Fatal("early transition")
 		}
 	}
-	// Real traffic getting through clears the streak.
+	// A completed exchange clears the passive streak.
 	s.ObservePassiveOK()
-	if f := s.Snapshot().Fails; f != 0 {
-		t.Fatalf("fails after passive OK = %d", f)
+	if f := s.Snapshot().PassiveFails; f != 0 {
+		t.Fatalf("passive fails after passive OK = %d", f)
 	}
-	if _, changed := s.ObservePassive("", 2, 3); changed {
+	if _, changed := s.ObservePassive("", 3); changed {
 		t.Fatal("empty err changed state")
 	}
-	// Passive failures share the counter with active ones.
-	s.Observe(Result{Err: "status 500"}, 2, 3)
-	s.ObservePassive("connection reset", 2, 3)
-	tr, changed := s.ObservePassive("connection refused", 2, 3)
-	if !changed || tr.To || !strings.Contains(tr.Reason, "passive: connection refused") {
+	// fall refused connections in a row: DOWN before any probe ran.
+	s.ObservePassive("connection reset", 3)
+	s.ObservePassive("connection refused", 3)
+	tr, changed := s.ObservePassive("connection refused", 3)
+	if !changed || tr.To || !strings.Contains(tr.Reason, "passive: connection refused") ||
+		!strings.Contains(tr.Reason, "3 consecutive connection failures") {
 		t.Fatalf("third failure: %+v changed=%v", tr, changed)
 	}
 	if last := s.Snapshot().Last; !last.Passive || last.OK {
@@ -81,6 +82,87 @@ func TestStatePassive(t *testing.T) {
 	}
 	if s.Up() || s.Snapshot().Passes != 0 {
 		t.Fatal("passive OKs counted toward rise")
+	}
+	// rise passing probes do.
+	s.Observe(Result{OK: true}, 2, 3)
+	if tr, changed := s.Observe(Result{OK: true}, 2, 3); !changed || !tr.To || !s.Up() {
+		t.Fatalf("two passes after a passive down: %+v changed=%v", tr, changed)
+	}
+}
+
+// The active checks' failure streak belongs to them: live traffic that
+// gets answers in between (the node serves its pages while its /testall
+// fails) neither resets nor delays it.
+func TestStateTrafficNeverResetsActiveFailures(t *testing.T) {
+	t.Parallel()
+	s := NewState(true)
+	fail := Result{Err: "status 500", Status: 500}
+	for i := range 3 {
+		for range 100 {
+			s.ObservePassiveOK()
+		}
+		tr, changed := s.Observe(fail, 2, 3)
+		if i < 2 && changed {
+			t.Fatalf("transition after %d failures", i+1)
+		}
+		if i == 2 && (!changed || tr.To) {
+			t.Fatalf("fail, ok-traffic, fail, ok-traffic, fail: %+v changed=%v, want DOWN", tr, changed)
+		}
+	}
+	// DOWN, and traffic (from requests admitted just before) keeps
+	// succeeding: still DOWN until rise probes pass.
+	for range 100 {
+		s.ObservePassiveOK()
+	}
+	if s.Up() {
+		t.Fatal("traffic brought a DOWN server back")
+	}
+	s.Observe(Result{OK: true}, 2, 3)
+	for range 100 {
+		s.ObservePassiveOK()
+	}
+	if s.Up() {
+		t.Fatal("UP after one pass with rise 2")
+	}
+	if _, changed := s.Observe(Result{OK: true}, 2, 3); !changed || !s.Up() {
+		t.Fatal("not UP after rise passes")
+	}
+}
+
+// Passive failures and active failures are separate streaks: neither
+// completes the other's, and an active pass does not hide a passive streak
+// (the node may answer /testall and still refuse half its connections).
+func TestStateSignalsAreSeparate(t *testing.T) {
+	t.Parallel()
+	s := NewState(true)
+	s.Observe(Result{Err: "status 500"}, 2, 3)
+	s.Observe(Result{Err: "status 500"}, 2, 3)
+	if _, changed := s.ObservePassive("connection refused", 3); changed {
+		t.Fatal("a passive failure completed the active streak")
+	}
+	s.ObservePassive("connection refused", 3)
+	if _, changed := s.Observe(Result{OK: true}, 2, 3); changed {
+		t.Fatal("flip on a pass while UP")
+	}
+	snap := s.Snapshot()
+	if snap.Fails != 0 || snap.PassiveFails != 2 {
+		t.Fatalf("streaks after a pass: active %d passive %d, want 0 and 2", snap.Fails, snap.PassiveFails)
+	}
+	if tr, changed := s.ObservePassive("connection refused", 3); !changed || tr.To {
+		t.Fatalf("third connection failure: %+v changed=%v", tr, changed)
+	}
+	// While DOWN, connection failures are not counted: a server coming
+	// back starts with a clean passive streak.
+	s.ObservePassive("connection refused", 3)
+	s.Observe(Result{OK: true}, 2, 3)
+	s.Observe(Result{OK: true}, 2, 3)
+	if !s.Up() || s.Snapshot().PassiveFails != 0 {
+		t.Fatalf("after rise: up=%v passive=%d", s.Up(), s.Snapshot().PassiveFails)
+	}
+	for range 2 {
+		if _, changed := s.ObservePassive("connection refused", 3); changed {
+			t.Fatal("an old streak carried over the DOWN period")
+		}
 	}
 }
 
@@ -95,7 +177,7 @@ func TestStateConcurrentTransitions(t *testing.T) {
 	for range 50 {
 		wg.Go(func() {
 			_ = s.Up()
-			if tr, changed := s.ObservePassive("connection refused", 2, 3); changed && !tr.To {
+			if tr, changed := s.ObservePassive("connection refused", 3); changed && !tr.To {
 				mu.Lock()
 				downs++
 				mu.Unlock()

@@ -53,10 +53,14 @@ func (t Tracker) Passes() int { return t.passes }
 // Fails is the current streak of consecutive failures.
 func (t Tracker) Fails() int { return t.fails }
 
-// resetFails forgets the failure streak without counting a pass. It is how
-// real traffic succeeding vouches for an UP server: a refused connection
-// earlier should not combine with one much later into a "streak".
-func (t *Tracker) resetFails() { t.fails = 0 }
+// forceDown takes the target DOWN for a reason outside the tracker (live
+// traffic's connection failures). The pass streak restarts, so coming back
+// takes Rise passes counted from now; the failure streak is kept, since
+// it is the checks' own record.
+func (t *Tracker) forceDown() {
+	t.up = false
+	t.passes = 0
+}
 
 func atLeastOne(n int) int {
 	if n < 1 {

@@ -154,7 +154,7 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 		}
 		nc, res, err := fc.roundTrip(p.fast, n.addr, head)
 		if err == nil && res == nil {
-			n.health.ObservePassiveOK()
+			s.observeNode(n, nil)
 			return fc.relaySimple(p.fast, nc, head)
 		}
 		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
@@ -169,12 +169,11 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 			}
 		}
 		if err == nil {
-			n.health.ObservePassiveOK()
+			s.observeNode(n, nil)
 			return fc.relay(p.fast, nc, res, head)
 		}
 		lastErr = err
-		if isDialError(err) || isReset(err) {
-			s.passiveFailure(n, err)
+		if retryable(s.observeNode(n, err), true) {
 			continue
 		}
 		return fc.fail(st, err)
@@ -503,15 +502,7 @@ func (fc *fastConn) fail(st *reqState, err error) (status int, out int64, keep b
 // failure logs why no node answered and picks the status and message
 // the client gets, as proxyError does.
 func failure(s *Server, st *reqState, err error) (status int, msg string) {
-	switch {
-	case errors.Is(err, errNoServer):
-		status, msg, st.errKind = http.StatusServiceUnavailable, "no server available, retry later\n", "no-server"
-	case isTimeout(err) && !isDialError(err):
-		status, msg, st.errKind = http.StatusGatewayTimeout, "server did not answer in time\n", "timeout"
-	default:
-		status, msg, st.errKind = http.StatusBadGateway, "bad gateway\n", "upstream"
-	}
-	s.log.Warn("proxy error", "listener", st.lr.cfg.Name, "pool", st.lr.pool.cfg.Name,
-		"server", nodeName(st.node), "err", err)
-	return status, msg
+	status, msg, st.errKind = failureStatus(err)
+	s.logProxyError(st, err)
+	return status, msg + "\n"
 }

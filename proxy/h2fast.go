@@ -149,7 +149,7 @@ func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out i
 		}
 		nc, res, err := fp.roundTrip(p.fast, n.addr, head)
 		if err == nil && res == nil {
-			n.health.ObservePassiveOK()
+			s.srv.observeNode(n, nil)
 			return w.relaySimple(p.fast, nc, &fp.rh, head)
 		}
 		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
@@ -161,12 +161,11 @@ func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out i
 				nc.c.Close()
 				return h2Fail(s.srv, w, rs, err, head)
 			}
-			n.health.ObservePassiveOK()
+			s.srv.observeNode(n, nil)
 			return w.relay(s.srv, p.fast, nc, res)
 		}
 		lastErr = err
-		if isDialError(err) || isReset(err) {
-			s.srv.passiveFailure(n, err)
+		if retryable(s.srv.observeNode(n, err), true) {
 			continue
 		}
 		return h2Fail(s.srv, w, rs, err, head)

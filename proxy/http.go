@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
@@ -260,31 +259,26 @@ func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 // proxyError maps proxy failures to statuses: 503 when no server is up,
 // 504 when a node did not answer in time, 502 otherwise. st may be nil.
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
-	var ne net.Error
 	var kind string
-	switch {
-	case errors.Is(err, errNoServer):
-		w.Header().Set("Retry-After", "5")
-		plain(w, r, http.StatusServiceUnavailable, "no server available, retry later")
-		kind = "no-server"
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// the client went away; nobody to answer
 		w.WriteHeader(499)
 		kind = "client-gone"
-	case errors.As(err, &ne) && ne.Timeout() && !isDialError(err):
-		plain(w, r, http.StatusGatewayTimeout, "server did not answer in time")
-		kind = "timeout"
-	default:
-		plain(w, r, http.StatusBadGateway, "bad gateway")
-		kind = "upstream"
+	} else {
+		var status int
+		var msg string
+		status, msg, kind = failureStatus(err)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+		plain(w, r, status, msg)
 	}
 	if st == nil {
 		return
 	}
 	st.errKind = kind
 	if kind != "client-gone" {
-		s.log.Warn("proxy error", "listener", st.lr.cfg.Name, "pool", st.lr.pool.cfg.Name,
-			"server", nodeName(st.node), "err", err)
+		s.logProxyError(st, err)
 	}
 }
 

@@ -33,6 +33,7 @@ type metrics struct {
 	reloadFails   prometheus.Counter
 	lastReload    prometheus.Gauge
 	generation    prometheus.Gauge
+	localErrors   prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -77,6 +78,9 @@ func newMetrics(s *Server) *metrics {
 		Help: "Unix time of the last successful configuration load."})
 	m.generation = prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_config_generation",
 		Help: "Generation of the running configuration (1 at start, +1 per applied reload)."})
+	m.localErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "portico_local_errors_total",
+		Help: "Node connections portico could not open for lack of its own resources (file descriptors, buffers, source ports); never counted against a node."})
+	f(m.localErrors)
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.bytes, m.connsActive, m.connsTotal,
 		m.tunnels, m.tcpConns, m.tlsFailures, m.denials, m.retries, m.transitions, m.checkDuration,
 		m.reloads, m.reloadFails, m.lastReload, m.generation} {
@@ -161,6 +165,7 @@ func (m *metrics) connClosed(listener string)     { m.connsActive.WithLabelValue
 func (m *metrics) tlsFailed(listener string)      { m.tlsFailures.WithLabelValues(listener).Inc() }
 func (m *metrics) denied(listener, reason string) { m.denials.WithLabelValues(listener, reason).Inc() }
 func (m *metrics) retried(pool string)            { m.retries.WithLabelValues(pool).Inc() }
+func (m *metrics) localError()                    { m.localErrors.Inc() }
 func (m *metrics) tunnel(listener, kind string, d float64) {
 	m.tunnels.WithLabelValues(listener, kind).Add(d)
 }

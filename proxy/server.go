@@ -414,20 +414,6 @@ func (sl *slot) stop(ctx context.Context) {
 	}
 }
 
-// passiveFailure counts a refused or reset connection against a node.
-//
-// Not when the pool's active checks are off: only a passing check brings
-// a server back, so a passive "down" would be for good.
-func (s *Server) passiveFailure(n *Node, err error) {
-	if n.check.Disabled {
-		return
-	}
-	tr, changed := n.health.ObservePassive(shortErr(err), n.check.Rise, n.check.Fall)
-	if changed {
-		s.transition(n, tr)
-	}
-}
-
 // transition logs and counts one health transition (exactly once: the
 // healthcheck State decides it under its lock).
 func (s *Server) transition(n *Node, tr healthcheck.Transition) {
@@ -440,14 +426,6 @@ func upDown(up bool) string {
 		return "up"
 	}
 	return "down"
-}
-
-func shortErr(err error) string {
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return op.Op + ": " + op.Err.Error()
-	}
-	return err.Error()
 }
 
 // ShutdownGrace is the running configuration's shutdown_grace.

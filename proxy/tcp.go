@@ -27,6 +27,9 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 		if node == nil {
 			break
 		}
+		if len(tried) > 0 {
+			s.metrics.retried(p.cfg.Name)
+		}
 		tried = append(tried, node)
 		d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
 		c, err := d.DialContext(s.drain, "tcp", node.addr)
@@ -35,12 +38,16 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 			break
 		}
 		lastErr = err
-		s.passiveFailure(node, err)
-		s.metrics.retried(p.cfg.Name)
+		if !retryable(s.observeNode(node, err), false) {
+			break
+		}
 	}
 	if up == nil {
 		outcome := "no-server"
-		if lastErr != nil {
+		switch {
+		case isLocalError(lastErr):
+			outcome = "local-error"
+		case lastErr != nil:
 			outcome = "connect-failed"
 		}
 		cc.Close()
@@ -57,7 +64,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 			return
 		}
 	}
-	node.health.ObservePassiveOK()
+	s.observeNode(node, nil)
 	tun := newTunnel(0, node) // idle is enforced by the loop's sweep or the relays' deadlines
 	tun.add(cc)
 	tun.add(up)

@@ -1,14 +1,11 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"sync"
-	"syscall"
 )
 
 // retrier is the pool's RoundTripper: it picks a node per attempt and moves
@@ -47,18 +44,14 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.URL.Host = n.addr
 		res, err := tr.RoundTrip(req)
 		if err == nil {
-			n.health.ObservePassiveOK()
+			t.s.observeNode(n, nil)
 			return res, nil
 		}
 		lastErr = err
 		if req.Context().Err() != nil {
 			return nil, err
 		}
-		dial := isDialError(err)
-		if dial || isReset(err) {
-			t.s.passiveFailure(n, err)
-		}
-		if !dial && !(replayable(req) && isReset(err)) {
+		if !retryable(t.s.observeNode(n, err), replayable(req)) {
 			return nil, err
 		}
 	}
@@ -86,6 +79,14 @@ type keepOpen struct{ io.ReadCloser }
 
 func (keepOpen) Close() error { return nil }
 
+// retryable decides whether a failed attempt moves on to the next
+// server: when nothing reached the node, or when the connection broke
+// under a request that can be repeated harmlessly. A local failure would
+// fail the same way on every node.
+func retryable(k nodeFailure, replay bool) bool {
+	return k == failConnect || (k == failBroken && replay)
+}
+
 // replayable: a request that may have reached the node is repeated only
 // when doing it twice cannot change anything.
 func replayable(req *http.Request) bool {
@@ -97,18 +98,6 @@ func replayable(req *http.Request) bool {
 		return req.Header.Get("Upgrade") == ""
 	}
 	return false
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// isReset reports a connection that broke under the request: refused,
-// reset, or closed before a response (a node process dying looks like this).
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // newReverseProxy builds the pool's ReverseProxy, for every request except

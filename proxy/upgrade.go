@@ -239,9 +239,11 @@ func (h *httpHandler) handshake(w http.ResponseWriter, r *http.Request, st *reqS
 			if ctx.Err() != nil {
 				return nil, nil, nil, err
 			}
-			s.passiveFailure(n, err)
 			lastErr = err
-			continue
+			if retryable(s.observeNode(n, err), false) {
+				continue
+			}
+			return nil, nil, nil, err
 		}
 		up := &trackedConn{Conn: c, tun: st.tun, ws: newWSFramer()}
 		st.tun.add(up)
@@ -250,12 +252,12 @@ func (h *httpHandler) handshake(w http.ResponseWriter, r *http.Request, st *reqS
 		br, res, err := exchange(ctx, w, up, out, p.cfg.ResponseTimeout)
 		if err != nil {
 			up.Close()
-			if ctx.Err() == nil && isReset(err) {
-				s.passiveFailure(n, err)
+			if ctx.Err() == nil {
+				s.observeNode(n, err)
 			}
 			return nil, nil, nil, err
 		}
-		n.health.ObservePassiveOK()
+		s.observeNode(n, nil)
 		return up, br, res, nil
 	}
 }

@@ -419,7 +419,7 @@ func TestUpgradeNextNode(t *testing.T) {
 	if recs[0]["server"] != good || recs[0]["retries"] != float64(1) {
 		t.Errorf("access record %v", recs[0])
 	}
-	if snap := h.node(dead).health.Snapshot(); snap.Fails != 1 || !snap.Last.Passive {
+	if snap := h.node(dead).health.Snapshot(); snap.PassiveFails != 1 || !snap.Last.Passive {
 		t.Errorf("the refusing node has no passive failure recorded: %+v", snap)
 	}
 }
@@ -429,7 +429,7 @@ func TestUpgradeNoServer(t *testing.T) {
 	t.Parallel()
 	addr := echoNode(t, "node-first", nil)
 	h := newUpgradeHarness(t, []string{addr}, "")
-	h.node(addr).health.ObservePassive("test", 1, 1)
+	h.node(addr).health.ObservePassive("test", 1)
 	_, _, res := dialUpgrade(t, h.addr, upgradeReq())
 	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") != "5" {
 		t.Fatalf("response %d %v", res.StatusCode, res.Header)

@@ -19,12 +19,14 @@ import (
 // closed one.
 type logs struct {
 	process *slog.Logger
+	limit   *rateLimited // the process log's: repeated warnings, counted
 	stderr  io.Writer
 	access  *accessSink
 }
 
 func newLogs(c config.Log, stderr io.Writer) *logs {
-	return &logs{process: slog.New(handler(c, stderr)), stderr: stderr, access: newAccessSink()}
+	limit := newRateLimited(handler(c, stderr), logRepeatWindow)
+	return &logs{process: slog.New(limit), limit: limit, stderr: stderr, access: newAccessSink()}
 }
 
 func handler(c config.Log, w io.Writer) slog.Handler {
@@ -68,7 +70,11 @@ func (l *logs) openAccess(c config.Log) (*slog.Logger, error) {
 }
 
 // close writes out what the access log still holds and closes its file.
-func (l *logs) close() { l.access.close() }
+// It also writes the counts of repeated warnings still held back.
+func (l *logs) close() {
+	l.access.close()
+	l.limit.flush()
+}
 
 // accessSink buffers access-log lines and writes them out in batches: at
 // most accessFlushDelay after the first unwritten line, when accessFlushSize
