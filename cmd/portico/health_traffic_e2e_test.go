@@ -157,25 +157,6 @@ func (r *healthRig) waitTransition(t *testing.T, addr, to string) string {
 	}
 }
 
-// requireNoTrafficTo waits for n more requests and fails if any reached
-// node name.
-func (r *healthRig) requireNoTrafficTo(t *testing.T, name, while string) {
-	t.Helper()
-	st := r.tr.waitSince(r.tr.mark(), 60, 30*time.Second)
-	if got := st.PerNode[name]; got != 0 {
-		t.Fatalf("%s: %d of %d requests reached %s: %v", while, got, st.Requests, name, st)
-	}
-}
-
-// requireTrafficTo waits until requests sent from now on reach node name.
-func (r *healthRig) requireTrafficTo(t *testing.T, name, while string) {
-	t.Helper()
-	m := r.tr.mark()
-	eventually(t, 20*time.Second, fmt.Sprintf("%s: traffic reaching %s", while, name), func() bool {
-		return r.tr.since(m).PerNode[name] > 0
-	})
-}
-
 // TestFailingTestallTakesNodeOutUnderTraffic: b's /testall answers 500
 // while its other paths serve traffic; fall failed checks take b out in
 // time, whatever the traffic, and nothing reaches it after. No request
@@ -198,7 +179,7 @@ func TestFailingTestallTakesNodeOutUnderTraffic(t *testing.T) {
 				t.Errorf("transition line lacks the reason: %s", l)
 			}
 			t.Logf("b down %v after /testall began failing", took.Round(time.Millisecond))
-			r.requireNoTrafficTo(t, "b", "b down")
+			r.tr.requireNone(t, "b", "b down")
 			r.tr.stop().requireNoFailures(t, kind+" traffic")
 		})
 	}
@@ -219,7 +200,7 @@ func TestHangingTestallTakesNodeOutUnderTraffic(t *testing.T) {
 			took := r.waitServer(t, b.Addr(), false, fastCheck.fallBound())
 			r.waitTransition(t, b.Addr(), "down")
 			t.Logf("b down %v after /testall began hanging", took.Round(time.Millisecond))
-			r.requireNoTrafficTo(t, "b", "b down")
+			r.tr.requireNone(t, "b", "b down")
 			r.tr.stop().requireNoFailures(t, kind+" traffic")
 		})
 	}
@@ -260,7 +241,7 @@ func TestNodeReturnsAfterRisePassesUnderTraffic(t *testing.T) {
 			if n, _ := strconv.Atoi(m[1]); n < fastCheck.rise {
 				t.Fatalf("up after %d passes, want rise=%d: %s", n, fastCheck.rise, l)
 			}
-			r.requireTrafficTo(t, "b", "b up again")
+			r.tr.requireSome(t, "b", "b up again")
 			r.tr.stop().requireNoFailures(t, kind+" traffic")
 		})
 	}
@@ -285,7 +266,7 @@ func TestReloadKeepsDownNodeOutUnderTraffic(t *testing.T) {
 			if serverUp(t, r.addrs.admin, b.Addr()) {
 				t.Fatal("the reload brought b back up")
 			}
-			r.requireNoTrafficTo(t, "b", "after the reload")
+			r.tr.requireNone(t, "b", "after the reload")
 			if got := r.tr.since(m).PerNode["b"]; got != 0 {
 				t.Fatalf("%d requests reached b around the reload", got)
 			}
@@ -319,7 +300,7 @@ func TestFallInProgressCompletesAcrossReloadUnderTraffic(t *testing.T) {
 			}
 			r.waitServer(t, b.Addr(), false, check.fallBound()-time.Since(start))
 			r.waitTransition(t, b.Addr(), "down")
-			r.requireNoTrafficTo(t, "b", "b down after the reload")
+			r.tr.requireNone(t, "b", "b down after the reload")
 			r.tr.stop().requireNoFailures(t, kind+" traffic")
 		})
 	}
@@ -361,7 +342,7 @@ func TestKilledNodeUnderTraffic(t *testing.T) {
 					t.Errorf("b's last check %+v, want the passive failure", s.LastCheck)
 				}
 			}
-			r.requireNoTrafficTo(t, "b", "b killed")
+			r.tr.requireNone(t, "b", "b killed")
 			st := r.tr.stop()
 			if kind != trafficTCP {
 				st.requireNoFailures(t, kind+" traffic")

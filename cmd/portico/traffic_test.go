@@ -356,6 +356,29 @@ func (x *traffic) waitSince(m trafficMark, n int, d time.Duration) trafficStats 
 	}
 }
 
+// requireNone waits for 60 requests sent from now on and fails if any of
+// them reached node name (a node that is DOWN or gone).
+func (x *traffic) requireNone(t testing.TB, name, while string) {
+	t.Helper()
+	st := x.waitSince(x.mark(), 60, 30*time.Second)
+	if got := st.PerNode[name]; got != 0 {
+		t.Fatalf("%s: %d of %d requests reached %s: %v", while, got, st.Requests, name, st)
+	}
+}
+
+// requireSome waits until a request sent from now on reaches node name.
+func (x *traffic) requireSome(t testing.TB, name, while string) {
+	t.Helper()
+	m := x.mark()
+	deadline := time.Now().Add(20 * time.Second)
+	for x.since(m).PerNode[name] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no request reached %s within 20s: %v", while, name, x.since(m))
+		}
+		x.waitSince(m, int(x.since(m).Requests)+1, time.Until(deadline))
+	}
+}
+
 // startUnderTraffic starts portico on conf and steady traffic against one
 // of its listeners: the default for health, reload and failover tests. A
 // test that must run on a quiet proxy says why in spec.Off (and gets a nil
