@@ -249,10 +249,12 @@ func TestHealthSurvivesReload(t *testing.T) {
 }
 
 // TestSigtermLetsRequestFinish: SIGTERM during a 2 s request lets it
-// complete, then portico exits 0.
+// complete, then portico exits 0. Steady traffic runs meanwhile: each of
+// its requests is answered or refused at the door, none cut off.
 func TestSigtermLetsRequestFinish(t *testing.T) {
 	t.Parallel()
 	cs, ns := startCore(t, "a")
+	tr := startTraffic(t, trafficSpec{Kind: trafficHTTP, Addr: cs.httpAddr, Host: "app", ExpectFailures: true})
 	type result struct {
 		code int
 		err  error
@@ -268,7 +270,7 @@ func TestSigtermLetsRequestFinish(t *testing.T) {
 		res.Body.Close()
 		done <- result{res.StatusCode, nil}
 	}()
-	eventually(t, 5*time.Second, "request reached the node", func() bool { return len(ns[0].Requests()) > 0 })
+	eventually(t, 5*time.Second, "request reached the node", func() bool { return reached(ns[0], "delay=2s") })
 	// An open websocket, too: it is told the server is going away.
 	d := websocket.Dialer{NetDial: func(network, _ string) (net.Conn, error) { return net.Dial(network, cs.httpAddr) }}
 	ws, _, err := d.Dial("ws://app/ws", nil)
@@ -276,6 +278,8 @@ func TestSigtermLetsRequestFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
+	tr.waitSince(0, 20, 20*time.Second)
+	sent := tr.mark()
 	cs.p.signal(syscall.SIGTERM)
 	r := <-done
 	if r.err != nil || r.code != 200 {
@@ -295,19 +299,29 @@ func TestSigtermLetsRequestFinish(t *testing.T) {
 	if cs.p.err != nil {
 		t.Fatalf("exit: %v", cs.p.err)
 	}
+	st := tr.stop()
+	st.requireOnlyRefused(t, "traffic through the shutdown")
+	if ok := tr.window(0, sent).Statuses[200]; ok < 20 {
+		t.Fatalf("only %d requests answered before SIGTERM: %v", ok, st)
+	}
 }
 
 // TestSecondSignalExitsAtOnce: a second SIGTERM during a long graceful
-// shutdown ends the process at once.
+// shutdown ends the process at once, with steady traffic still knocking.
+// Requests in flight when it exits are cut off, as asked; none gets an
+// error status.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Parallel()
 	cs, ns := startCore(t, "a")
+	tr := startTraffic(t, trafficSpec{Kind: trafficHTTP, Addr: cs.httpAddr, Host: "app", ExpectFailures: true})
 	go func() {
 		if res, err := cs.plain.Get("http://app/login?delay=50s"); err == nil {
 			res.Body.Close()
 		}
 	}()
-	eventually(t, 5*time.Second, "request reached the node", func() bool { return len(ns[0].Requests()) > 0 })
+	eventually(t, 5*time.Second, "request reached the node", func() bool { return reached(ns[0], "delay=50s") })
+	tr.waitSince(0, 20, 20*time.Second)
+	sent := tr.mark()
 	cs.p.signal(syscall.SIGTERM)
 	cs.p.waitLog("shutting down", 10*time.Second)
 	cs.p.signal(syscall.SIGHUP) // ignored while shutting down
@@ -320,4 +334,22 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if !strings.Contains(cs.p.Logs(), "second signal: exiting at once") {
 		t.Error("the early exit was not logged")
 	}
+	st := tr.stop()
+	if st.Statuses[0]+st.Statuses[200] != st.Requests {
+		t.Fatalf("traffic through the shutdown: %v, want only answers 200 and connections refused or cut", st)
+	}
+	if ok := tr.window(0, sent).Statuses[200]; ok < 20 {
+		t.Fatalf("only %d requests answered before SIGTERM: %v", ok, st)
+	}
+}
+
+// reached reports whether n got a request whose URI contains s (among the
+// steady traffic's).
+func reached(n *standin.Node, s string) bool {
+	for _, r := range n.Requests() {
+		if strings.Contains(r.RequestURI, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,6 +80,7 @@ type trafficMark int64
 type trafficStats struct {
 	Requests int64            // finished requests
 	Failures int64            // of which failed: an error, a status other than 200, the wrong protocol
+	Refused  int64            // of the failures, connections refused: nothing reached portico
 	Errors   []string         // the first maxTrafficErrors failures, each with its sequence number
 	PerNode  map[string]int64 // answers by X-Node ("" for portico's own answers and errors)
 	Statuses map[int]int64    // answers by status (0: no answer)
@@ -98,6 +101,17 @@ func (s trafficStats) String() string {
 		s.Stopped, strings.Join(s.Errors, "; "))
 }
 
+// requireOnlyRefused fails the test if a request failed other than by a
+// refused connection: during a shutdown, a request is either refused at the
+// door or answered, never cut off or answered with an error.
+func (s trafficStats) requireOnlyRefused(t testing.TB, what string) {
+	t.Helper()
+	if s.Failures != s.Refused {
+		t.Fatalf("%s: %d of %d client requests failed other than by a refused connection: %v",
+			what, s.Failures-s.Refused, s.Requests, s)
+	}
+}
+
 // requireNoFailures fails the test if any request failed.
 func (s trafficStats) requireNoFailures(t testing.TB, what string) {
 	t.Helper()
@@ -107,10 +121,11 @@ func (s trafficStats) requireNoFailures(t testing.TB, what string) {
 }
 
 type trafficRec struct {
-	seq    int64
-	node   string
-	status int
-	fail   string // "" when the request succeeded
+	seq     int64
+	node    string
+	status  int
+	fail    string // "" when the request succeeded
+	refused bool   // the connection to portico was refused
 }
 
 // traffic is a running client loop.
@@ -246,7 +261,7 @@ func (x *traffic) one(n int64) trafficRec {
 	rec := trafficRec{seq: n}
 	res, err := x.client.Get(x.url)
 	if err != nil {
-		rec.fail = err.Error()
+		rec.fail, rec.refused = err.Error(), errors.Is(err, syscall.ECONNREFUSED)
 		return rec
 	}
 	_, err = io.Copy(io.Discard, res.Body)
@@ -313,6 +328,9 @@ func (x *traffic) window(from, to trafficMark) trafficStats {
 		st.Statuses[r.status]++
 		if r.fail != "" {
 			st.Failures++
+			if r.refused {
+				st.Refused++
+			}
 			if len(st.Errors) < maxTrafficErrors {
 				st.Errors = append(st.Errors, fmt.Sprintf("#%d %s", r.seq, r.fail))
 			}
