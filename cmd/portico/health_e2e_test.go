@@ -46,13 +46,18 @@ func serverUp(t testing.TB, admin, addr string) bool {
 	return false
 }
 
+// TestFailingTestallLeavesAndReturns: under steady traffic, b's failing
+// /testall takes it out (its other paths keep answering 200, and that must
+// not count), nothing reaches it while it is down, and it returns when the
+// checks pass again. No request fails.
 func TestFailingTestallLeavesAndReturns(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a", "b")
 	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
-	p := startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
-		`{ interval = "200ms", timeout = "150ms", rise = 2, fall = 3 }`, 1))
-	c := client(listen, nil)
+	p, tr := startUnderTraffic(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "200ms", timeout = "150ms", rise = 2, fall = 3 }`, 1),
+		trafficSpec{Kind: trafficHTTP, Addr: listen})
+	tr.requireSome(t, "b", "before the failure")
 	ns[1].SetHealth(http.StatusInternalServerError)
 	eventually(t, 10*time.Second, "b down", func() bool { return !serverUp(t, admin, ns[1].Addr()) })
 	// Counted by the node as it answers, so a check that was under way
@@ -61,39 +66,43 @@ func TestFailingTestallLeavesAndReturns(t *testing.T) {
 		t.Fatalf("b went down after %d failed checks, want at least fall=3", got)
 	}
 	p.waitLog(`"to":"down"`, 5*time.Second)
-	for range 6 {
-		if _, node, _ := get(t, c, "http://x/login"); node != "a" {
-			t.Fatalf("request went to %q while b is down", node)
-		}
-	}
+	tr.requireNone(t, "b", "b down")
 	ns[1].SetHealth(http.StatusOK)
 	eventually(t, 10*time.Second, "b up again", func() bool { return serverUp(t, admin, ns[1].Addr()) })
-	seen := map[string]bool{}
-	for range 4 {
-		_, node, _ := get(t, c, "http://x/login")
-		seen[node] = true
-	}
-	if !seen["b"] {
-		t.Fatal("b did not return to rotation")
-	}
+	tr.requireSome(t, "b", "b up again")
+	tr.stop().requireNoFailures(t, "traffic")
 	// Each transition is logged exactly once.
 	if n := strings.Count(p.Logs(), `"server health changed"`); n != 2 {
 		t.Fatalf("%d transition log lines, want 2:\n%s", n, p.Logs())
 	}
 }
 
+// TestAllServersDown: with every server down, under traffic, http clients
+// get 503 with Retry-After (never an error or another status), tcp
+// connections are closed at once, and /healthz fails.
 func TestAllServersDown(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a", "b")
 	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
-	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
-		`{ interval = "200ms", timeout = "150ms", rise = 1, fall = 1 }`, 1))
+	_, tr := startUnderTraffic(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "200ms", timeout = "150ms", rise = 1, fall = 1 }`, 1),
+		trafficSpec{Kind: trafficHTTP, Addr: listen, ExpectFailures: true})
+	tr.waitSince(0, 20, 20*time.Second).requireNoFailures(t, "traffic while both are up")
 	for _, n := range ns {
 		n.SetHealth(http.StatusServiceUnavailable)
 	}
 	eventually(t, 10*time.Second, "all down", func() bool {
 		return !serverUp(t, admin, ns[0].Addr()) && !serverUp(t, admin, ns[1].Addr())
 	})
+	// From now on every request is answered 503 by portico; before, each
+	// got 200 or 503: going down costs no error and no other status.
+	after := tr.waitSince(tr.mark(), 40, 20*time.Second)
+	if after.Statuses[http.StatusServiceUnavailable] != after.Requests {
+		t.Fatalf("traffic with every server down: %v, want only 503s", after)
+	}
+	if all := tr.stop(); all.Statuses[200]+all.Statuses[503] != all.Requests {
+		t.Fatalf("traffic: %v, want only 200s, then 503s", all)
+	}
 	code, _, hdr := get(t, client(listen, nil), "http://x/login")
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Fatalf("got %d Retry-After=%q, want 503 with Retry-After", code, hdr.Get("Retry-After"))
@@ -124,8 +133,9 @@ func TestHealthzFollowsMinHealthy(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a", "b", "c")
 	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
-	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
-		`{ interval = "200ms", timeout = "150ms", rise = 1, fall = 1 }`, 2))
+	_, tr := startUnderTraffic(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "200ms", timeout = "150ms", rise = 1, fall = 1 }`, 2),
+		trafficSpec{Kind: trafficTCP, Addr: tl})
 	healthz := func() int {
 		res, err := http.Get("http://" + admin + "/healthz")
 		if err != nil {
@@ -144,27 +154,28 @@ func TestHealthzFollowsMinHealthy(t *testing.T) {
 	}
 	ns[1].SetHealth(500)
 	eventually(t, 10*time.Second, "/healthz 503", func() bool { return healthz() == 503 })
+	// Below min_healthy, the one server up still takes all the traffic.
+	tr.requireNone(t, "a", "a and b down")
+	tr.requireNone(t, "b", "a and b down")
+	tr.stop().requireNoFailures(t, "tcp traffic")
 }
 
 // TestPassiveDetectionBeforeNextRound: with a long check interval, a node
-// that refuses connections is taken out by live traffic alone.
+// that refuses connections is taken out by live traffic alone, and no
+// request fails meanwhile.
 func TestPassiveDetectionBeforeNextRound(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a", "b")
 	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
-	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
-		`{ interval = "1h", timeout = "1s", rise = 2, fall = 2 }`, 1))
+	_, tr := startUnderTraffic(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "1h", timeout = "1s", rise = 2, fall = 2 }`, 1),
+		trafficSpec{Kind: trafficHTTP, Addr: listen})
 	waitFirstRound(t, admin)
+	tr.requireSome(t, "b", "before b closes")
 	ns[1].Close()
-	c := client(listen, nil)
-	for range 6 {
-		if code, node, _ := get(t, c, "http://x/login"); code != 200 || node != "a" {
-			t.Fatalf("got %d from %q", code, node)
-		}
-	}
-	if serverUp(t, admin, ns[1].Addr()) {
-		t.Fatal("b is still up after refusing connections; passive detection should have taken it out")
-	}
+	eventually(t, 10*time.Second, "live traffic taking b out", func() bool { return !serverUp(t, admin, ns[1].Addr()) })
+	tr.requireNone(t, "b", "b refusing")
+	tr.stop().requireNoFailures(t, "traffic")
 	// /status tells the story: b's last result is the passive failure, its
 	// transition is timed and listed; a's active check has a latency.
 	st := adminStatus(t, admin)
@@ -200,24 +211,19 @@ func TestPassiveFailuresWithoutChecksAreNotForever(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a", "b")
 	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
-	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns), `{ enabled = false }`, 1))
+	_, tr := startUnderTraffic(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns), `{ enabled = false }`, 1),
+		trafficSpec{Kind: trafficHTTP, Addr: listen})
+	tr.requireSome(t, "b", "before b closes")
 	bAddr := ns[1].Addr()
 	ns[1].Close()
-	c := client(listen, nil)
-	for range 6 {
-		if code, node, _ := get(t, c, "http://x/login"); code != 200 || node != "a" {
-			t.Fatalf("got %d from %q while b refuses", code, node)
-		}
-	}
+	tr.requireNone(t, "b", "b refusing")
 	b, err := standin.Start("b", bAddr)
 	if err != nil {
 		t.Fatalf("restarting b on %s: %v", bAddr, err)
 	}
 	t.Cleanup(func() { b.Close() })
-	eventually(t, 10*time.Second, "b serving again", func() bool {
-		_, node, _ := get(t, c, "http://x/login")
-		return node == "b"
-	})
+	tr.requireSome(t, "b", "b serving again")
+	tr.stop().requireNoFailures(t, "traffic")
 }
 
 // A POST with a body survives a refusing server: the dial failed, nothing
@@ -227,9 +233,11 @@ func TestRefusedServerCostsNoPOST(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a", "b")
 	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
-	startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
-		`{ interval = "1h", timeout = "1s", rise = 2, fall = 1000 }`, 1))
+	_, tr := startUnderTraffic(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns),
+		`{ interval = "1h", timeout = "1s", rise = 2, fall = 1000 }`, 1),
+		trafficSpec{Kind: trafficHTTP, Addr: listen})
 	waitFirstRound(t, admin)
+	tr.requireSome(t, "b", "before b closes")
 	ns[1].Close()
 	c := client(listen, nil)
 	body := strings.Repeat("x", 100_000)
@@ -245,6 +253,8 @@ func TestRefusedServerCostsNoPOST(t *testing.T) {
 				i, res.StatusCode, res.Header.Get("X-Node"), res.Header.Get("X-Seen-Body-Bytes"))
 		}
 	}
+	// GETs alongside went to a as well, none failed.
+	tr.stop().requireNoFailures(t, "traffic")
 	// Both refuse now: nothing is left to try, and nothing was "down" by
 	// the checks (fall 1000): 502.
 	ns[0].Close()

@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,8 +19,9 @@ import (
 )
 
 // TestReloadsLoseNoRequest: 8 clients send requests continuously through 10
-// SIGHUPs, each changing the server list; no request fails and traffic
-// follows each new list within 2 s.
+// SIGHUPs, each changing the server list; no request fails, every request
+// sent after the reload is logged goes to the new list, and every member of
+// it answers within 2 s.
 func TestReloadsLoseNoRequest(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a", "b", "c", "d")
@@ -30,73 +29,36 @@ func TestReloadsLoseNoRequest(t *testing.T) {
 	testCerts(t, dir, "login.example.com", "manage.example.com")
 	httpAddr, httpsAddr, admin := freeAddr(t), freeAddr(t), freeAddr(t)
 	lists := [][]*standin.Node{{ns[0], ns[1]}, {ns[2]}, {ns[1], ns[3]}, {ns[0], ns[2], ns[3]}, {ns[3]}}
-	p := startPortico(t, dir, coreConf(httpAddr, httpsAddr, admin, serverList(lists[0])))
-
-	var failed, ok atomic.Int64
-	var firstErr atomic.Value
-	var mu sync.Mutex
-	lastSeen := map[string]time.Time{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := client(httpAddr, nil)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := c.Get("http://app/login")
-				if err == nil {
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-				}
-				if err != nil || res.StatusCode != 200 {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprint(err, res))
-					continue
-				}
-				ok.Add(1)
-				mu.Lock()
-				lastSeen[res.Header.Get("X-Node")] = time.Now()
-				mu.Unlock()
-			}
-		}()
-	}
+	p, tr := startUnderTraffic(t, dir, coreConf(httpAddr, httpsAddr, admin, serverList(lists[0])),
+		trafficSpec{Kind: trafficHTTP, Addr: httpAddr, Host: "app", Workers: 8, Pace: time.Millisecond})
 	for i := 1; i <= 10; i++ {
 		list := lists[i%len(lists)]
 		p.reload(coreConf(httpAddr, httpsAddr, admin, serverList(list)), fmt.Sprintf(`"generation":%d`, i+1))
-		applied := time.Now()
+		// Requests sent before may still be on their way to a removed
+		// node; the ones sent after must not be.
+		applied := tr.mark()
 		want := map[string]bool{}
 		for _, n := range list {
 			want[n.Name] = true
 		}
-		// Within 2 s only the new list answers, and every member of it does.
 		eventually(t, 2*time.Second, fmt.Sprintf("traffic to follow list %d", i), func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			for name, at := range lastSeen {
-				if !want[name] && at.After(applied.Add(500*time.Millisecond)) {
-					t.Fatalf("node %s answered after the reload that removed it", name)
+			st := tr.since(applied)
+			for name := range st.PerNode {
+				if !want[name] {
+					t.Fatalf("node %q answered a request sent after the reload that removed it: %v", name, st)
 				}
 			}
 			for name := range want {
-				if !lastSeen[name].After(applied) {
+				if st.PerNode[name] == 0 {
 					return false
 				}
 			}
 			return true
 		})
 	}
-	close(stop)
-	wg.Wait()
-	if f := failed.Load(); f != 0 {
-		t.Fatalf("%d of %d requests failed across reloads; first: %v", f, f+ok.Load(), firstErr.Load())
-	}
-	t.Logf("%d requests across 10 reloads, none failed", ok.Load())
+	st := tr.stop()
+	st.requireNoFailures(t, "traffic across reloads")
+	t.Logf("%d requests across 10 reloads, none failed", st.Requests)
 }
 
 // TestWebsocketSurvivesReloads: an open wss connection echoes before,
@@ -107,7 +69,8 @@ func TestWebsocketSurvivesReloads(t *testing.T) {
 	dir := t.TempDir()
 	ca := testCerts(t, dir, "login.example.com", "manage.example.com")
 	httpAddr, httpsAddr, admin := freeAddr(t), freeAddr(t), freeAddr(t)
-	p := startPortico(t, dir, coreConf(httpAddr, httpsAddr, admin, serverList(ns)))
+	p, tr := startUnderTraffic(t, dir, coreConf(httpAddr, httpsAddr, admin, serverList(ns)),
+		trafficSpec{Kind: trafficH2, Addr: httpsAddr, CA: ca})
 	d := websocket.Dialer{
 		NetDial:         func(network, _ string) (net.Conn, error) { return net.Dial(network, httpsAddr) },
 		TLSClientConfig: &tls.Config{RootCAs: ca.Pool()},
@@ -141,6 +104,7 @@ func TestWebsocketSurvivesReloads(t *testing.T) {
 		p.waitLog(fmt.Sprintf(`"generation":%d`, i+1), 10*time.Second)
 		echo(fmt.Sprintf("after %d", i))
 	}
+	tr.stop().requireNoFailures(t, "h2 traffic across reloads")
 }
 
 // TestCertificateRotation: after SIGHUP new handshakes get the new
@@ -152,7 +116,7 @@ func TestCertificateRotation(t *testing.T) {
 	ca := testCerts(t, dir, "login.example.com", "manage.example.com")
 	httpAddr, httpsAddr, admin := freeAddr(t), freeAddr(t), freeAddr(t)
 	conf := coreConf(httpAddr, httpsAddr, admin, serverList(ns))
-	p := startPortico(t, dir, conf)
+	p, tr := startUnderTraffic(t, dir, conf, trafficSpec{Kind: trafficHTTPS, Addr: httpsAddr, CA: ca})
 	serial := func(c *tls.Conn) string { return c.ConnectionState().PeerCertificates[0].SerialNumber.String() }
 	tc := &tls.Config{RootCAs: ca.Pool(), ServerName: "login.example.com"}
 	old, err := tls.Dial("tcp", httpsAddr, tc)
@@ -177,6 +141,7 @@ func TestCertificateRotation(t *testing.T) {
 	if code, _ := httpOver(t, old, "login.example.com", "/login"); code != 200 {
 		t.Fatalf("the connection opened before the rotation answered %d", code)
 	}
+	tr.stop().requireNoFailures(t, "https traffic across the rotation")
 }
 
 // TestBrokenReloadKeepsServing: each broken config on SIGHUP is logged with
@@ -188,7 +153,7 @@ func TestBrokenReloadKeepsServing(t *testing.T) {
 	testCerts(t, dir, "login.example.com", "manage.example.com")
 	httpAddr, httpsAddr, admin := freeAddr(t), freeAddr(t), freeAddr(t)
 	good := coreConf(httpAddr, httpsAddr, admin, serverList(ns))
-	p := startPortico(t, dir, good)
+	p, tr := startUnderTraffic(t, dir, good, trafficSpec{Kind: trafficHTTP, Addr: httpAddr, Host: "app"})
 	c := client(httpAddr, nil)
 	for i, tc := range []struct{ name, conf, want string }{
 		{"syntax", good + "\n[[listener]\n", "line"},
@@ -215,6 +180,7 @@ func TestBrokenReloadKeepsServing(t *testing.T) {
 			t.Errorf("%s: /status last_reload.error %q: want the logged error, with file and line", tc.name, e)
 		}
 	}
+	tr.stop().requireNoFailures(t, "traffic across broken reloads")
 }
 
 func scrape(t testing.TB, admin string) string {
@@ -238,30 +204,25 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestHealthSurvivesReload: a node marked down stays down across a reload
-// (no resurrection), a live one stays up, and a server added by the reload
-// is probed at once, long before the next interval.
+// TestHealthSurvivesReload: under traffic, a node marked down stays down
+// across a reload (no resurrection: not one request reaches it), a live
+// one stays up, and a server added by the reload is probed at once, long
+// before the next interval.
 func TestHealthSurvivesReload(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a", "b", "c")
 	listen, tl, admin := freeAddr(t), freeAddr(t), freeAddr(t)
 	health := `{ interval = "1h", timeout = "1s", rise = 2, fall = 1 }`
-	p := startPortico(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns[:2]), health, 1))
+	p, tr := startUnderTraffic(t, t.TempDir(), healthConf(listen, tl, admin, serverList(ns[:2]), health, 1),
+		trafficSpec{Kind: trafficHTTP, Addr: listen})
 	waitFirstRound(t, admin)
 	// b dies; live traffic marks it down (fall 1), then it comes back
 	// healthy on the same address. With a 1h interval only a probe after a
 	// reload could see it, and rise 2 needs two passes.
+	tr.requireSome(t, "b", "before b dies")
 	bAddr := ns[1].Addr()
 	ns[1].Close()
-	c := client(listen, nil)
-	for range 4 {
-		if code, _, _ := get(t, c, "http://x/login"); code != 200 {
-			t.Fatalf("status %d", code)
-		}
-	}
-	if serverUp(t, admin, bAddr) {
-		t.Fatal("b should be down after refusing connections")
-	}
+	eventually(t, 10*time.Second, "live traffic taking b out", func() bool { return !serverUp(t, admin, bAddr) })
 	b2, err := standin.Start("b", bAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -282,13 +243,18 @@ func TestHealthSurvivesReload(t *testing.T) {
 	if !serverUp(t, admin, ns[0].Addr()) {
 		t.Fatal("the reload took a down")
 	}
+	tr.requireNone(t, "b", "after the reload")
+	tr.requireSome(t, "c", "after the reload added c")
+	tr.stop().requireNoFailures(t, "traffic")
 }
 
 // TestSigtermLetsRequestFinish: SIGTERM during a 2 s request lets it
-// complete, then portico exits 0.
+// complete, then portico exits 0. Steady traffic runs meanwhile: each of
+// its requests is answered or refused at the door, none cut off.
 func TestSigtermLetsRequestFinish(t *testing.T) {
 	t.Parallel()
 	cs, ns := startCore(t, "a")
+	tr := startTraffic(t, trafficSpec{Kind: trafficHTTP, Addr: cs.httpAddr, Host: "app", ExpectFailures: true})
 	type result struct {
 		code int
 		err  error
@@ -304,7 +270,7 @@ func TestSigtermLetsRequestFinish(t *testing.T) {
 		res.Body.Close()
 		done <- result{res.StatusCode, nil}
 	}()
-	eventually(t, 5*time.Second, "request reached the node", func() bool { return len(ns[0].Requests()) > 0 })
+	eventually(t, 5*time.Second, "request reached the node", func() bool { return reached(ns[0], "delay=2s") })
 	// An open websocket, too: it is told the server is going away.
 	d := websocket.Dialer{NetDial: func(network, _ string) (net.Conn, error) { return net.Dial(network, cs.httpAddr) }}
 	ws, _, err := d.Dial("ws://app/ws", nil)
@@ -312,6 +278,8 @@ func TestSigtermLetsRequestFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
+	tr.waitSince(0, 20, 20*time.Second)
+	sent := tr.mark()
 	cs.p.signal(syscall.SIGTERM)
 	r := <-done
 	if r.err != nil || r.code != 200 {
@@ -331,19 +299,29 @@ func TestSigtermLetsRequestFinish(t *testing.T) {
 	if cs.p.err != nil {
 		t.Fatalf("exit: %v", cs.p.err)
 	}
+	st := tr.stop()
+	st.requireOnlyRefused(t, "traffic through the shutdown")
+	if ok := tr.window(0, sent).Statuses[200]; ok < 20 {
+		t.Fatalf("only %d requests answered before SIGTERM: %v", ok, st)
+	}
 }
 
 // TestSecondSignalExitsAtOnce: a second SIGTERM during a long graceful
-// shutdown ends the process at once.
+// shutdown ends the process at once, with steady traffic still knocking.
+// Requests in flight when it exits are cut off, as asked; none gets an
+// error status.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Parallel()
 	cs, ns := startCore(t, "a")
+	tr := startTraffic(t, trafficSpec{Kind: trafficHTTP, Addr: cs.httpAddr, Host: "app", ExpectFailures: true})
 	go func() {
 		if res, err := cs.plain.Get("http://app/login?delay=50s"); err == nil {
 			res.Body.Close()
 		}
 	}()
-	eventually(t, 5*time.Second, "request reached the node", func() bool { return len(ns[0].Requests()) > 0 })
+	eventually(t, 5*time.Second, "request reached the node", func() bool { return reached(ns[0], "delay=50s") })
+	tr.waitSince(0, 20, 20*time.Second)
+	sent := tr.mark()
 	cs.p.signal(syscall.SIGTERM)
 	cs.p.waitLog("shutting down", 10*time.Second)
 	cs.p.signal(syscall.SIGHUP) // ignored while shutting down
@@ -356,4 +334,22 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if !strings.Contains(cs.p.Logs(), "second signal: exiting at once") {
 		t.Error("the early exit was not logged")
 	}
+	st := tr.stop()
+	if st.Statuses[0]+st.Statuses[200] != st.Requests {
+		t.Fatalf("traffic through the shutdown: %v, want only answers 200 and connections refused or cut", st)
+	}
+	if ok := tr.window(0, sent).Statuses[200]; ok < 20 {
+		t.Fatalf("only %d requests answered before SIGTERM: %v", ok, st)
+	}
+}
+
+// reached reports whether n got a request whose URI contains s (among the
+// steady traffic's).
+func reached(n *standin.Node, s string) bool {
+	for _, r := range n.Requests() {
+		if strings.Contains(r.RequestURI, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -151,8 +151,10 @@ func TestProxyProtocolToNginxAndHAProxyNodes(t *testing.T) {
 					want = "haproxy src=127.0.0.2"
 				}
 				listen, admin := freeAddr(t), freeAddr(t)
-				startPortico(t, t.TempDir(), tcpConf(listen, admin, fmt.Sprintf("[%q]", node), version, ""))
-				// Health checks carry a PROXY header too, so the node stays up.
+				_, tr := startUnderTraffic(t, t.TempDir(), tcpConf(listen, admin, fmt.Sprintf("[%q]", node), version, ""),
+					trafficSpec{Kind: trafficTCP, Addr: listen, Path: "/"})
+				// Health checks carry a PROXY header too, so the node stays
+				// up, with live traffic through it meanwhile.
 				waitHealthyChecks(t, admin)
 				for range 3 {
 					c := dialFrom(t, "127.0.0.2", listen)
@@ -163,7 +165,9 @@ func TestProxyProtocolToNginxAndHAProxyNodes(t *testing.T) {
 					}
 				}
 				// Still up after more check rounds.
+				tr.waitSince(tr.mark(), 20, 20*time.Second)
 				waitHealthyChecks(t, admin)
+				tr.stop().requireNoFailures(t, "tcp traffic")
 			})
 		}
 	}
@@ -593,6 +597,9 @@ send_proxy_protocol = "v2"
 health = { interval = "200ms", rise = 1, fall = 1 }
 `, admin, listen, node))
 	startNginxStream(t, front, listen)
+	// Live traffic through nginx's stream module (PROXY v1 to portico)
+	// while the checks run.
+	tr := startTraffic(t, trafficSpec{Kind: trafficTCP, Addr: front, Path: "/"})
 	waitHealthyChecks(t, admin)
 	for range 3 {
 		c := dialFrom(t, "127.0.0.3", front)
@@ -611,4 +618,6 @@ health = { interval = "200ms", rise = 1, fall = 1 }
 	if n, err := forged.Read(make([]byte, 64)); err == nil || n > 0 {
 		t.Fatalf("a forged header from an untrusted source got %d bytes back (%v)", n, err)
 	}
+	tr.waitSince(0, 20, 20*time.Second)
+	tr.stop().requireNoFailures(t, "tcp traffic through nginx")
 }

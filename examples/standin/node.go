@@ -4,7 +4,8 @@
 //
 // A Node answers:
 //
-//	GET /testall     200 "OK" (or the status set with SetHealth)
+//	GET /testall     200 "OK" (or the status set with SetHealth), after the delay
+//	                 set with SetHealthDelay (a node whose check hangs)
 //	/ws              websocket echo
 //	anything else    200, body "node NAME\n", headers X-Node and X-Seen-* echoing (X-Seen-Body-Bytes: the body length read)
 //	                 what the node received (path, Host, X-Forwarded-*)
@@ -42,9 +43,11 @@ type Node struct {
 	srv  *http.Server
 	done chan struct{}
 
-	health atomic.Int32 // status for /testall
-	checks atomic.Int64 // /testall requests served
-	failed atomic.Int64 // of which answered with another status than 200
+	health      atomic.Int32 // status for /testall
+	healthDelay atomic.Int64 // time.Duration /testall waits before answering
+	checks      atomic.Int64 // /testall requests served
+	failed      atomic.Int64 // of which answered with another status than 200
+	passed      atomic.Int64 // of which answered 200
 
 	mu   sync.Mutex
 	reqs []Request
@@ -77,12 +80,22 @@ func (n *Node) Addr() string { return n.ln.Addr().String() }
 // SetHealth sets the status /testall answers with.
 func (n *Node) SetHealth(code int) { n.health.Store(int32(code)) }
 
+// SetHealthDelay makes /testall wait d before answering (0: answer at
+// once), so a check can hang past the prober's timeout. The wait ends early
+// when the prober gives up (the request's context), and the check then
+// counts as neither passed nor failed: nobody read its answer.
+func (n *Node) SetHealthDelay(d time.Duration) { n.healthDelay.Store(int64(d)) }
+
 // Checks is the number of /testall requests served so far.
 func (n *Node) Checks() int64 { return n.checks.Load() }
 
 // FailedChecks is the number of /testall requests answered with another
 // status than 200 so far. Each is counted before its answer is written.
 func (n *Node) FailedChecks() int64 { return n.failed.Load() }
+
+// PassedChecks is the number of /testall requests answered 200 so far.
+// Each is counted before its answer is written.
+func (n *Node) PassedChecks() int64 { return n.passed.Load() }
 
 // Requests returns a copy of the requests recorded so far (not /testall).
 func (n *Node) Requests() []Request {
@@ -107,9 +120,20 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/testall" {
 		n.checks.Add(1)
+		if d := time.Duration(n.healthDelay.Load()); d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		code := int(n.health.Load())
 		if code != http.StatusOK {
 			n.failed.Add(1)
+		} else {
+			n.passed.Add(1)
 		}
 		w.WriteHeader(code)
 		if code == http.StatusOK {
