@@ -361,7 +361,7 @@ func (b *h2Body) receive(data []byte, n int64, end bool) error {
 	if b.err != nil || b.closed {
 		drop = n
 	} else {
-		b.buf = append(b.buf, data...)
+		b.put(data)
 		if end {
 			b.err = io.EOF
 		}
@@ -372,6 +372,23 @@ func (b *h2Body) receive(data []byte, n int64, end bool) error {
 		b.consumed(drop)
 	}
 	return nil
+}
+
+// put appends data to the unread bytes. Flow control keeps those within
+// one stream window; the buffer never grows past that, and the bytes
+// already read make room (they are dropped, not kept until the handler
+// catches up, which it never does while a node reads behind a client).
+func (b *h2Body) put(data []byte) {
+	if len(b.buf)+len(data) > cap(b.buf) && b.off > 0 {
+		b.buf = b.buf[:copy(b.buf, b.buf[b.off:])]
+		b.off = 0
+	}
+	if need := len(b.buf) + len(data); need > cap(b.buf) {
+		grown := make([]byte, len(b.buf), min(max(need, 2*cap(b.buf), 16<<10), max(need, h2StreamWindow)))
+		copy(grown, b.buf)
+		b.buf = grown
+	}
+	b.buf = append(b.buf, data...)
 }
 
 // trailers ends the body with the client's trailer fields. As in
