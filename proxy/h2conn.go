@@ -51,9 +51,11 @@ type h2Config struct {
 	handler http.Handler
 	// fast, when set, serves a stream itself and reports true, or
 	// leaves it to handler
-	fast           func(*h2Stream) bool
-	readHeader     time.Duration // for the preface and the first SETTINGS
-	idle           time.Duration // with no stream open
+	fast       func(*h2Stream) bool
+	readHeader time.Duration // for the preface and the first SETTINGS
+	idle       time.Duration // with no stream open
+	// stall, when set, is the stream timeout (else derived from idle)
+	stall          time.Duration
 	maxHeaderBytes int
 	log            *slog.Logger
 }
@@ -109,6 +111,10 @@ type h2Conn struct {
 	resetOrder []uint32
 	idleTimer  *time.Timer
 	handlers   sync.WaitGroup
+	// the stall check (h2stall.go): its timer runs while streams are open
+	stallTimeout time.Duration
+	watchTimer   *time.Timer
+	watching     bool
 }
 
 // h2Conns tracks a frontend's HTTP/2 connections for a graceful stop.
@@ -189,6 +195,11 @@ func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns)
 	c.wtimeout = 2 * time.Minute
 	if cfg.idle > 0 {
 		c.wtimeout = max(cfg.idle, 10*time.Second)
+	}
+	// A stream waiting on its client gets as long as a write does.
+	c.stallTimeout = c.wtimeout
+	if cfg.stall > 0 {
+		c.stallTimeout = cfg.stall
 	}
 	c.cond.L = &c.mu
 	c.bw = bufio.NewWriterSize(tc, h2ChunkSize+1024)
@@ -356,6 +367,9 @@ func (c *h2Conn) close() {
 	c.queue = nil
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
+	}
+	if c.watchTimer != nil {
+		c.watchTimer.Stop()
 	}
 	c.cond.Broadcast()
 	c.mu.Unlock()

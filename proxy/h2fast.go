@@ -183,25 +183,14 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	if head || body < 0 {
 		body = 0
 	}
-	if int64(nc.br.Buffered()) < body {
-		// The lines point into the node's read buffer, which the body
-		// is about to refill: they are copied.
-		n := 0
-		for _, l := range rh.lines {
-			n += len(l)
-		}
-		own := make([]byte, 0, n)
-		lines := make([][]byte, len(rh.lines))
-		for i, l := range rh.lines {
-			own = append(own, l...)
-			lines[i] = own[len(own)-len(l):]
-		}
-		w.lines = lines
+	if body <= h2SmallAnswer {
+		return w.relayOwned(t, nc, rh, int(body))
 	}
+	// The lines point into the node's read buffer, which the body is
+	// about to refill: they are copied.
+	w.lines, _ = ownLines(rh.lines, 0)
 	out, err := copyN(w, nc.br, body)
 	if err == nil {
-		// the whole answer, before the node connection (and the buffer
-		// the lines point into) goes back to the pool
 		err = w.finish()
 	}
 	w.lines = nil
@@ -214,6 +203,57 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 		w.abort = true
 	}
 	return rh.code, out
+}
+
+// h2SmallAnswer is the largest body the fast path reads whole before
+// answering: the node connection then goes back to the pool at once,
+// whatever the client's windows and reading pace (no more memory than
+// the node connection's own read buffer, which it frees).
+const h2SmallAnswer = nodeBufSize
+
+// relayOwned reads a small answer's body, releases the node connection,
+// then answers the client from a copy.
+func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *respHead, body int) (int, int64) {
+	lines, own := ownLines(rh.lines, body)
+	_, err := io.ReadFull(nc.br, own)
+	if err == nil && !rh.close {
+		t.put(nc)
+	} else {
+		nc.c.Close()
+	}
+	if err != nil {
+		w.abort = true
+		return rh.code, 0
+	}
+	w.lines = lines
+	if len(own) > 0 {
+		_, err = w.Write(own)
+	}
+	if err == nil {
+		err = w.finish()
+	}
+	w.lines = nil
+	if err != nil {
+		w.abort = true
+		return rh.code, 0
+	}
+	return rh.code, int64(len(own))
+}
+
+// ownLines copies a node's field lines out of its read buffer, into one
+// allocation with room for extra body bytes after them.
+func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
+	n := 0
+	for _, l := range src {
+		n += len(l)
+	}
+	own := make([]byte, 0, n+extra)
+	lines = make([][]byte, len(src))
+	for i, l := range src {
+		own = append(own, l...)
+		lines[i] = own[len(own)-len(l) : len(own) : len(own)]
+	}
+	return lines, own[len(own) : len(own)+extra]
 }
 
 // relay relays an answer http.ReadResponse read, as ReverseProxy does:

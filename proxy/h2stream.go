@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -31,9 +32,10 @@ type h2Stream struct {
 
 	// guarded by c.mu
 	sendWin    int64
-	remoteDone bool  // the client ended its side (END_STREAM)
-	ended      bool  // closed from the client's view
-	err        error // why it ended, for a handler still writing
+	winWait    time.Time // since when the answer waits for a send window
+	remoteDone bool      // the client ended its side (END_STREAM)
+	ended      bool      // closed from the client's view
+	err        error     // why it ended, for a handler still writing
 }
 
 // processHeaders opens a stream, or takes a request's trailers.
@@ -111,6 +113,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
 	}
+	c.watchLocked()
 	c.handlers.Add(1)
 	if c.running < h2MaxStreams {
 		c.running++
@@ -328,11 +331,14 @@ type h2Body struct {
 	trailer  http.Header // the request's: the declared names
 	got1     http.Header // the trailers received, until the handler reads EOF
 	expect   bool        // 100-continue is owed at the first read
+	readers  int         // Reads waiting for bytes
+	progress time.Time   // the last byte in or out, or a Read's start of waiting
 }
 
 func (b *h2Body) init(st *h2Stream, declared int64, trailer http.Header, expect bool) {
 	b.st, b.declared, b.trailer, b.expect = st, declared, trailer, expect
 	b.recvWin = h2StreamWindow
+	b.progress = time.Now()
 	b.cond.L = &b.mu
 }
 
@@ -362,6 +368,9 @@ func (b *h2Body) receive(data []byte, n int64, end bool) error {
 		drop = n
 	} else {
 		b.put(data)
+		if len(data) > 0 {
+			b.progress = time.Now()
+		}
 		if end {
 			b.err = io.EOF
 		}
@@ -439,7 +448,12 @@ func (b *h2Body) Read(p []byte) (int, error) {
 			b.mu.Lock()
 			continue
 		}
+		if b.readers == 0 {
+			b.progress = time.Now()
+		}
+		b.readers++
 		b.cond.Wait()
+		b.readers--
 	}
 	if b.closed {
 		b.mu.Unlock()
@@ -458,6 +472,7 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	}
 	n := copy(p, b.buf[b.off:])
 	b.off += n
+	b.progress = time.Now()
 	if b.off == len(b.buf) {
 		b.buf, b.off = b.buf[:0], 0
 	}

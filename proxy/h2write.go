@@ -407,6 +407,8 @@ func (c *h2Conn) reserve(st *h2Stream, want int) (int, error) {
 func (c *h2Conn) waitWindow(st *h2Stream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	st.winWait = time.Now()
+	defer func() { st.winWait = time.Time{} }()
 	for c.sendWin <= 0 || st.sendWin <= 0 {
 		if st.ended {
 			return st.err

@@ -1,0 +1,155 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2tNode is a node for the HTTP/2 fast path's tests: it counts its
+// connections, and answers each request with answer's result, or holds
+// it until the test releases it or portico closes the connection.
+type h2tNode struct {
+	ln      net.Listener
+	conns   atomic.Int32
+	answer  func(r *http.Request) string
+	held    chan *http.Request // requests for /hold, as they arrive
+	gone    chan *http.Request // held requests whose connection portico closed
+	release chan struct{}
+	wg      sync.WaitGroup
+}
+
+func startH2tNode(t *testing.T, answer func(r *http.Request) string) *h2tNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &h2tNode{ln: ln, answer: answer, held: make(chan *http.Request, 16), gone: make(chan *http.Request, 16),
+		release: make(chan struct{})}
+	var mu sync.Mutex
+	var open []net.Conn
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.conns.Add(1)
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		close(n.release)
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		n.wg.Wait()
+	})
+	return n
+}
+
+func (n *h2tNode) addr() string { return n.ln.Addr().String() }
+
+func (n *h2tNode) serve(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if r.URL.Path == "/hold" {
+			n.held <- r
+			closed := make(chan struct{})
+			go func() {
+				io.Copy(io.Discard, br) // ends when portico closes the connection
+				close(closed)
+			}()
+			select {
+			case <-closed:
+				n.gone <- r
+				return
+			case <-n.release:
+				return
+			}
+		}
+		if _, err := io.WriteString(c, n.answer(r)); err != nil {
+			return
+		}
+	}
+}
+
+// h2tTLSDial is h2tDial over TLS with ALPN h2, as portico's listeners
+// take HTTP/2.
+func h2tTLSDial(t *testing.T, addr string, settings ...http2.Setting) *h2tClient {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	cl := &h2tClient{t: t, c: c, fr: http2.NewFramer(c, c)}
+	cl.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	cl.enc = hpack.NewEncoder(&cl.hbuf)
+	io.WriteString(c, http2.ClientPreface)
+	cl.fr.WriteSettings(settings...)
+	return cl
+}
+
+// A small answer the client cannot take yet (a zero window) no longer
+// needs its node connection: the next stream's request goes over the
+// same one.
+func TestH2FastSmallAnswerReleasesNodeConn(t *testing.T) {
+	t.Parallel()
+	node := startH2tNode(t, func(r *http.Request) string {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall"
+	})
+	addr, s := startH2DiffServer(t, node.addr(), Options{}, false)
+	cl := h2tTLSDial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	for _, id := range []uint32{1, 3} {
+		cl.headers(id, true, ":method", "GET", ":scheme", "https", ":authority", "diff.test", ":path", "/a")
+		// HEADERS leave without a window; the body waits for one
+		for {
+			f, err := cl.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == id {
+				break
+			}
+		}
+	}
+	if s.h2FastServed.Load() != 2 {
+		t.Fatalf("%d streams on the fast path", s.h2FastServed.Load())
+	}
+	if n := node.conns.Load(); n != 1 {
+		t.Fatalf("%d node connections for two small answers, one at a time", n)
+	}
+	cl.fr.WriteWindowUpdate(1, 100)
+	if r := cl.response(1); string(r.body) != "small" {
+		t.Fatalf("%+v", r)
+	}
+}
