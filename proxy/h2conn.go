@@ -266,6 +266,7 @@ func (c *h2Conn) serve() {
 		var se http2.StreamError
 		switch {
 		case err == nil:
+			c.flushWindow()
 		case errors.As(err, &se):
 			c.resetStream(se.StreamID, se.Code)
 		case errors.Is(err, http2.ErrFrameTooLarge):

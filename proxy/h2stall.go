@@ -79,6 +79,7 @@ func (c *h2Conn) watch() {
 		c.fr.WriteRSTStream(id, http2.ErrCodeCancel)
 	}
 	c.unlockWrite()
+	c.flushWindow()
 }
 
 // stalledSinceLocked reports since when the stream waits on its client

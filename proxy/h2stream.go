@@ -190,6 +190,7 @@ func (st *h2Stream) serve() {
 		c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
 		c.unlockWrite()
 	}
+	c.flushWindow()
 }
 
 var errStreamDone = errors.New("http2: stream done")
@@ -512,27 +513,37 @@ func (b *h2Body) fail(err error) int64 {
 }
 
 // consumed returns n bytes to the connection and stream windows, in
-// updates of at least a quarter window.
+// updates of at least a quarter window, each credited as it is written.
 func (b *h2Body) consumed(n int64) {
 	c := b.st.c
 	c.returnConn(n)
 	b.mu.Lock()
 	b.unacked += n
-	var inc int64
-	if b.unacked >= h2StreamWindow/4 && b.err == nil && !b.closed {
-		inc, b.unacked = b.unacked, 0
-		b.recvWin += inc
-	}
+	due := b.unacked >= h2StreamWindow/4 && b.err == nil && !b.closed
 	b.mu.Unlock()
-	if inc > 0 {
-		c.lockWrite()
-		c.fr.WriteWindowUpdate(b.st.id, uint32(inc))
-		c.unlockWrite()
+	if !due {
+		return
 	}
+	c.lockWrite()
+	b.mu.Lock()
+	inc := b.unacked
+	if inc < h2StreamWindow/4 || b.err != nil || b.closed {
+		b.mu.Unlock()
+		c.unlockWrite()
+		return
+	}
+	b.unacked = 0
+	b.recvWin += inc
+	b.mu.Unlock()
+	c.fr.WriteWindowUpdate(b.st.id, uint32(inc))
+	c.unlockWrite()
 }
 
+// returnConn notes n consumed bytes and writes the connection's window
+// update when one is due.
 func (c *h2Conn) returnConn(n int64) {
 	c.mu.Lock()
 	c.returnConnLocked(n)
 	c.mu.Unlock()
+	c.flushWindow()
 }
