@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -27,6 +28,30 @@ import (
 type h2Fast struct {
 	nodeCall
 	rs reqState
+	// unwatch ends the tie between the node connection in use and the
+	// stream (bindNode)
+	unwatch func() bool
+}
+
+// bindNode ties a node connection to the stream: when the stream ends
+// before the exchange does (the client reset it, portico reset it after
+// a stream error or a stall, the connection closed), the node
+// connection is closed, which ends the node's work on it at once.
+func (fp *h2Fast) bindNode(nc *nodeConn) {
+	fp.release()
+	fp.unwatch = context.AfterFunc(fp.ctx, func() { nc.c.Close() })
+}
+
+// release unties the node connection from the stream before it goes
+// back to the pool; false when the stream ended first and the
+// connection was closed for it.
+func (fp *h2Fast) release() bool {
+	if fp.unwatch == nil {
+		return true
+	}
+	ok := fp.unwatch()
+	fp.unwatch = nil
+	return ok
 }
 
 // serveH2Fast serves st and reports true, or reports false having done
@@ -76,8 +101,11 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	rs.tried = rs.triedBuf[:0]
 	fp.srv = s.srv
 	fp.info = st.w.relayInformational
+	fp.ctx = r.Context()
+	fp.bind = fp.bindNode
 	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer)
 	status, out := s.h2Exchange(fp, &st.w, head)
+	fp.release()
 	s.srv.observe(lr, rs, reqLine{method: r.Method, host: r.Host, path: canonical, proto: r.Proto},
 		status, 0, out, time.Since(start))
 	return true
@@ -194,7 +222,7 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 		err = w.finish()
 	}
 	w.lines = nil
-	if err == nil && !rh.close {
+	if w.st.fast.release() && err == nil && !rh.close {
 		t.put(nc)
 	} else {
 		nc.c.Close()
@@ -216,7 +244,7 @@ const h2SmallAnswer = nodeBufSize
 func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *respHead, body int) (int, int64) {
 	lines, own := ownLines(rh.lines, body)
 	_, err := io.ReadFull(nc.br, own)
-	if err == nil && !rh.close {
+	if w.st.fast.release() && err == nil && !rh.close {
 		t.put(nc)
 	} else {
 		nc.c.Close()
@@ -300,7 +328,7 @@ func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.
 			break
 		}
 	}
-	if err == nil && !res.Close {
+	if w.st.fast.release() && err == nil && !res.Close {
 		res.Body.Close() // at EOF: reads nothing, and fills res.Trailer
 		t.put(nc)
 	} else {

@@ -153,3 +153,41 @@ func TestH2FastSmallAnswerReleasesNodeConn(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// A stream that ends while its node works on it takes the node's work
+// with it: the client's RST_STREAM, a reset portico sends after a
+// stream error of the client's (MadeYouReset, CVE-2025-8671), and a
+// closed connection each close the node connection at once.
+func TestH2FastResetCancelsNodeRequest(t *testing.T) {
+	t.Parallel()
+	node := startH2tNode(t, func(r *http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" })
+	addr, _ := startH2DiffServer(t, node.addr(), Options{}, false)
+	hold := func(cl *h2tClient, id uint32) {
+		t.Helper()
+		cl.headers(id, true, ":method", "GET", ":scheme", "https", ":authority", "diff.test", ":path", "/hold")
+		select {
+		case <-node.held:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request did not reach the node")
+		}
+	}
+	for name, end := range map[string]func(cl *h2tClient, id uint32){
+		"client reset": func(cl *h2tClient, id uint32) { cl.fr.WriteRSTStream(id, http2.ErrCodeCancel) },
+		"portico reset": func(cl *h2tClient, id uint32) {
+			cl.fr.WriteWindowUpdate(id, 1<<31-1) // past the largest window: a stream error
+		},
+		"connection closed": func(cl *h2tClient, id uint32) { cl.c.Close() },
+	} {
+		cl := h2tTLSDial(t, addr)
+		hold(cl, 1)
+		end(cl, 1)
+		// The node never answers: without the stream's end, portico
+		// would close the node connection at the pool's
+		// response_timeout (1s), not before half of it.
+		select {
+		case <-node.gone:
+		case <-time.After(500 * time.Millisecond):
+			t.Fatalf("%s: the node connection stays open", name)
+		}
+	}
+}
