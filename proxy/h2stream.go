@@ -263,6 +263,9 @@ func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHead
 	if connect {
 		u, uri = &url.URL{Host: authority}, authority
 	} else {
+		if !validH2Path(path) {
+			return nil, errors.New("bad :path: a character a request target may not hold")
+		}
 		var err error
 		if u, err = url.ParseRequestURI(path); err != nil {
 			return nil, fmt.Errorf("bad :path: %w", err)
@@ -285,6 +288,23 @@ func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHead
 		r.Body = &st.body
 	}
 	return r.WithContext(ctx), nil
+}
+
+// validH2Path: every byte of :path is one RFC 3986 allows in a request
+// target (RFC 9113, 8.3.1): no space, control, non-ASCII byte, fragment
+// or delimiter such as '<' or '"'. It is written into the node's request
+// line, where a space would end the target and start another.
+func validH2Path(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~%!$&'()*+,;=:@/?", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalName is http.CanonicalHeaderKey, remembered per connection
