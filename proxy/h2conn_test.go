@@ -243,7 +243,7 @@ func TestH2ProtocolErrors(t *testing.T) {
 	if r := cl.response(1); r.rst == nil || r.rst.ErrCode != http2.ErrCodeProtocol {
 		t.Fatalf("malformed request: %+v", r)
 	}
-	cl.headers(3, true, ":method", "GET", ":scheme", "https", ":path", "/", "connection", "close")
+	cl.headers(3, true, ":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/", "connection", "close")
 	if r := cl.response(3); r.status != "400" {
 		t.Fatalf("connection-specific field: %+v", r)
 	}

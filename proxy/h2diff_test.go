@@ -370,7 +370,12 @@ var h2Cases = []h2Case{
 	{name: "authority and same host", fields: h2Get("host", "example.com")},
 	{name: "authority and other host", fields: h2Get("host", "other.example")},
 	{name: "two hosts", fields: h2Fields(":method", "GET", ":scheme", "http", ":path", "/", "host", "a.example", "host", "b.example")},
-	{name: "no authority no host", fields: h2Fields(":method", "GET", ":scheme", "http", ":path", "/")},
+	{name: "no authority no host", fields: h2Fields(":method", "GET", ":scheme", "http", ":path", "/"),
+		differs: "net/http takes it with an empty Host; serveH2: malformed", ours: "reset PROTOCOL_ERROR"},
+	{name: "empty authority no host", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "", ":path", "/"),
+		differs: "net/http takes it with an empty Host; serveH2: malformed", ours: "reset PROTOCOL_ERROR"},
+	{name: "empty authority empty host", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "", ":path", "/", "host", ""),
+		differs: "net/http takes it with an empty Host; serveH2: malformed", ours: "reset PROTOCOL_ERROR"},
 	{name: "userinfo", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "u:p@example.com", ":path", "/")},
 	{name: "bad authority", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "exa mple.com/x", ":path", "/")},
 	{name: "authority with port", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "[::1]:8080", ":path", "/")},
@@ -564,6 +569,8 @@ func h2KnownDiff(rq h2Req) bool {
 		return true // answered unread (400): the answer races the body's errors
 	case p != "" && m != "CONNECT" && !validH2Path(p):
 		return true // malformed here, taken by net/http (h2Cases)
+	case m != "CONNECT" && pseudo[":authority"] == "" && h.Get("Host") == "":
+		return true // no host: malformed here, taken by net/http (h2Cases)
 	}
 	return false
 }

@@ -191,3 +191,38 @@ func TestH2FastResetCancelsNodeRequest(t *testing.T) {
 		}
 	}
 }
+
+// A request without a host is refused on every front, before a node
+// sees it: HTTP/1.0 without Host gets 400, an HTTP/2 stream without
+// :authority and Host (or with empty ones) is malformed, on the fast
+// path and on the handler's.
+func TestNoHostRefusedOnEveryFront(t *testing.T) {
+	t.Parallel()
+	node := startH2tNode(t, func(r *http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" })
+	plainSrv := startDiffServerMode(t, node.addr(), "http", "", Options{}, nil)
+	c, err := net.Dial("tcp", plainSrv.benchSlot().ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("HTTP/1.0 without Host: %v %v", res, err)
+	}
+	for _, fastOff := range []bool{false, true} {
+		addr, _ := startH2DiffServer(t, node.addr(), Options{}, fastOff)
+		cl := h2tTLSDial(t, addr)
+		cl.headers(1, true, ":method", "GET", ":scheme", "https", ":path", "/")
+		cl.headers(3, true, ":method", "GET", ":scheme", "https", ":authority", "", ":path", "/", "host", "")
+		for _, id := range []uint32{1, 3} {
+			if r := cl.response(id); r.rst == nil || r.rst.ErrCode != http2.ErrCodeProtocol {
+				t.Fatalf("fast path off %v, stream %d: %+v", fastOff, id, r)
+			}
+		}
+	}
+	if n := node.conns.Load(); n != 0 {
+		t.Fatalf("the node got %d connections", n)
+	}
+}

@@ -255,6 +255,12 @@ func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHead
 			authority = hosts[0]
 		}
 	}
+	// Without either, net/http takes the request with an empty Host and
+	// the node would get its own address or nothing, depending on the
+	// path: it is malformed instead (RFC 9113, 8.3.1), as for nginx.
+	if authority == "" && !connect {
+		return nil, errors.New("no :authority and no Host")
+	}
 	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
 		return nil, errors.New("userinfo in :authority")
 	}
