@@ -44,6 +44,7 @@ const (
 	h2ConnWindow   = 1 << 20 // and all streams together
 	h2ChunkSize    = 16 << 10
 	h2GoAwayLinger = time.Second // for the client to read a final GOAWAY
+	h2GoAwayDrain  = 1 << 20     // client bytes read and dropped meanwhile, at most
 )
 
 // h2Config is what one connection needs from its listener.
@@ -339,14 +340,33 @@ func (c *h2Conn) lingerLocked() {
 	c.c.SetReadDeadline(time.Now().Add(h2GoAwayLinger))
 }
 
-// fail ends the connection after a connection error.
+// fail ends the connection after a connection error: GOAWAY, then the
+// same ending as a graceful one. Closing with the client's frames
+// unread would have the kernel answer them with a reset, which can
+// overtake the GOAWAY; instead the write side closes and what the
+// client still sends is read and dropped, for a moment, before the
+// socket closes.
 func (c *h2Conn) fail(code http2.ErrCode) {
 	c.mu.Lock()
 	last := c.maxID
+	c.goAway = true
+	for _, st := range c.streams {
+		c.endStreamLocked(st, errConnClosed) // no handler writes after the GOAWAY
+	}
 	c.mu.Unlock()
 	c.lockWrite()
 	c.fr.WriteGoAway(last, code, nil)
-	c.unlockWrite()
+	if c.unlockWrite() != nil {
+		return
+	}
+	// A handler still in a write holds the lock until its deadline: then
+	// the socket just closes.
+	if cw, ok := c.c.(interface{ CloseWrite() error }); ok && c.wmu.TryLock() {
+		cw.CloseWrite()
+		c.wmu.Unlock()
+	}
+	c.c.SetReadDeadline(time.Now().Add(h2GoAwayLinger))
+	io.Copy(io.Discard, io.LimitReader(c.c, h2GoAwayDrain))
 }
 
 // close ends the connection at once: every stream fails, the socket

@@ -444,3 +444,39 @@ func TestH2FramesAfterEarlyAnswer(t *testing.T) {
 		t.Fatalf("after the early answer: %+v", r)
 	}
 }
+
+// After a connection error the client reads the GOAWAY and then the
+// end of the connection, not a reset, although it sent more frames
+// than portico read.
+func TestH2GoAwayNotLostToReset(t *testing.T) {
+	t.Parallel()
+	addr, _ := h2tServer(t, okHandler("ok"), nil)
+	cl := h2tDial(t, addr)
+	var burst bytes.Buffer
+	fr := http2.NewFramer(&burst, nil)
+	fr.WriteRSTStream(9, http2.ErrCodeCancel) // an idle stream: a connection error
+	for range 2000 {
+		fr.WritePing(false, [8]byte{1}) // unread when portico gives up
+	}
+	cl.c.Write(burst.Bytes())
+	var g *http2.GoAwayFrame
+	for g == nil {
+		f, err := cl.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY: %v", err)
+		}
+		g, _ = f.(*http2.GoAwayFrame)
+	}
+	if g.ErrCode != http2.ErrCodeProtocol {
+		t.Fatalf("GOAWAY %v", g.ErrCode)
+	}
+	for {
+		_, err := cl.fr.ReadFrame()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("after GOAWAY: %v", err)
+		}
+	}
+}
