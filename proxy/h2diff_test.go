@@ -413,14 +413,21 @@ var h2Cases = []h2Case{
 	{name: "value with cr", fields: h2Get("x-a", "a\rb")},
 	{name: "value with spaces", fields: h2Get("x-a", " a b ")},
 	{name: "empty name", fields: h2Get("", "x")},
-	{name: "connection", fields: h2Get("connection", "close")},
-	{name: "keep-alive", fields: h2Get("keep-alive", "1")},
-	{name: "proxy-connection", fields: h2Get("proxy-connection", "1")},
-	{name: "transfer-encoding", fields: h2Get("transfer-encoding", "chunked")},
-	{name: "upgrade", fields: h2Get("upgrade", "websocket")},
+	{name: "connection", fields: h2Get("connection", "close"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "keep-alive", fields: h2Get("keep-alive", "1"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "proxy-connection", fields: h2Get("proxy-connection", "1"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "transfer-encoding", fields: h2Get("transfer-encoding", "chunked"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "upgrade", fields: h2Get("upgrade", "websocket"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "te trailers", fields: h2Get("te", "trailers")},
-	{name: "te gzip", fields: h2Get("te", "gzip")},
-	{name: "te twice", fields: h2Get("te", "trailers", "te", "trailers")},
+	{name: "te gzip", fields: h2Get("te", "gzip"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "te twice", fields: h2Get("te", "trailers", "te", "trailers"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "cookies", fields: h2Get("cookie", "a=1", "cookie", "b=2", "x-c", "3", "cookie", "c=3")},
 	{name: "expect continue", fields: h2Post("expect", "100-continue", "content-length", "5"), body: []string{"hello"}},
 	{name: "expect other", fields: h2Post("expect", "something"), body: []string{"hi"}},
@@ -566,7 +573,7 @@ func h2KnownDiff(rq h2Req) bool {
 	case m == "OPTIONS" && p == "*", !ended && h["Content-Length"] != nil && clErr == nil && uint64(n) < cl:
 		return true
 	case !ended && noRead:
-		return true // answered unread (400): the answer races the body's errors
+		return true // refused unread: the reset races the body's errors
 	case p != "" && m != "CONNECT" && !validH2Path(p):
 		return true // malformed here, taken by net/http (h2Cases)
 	case m != "CONNECT" && pseudo[":authority"] == "" && h.Get("Host") == "":

@@ -218,15 +218,18 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	// about to refill: they are copied.
 	w.lines, _ = ownLines(rh.lines, 0)
 	out, err := copyN(w, nc.br, body)
-	if err == nil {
-		err = w.finish()
-	}
-	w.lines = nil
+	// The node's answer is all read (what is left of it is in w): the
+	// connection goes back before the stream's last frame, which ends
+	// the stream's context.
 	if w.st.fast.release() && err == nil && !rh.close {
 		t.put(nc)
 	} else {
 		nc.c.Close()
 	}
+	if err == nil {
+		err = w.finish()
+	}
+	w.lines = nil
 	if err != nil {
 		w.abort = true
 	}

@@ -59,8 +59,9 @@ func (c *h2Conn) processSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
-	// A frame listing many or repeated settings only makes work.
-	if f.NumSettings() > 100 || f.HasDuplicates() {
+	// A frame listing many settings only makes work. Repeats are taken
+	// in order, the last one standing (RFC 9113, 6.5.3).
+	if f.NumSettings() > 100 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	err := f.ForeachSetting(func(s http2.Setting) error {

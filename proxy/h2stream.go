@@ -63,7 +63,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		if reset {
 			return nil // trailers already on the way when portico reset the stream
 		}
-		return http2.ConnectionError(http2.ErrCodeProtocol) // a closed stream
+		return http2.ConnectionError(http2.ErrCodeStreamClosed) // RFC 9113, 5.1
 	}
 	c.maxID = id
 	switch {
@@ -93,10 +93,10 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		st.main = false
 		st.handler = http.HandlerFunc(headerListTooLong)
 	} else if err := checkH2RequestHeaders(req.Header); err != nil {
-		st.main = false
-		st.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-		})
+		// malformed (RFC 9113, 8.2.2), as HAProxy and nginx answer; net/http
+		// answers 400
+		cancel()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
 	}
 	st.w = h2Writer{st: st, head: req.Method == "HEAD"}
 
@@ -328,7 +328,7 @@ func (c *h2Conn) canonicalName(name string) string {
 }
 
 // checkH2RequestHeaders refuses connection-specific fields (RFC 9113,
-// 8.2.2); net/http answers them with 400.
+// 8.2.2).
 func checkH2RequestHeaders(h http.Header) error {
 	for _, k := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"} {
 		if _, ok := h[k]; ok {
