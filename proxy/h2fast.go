@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -143,7 +144,8 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 		for _, v := range vv {
 			b = append(b, k...)
 			b = append(b, ": "...)
-			b = appendFieldValue(b, v)
+			// trimmed, as net/http's request writer does on the other path
+			b = appendFieldValue(b, textproto.TrimString(v))
 			b = append(b, "\r\n"...)
 		}
 	}
