@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -187,6 +188,10 @@ type nodeCall struct {
 	req  []byte                     // the request head for the node, kept for a retry
 	rh   respHead                   // the answer's head, when parseRespHead took it
 	info func(*http.Response) error // relays an informational answer
+	// ctx, when set, is the request's (else the server's drain): the
+	// dial ends with it, and bind ties each node connection to it
+	ctx  context.Context
+	bind func(*nodeConn)
 }
 
 // roundTrip writes the request to a connection to addr and reads the
@@ -197,10 +202,17 @@ func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool) (*nodeCo
 	if head {
 		req = fc.srv.fastHEAD
 	}
+	ctx := fc.srv.drain
+	if fc.ctx != nil {
+		ctx = fc.ctx
+	}
 	for {
-		nc, reused, err := t.get(fc.srv.drain, addr)
+		nc, reused, err := t.get(ctx, addr)
 		if err != nil {
 			return nil, nil, err
+		}
+		if fc.bind != nil {
+			fc.bind(nc)
 		}
 		res, err := fc.send(nc, req)
 		if err == nil {

@@ -44,6 +44,7 @@ const (
 	h2ConnWindow   = 1 << 20 // and all streams together
 	h2ChunkSize    = 16 << 10
 	h2GoAwayLinger = time.Second // for the client to read a final GOAWAY
+	h2GoAwayDrain  = 1 << 20     // client bytes read and dropped meanwhile, at most
 )
 
 // h2Config is what one connection needs from its listener.
@@ -51,9 +52,11 @@ type h2Config struct {
 	handler http.Handler
 	// fast, when set, serves a stream itself and reports true, or
 	// leaves it to handler
-	fast           func(*h2Stream) bool
-	readHeader     time.Duration // for the preface and the first SETTINGS
-	idle           time.Duration // with no stream open
+	fast       func(*h2Stream) bool
+	readHeader time.Duration // for the preface and the first SETTINGS
+	idle       time.Duration // with no stream open
+	// stall, when set, is the stream timeout (else derived from idle)
+	stall          time.Duration
 	maxHeaderBytes int
 	log            *slog.Logger
 }
@@ -109,6 +112,10 @@ type h2Conn struct {
 	resetOrder []uint32
 	idleTimer  *time.Timer
 	handlers   sync.WaitGroup
+	// the stall check (h2stall.go): its timer runs while streams are open
+	stallTimeout time.Duration
+	watchTimer   *time.Timer
+	watching     bool
 }
 
 // h2Conns tracks a frontend's HTTP/2 connections for a graceful stop.
@@ -190,6 +197,11 @@ func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns)
 	if cfg.idle > 0 {
 		c.wtimeout = max(cfg.idle, 10*time.Second)
 	}
+	// A stream waiting on its client gets as long as a write does.
+	c.stallTimeout = c.wtimeout
+	if cfg.stall > 0 {
+		c.stallTimeout = cfg.stall
+	}
 	c.cond.L = &c.mu
 	c.bw = bufio.NewWriterSize(tc, h2ChunkSize+1024)
 	c.fr = http2.NewFramer(c.bw, bufio.NewReaderSize(tc, 8<<10))
@@ -255,6 +267,7 @@ func (c *h2Conn) serve() {
 		var se http2.StreamError
 		switch {
 		case err == nil:
+			c.flushWindow()
 		case errors.As(err, &se):
 			c.resetStream(se.StreamID, se.Code)
 		case errors.Is(err, http2.ErrFrameTooLarge):
@@ -327,14 +340,33 @@ func (c *h2Conn) lingerLocked() {
 	c.c.SetReadDeadline(time.Now().Add(h2GoAwayLinger))
 }
 
-// fail ends the connection after a connection error.
+// fail ends the connection after a connection error: GOAWAY, then the
+// same ending as a graceful one. Closing with the client's frames
+// unread would have the kernel answer them with a reset, which can
+// overtake the GOAWAY; instead the write side closes and what the
+// client still sends is read and dropped, for a moment, before the
+// socket closes.
 func (c *h2Conn) fail(code http2.ErrCode) {
 	c.mu.Lock()
 	last := c.maxID
+	c.goAway = true
+	for _, st := range c.streams {
+		c.endStreamLocked(st, errConnClosed) // no handler writes after the GOAWAY
+	}
 	c.mu.Unlock()
 	c.lockWrite()
 	c.fr.WriteGoAway(last, code, nil)
-	c.unlockWrite()
+	if c.unlockWrite() != nil {
+		return
+	}
+	// A handler still in a write holds the lock until its deadline: then
+	// the socket just closes.
+	if cw, ok := c.c.(interface{ CloseWrite() error }); ok && c.wmu.TryLock() {
+		cw.CloseWrite()
+		c.wmu.Unlock()
+	}
+	c.c.SetReadDeadline(time.Now().Add(h2GoAwayLinger))
+	io.Copy(io.Discard, io.LimitReader(c.c, h2GoAwayDrain))
 }
 
 // close ends the connection at once: every stream fails, the socket
@@ -356,6 +388,9 @@ func (c *h2Conn) close() {
 	c.queue = nil
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
+	}
+	if c.watchTimer != nil {
+		c.watchTimer.Stop()
 	}
 	c.cond.Broadcast()
 	c.mu.Unlock()

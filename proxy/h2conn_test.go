@@ -243,8 +243,8 @@ func TestH2ProtocolErrors(t *testing.T) {
 	if r := cl.response(1); r.rst == nil || r.rst.ErrCode != http2.ErrCodeProtocol {
 		t.Fatalf("malformed request: %+v", r)
 	}
-	cl.headers(3, true, ":method", "GET", ":scheme", "https", ":path", "/", "connection", "close")
-	if r := cl.response(3); r.status != "400" {
+	cl.headers(3, true, ":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/", "connection", "close")
+	if r := cl.response(3); r.rst == nil || r.rst.ErrCode != http2.ErrCodeProtocol {
 		t.Fatalf("connection-specific field: %+v", r)
 	}
 	cl.get(5, "/")
@@ -442,5 +442,97 @@ func TestH2FramesAfterEarlyAnswer(t *testing.T) {
 	r := cl.response(3)
 	if r.status != "403" || r.goAway != nil || r.rst != nil {
 		t.Fatalf("after the early answer: %+v", r)
+	}
+}
+
+// After a connection error the client reads the GOAWAY and then the
+// end of the connection, not a reset, although it sent more frames
+// than portico read.
+func TestH2GoAwayNotLostToReset(t *testing.T) {
+	t.Parallel()
+	addr, _ := h2tServer(t, okHandler("ok"), nil)
+	cl := h2tDial(t, addr)
+	var burst bytes.Buffer
+	fr := http2.NewFramer(&burst, nil)
+	fr.WriteRSTStream(9, http2.ErrCodeCancel) // an idle stream: a connection error
+	for range 2000 {
+		fr.WritePing(false, [8]byte{1}) // unread when portico gives up
+	}
+	cl.c.Write(burst.Bytes())
+	var g *http2.GoAwayFrame
+	for g == nil {
+		f, err := cl.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY: %v", err)
+		}
+		g, _ = f.(*http2.GoAwayFrame)
+	}
+	if g.ErrCode != http2.ErrCodeProtocol {
+		t.Fatalf("GOAWAY %v", g.ErrCode)
+	}
+	for {
+		_, err := cl.fr.ReadFrame()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("after GOAWAY: %v", err)
+		}
+	}
+}
+
+// A SETTINGS frame may repeat a setting: the values are taken in order
+// (RFC 9113, 6.5.3), the last one standing.
+func TestH2RepeatedSetting(t *testing.T) {
+	t.Parallel()
+	addr, _ := h2tServer(t, okHandler(strings.Repeat("r", 500)), nil)
+	cl := h2tDial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 10},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
+	cl.get(1, "/")
+	got := 0
+	for got < 100 {
+		f, err := cl.next()
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got, err)
+		}
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			got += len(f.Data())
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v", f.ErrCode)
+		}
+	}
+	if got != 100 {
+		t.Fatalf("%d bytes in a window of 100", got)
+	}
+}
+
+// HEADERS on a stream that both sides ended is a connection error
+// STREAM_CLOSED, also when it comes right after the answer's last frame.
+func TestH2HeadersOnClosedStream(t *testing.T) {
+	t.Parallel()
+	addr, _ := h2tServer(t, okHandler("ok"), nil)
+	for range 20 {
+		cl := h2tDial(t, addr)
+		cl.get(1, "/")
+		if r := cl.response(1); r.status != "200" {
+			t.Fatalf("%+v", r)
+		}
+		cl.get(1, "/")
+		var g *http2.GoAwayFrame
+		for g == nil {
+			f, err := cl.next()
+			if err != nil {
+				t.Fatalf("no GOAWAY: %v", err)
+			}
+			if rst, ok := f.(*http2.RSTStreamFrame); ok {
+				t.Fatalf("RST_STREAM %v", rst.ErrCode)
+			}
+			g, _ = f.(*http2.GoAwayFrame)
+		}
+		if g.ErrCode != http2.ErrCodeStreamClosed {
+			t.Fatalf("GOAWAY %v", g.ErrCode)
+		}
+		cl.c.Close()
 	}
 }

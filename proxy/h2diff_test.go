@@ -370,7 +370,12 @@ var h2Cases = []h2Case{
 	{name: "authority and same host", fields: h2Get("host", "example.com")},
 	{name: "authority and other host", fields: h2Get("host", "other.example")},
 	{name: "two hosts", fields: h2Fields(":method", "GET", ":scheme", "http", ":path", "/", "host", "a.example", "host", "b.example")},
-	{name: "no authority no host", fields: h2Fields(":method", "GET", ":scheme", "http", ":path", "/")},
+	{name: "no authority no host", fields: h2Fields(":method", "GET", ":scheme", "http", ":path", "/"),
+		differs: "net/http takes it with an empty Host; serveH2: malformed", ours: "reset PROTOCOL_ERROR"},
+	{name: "empty authority no host", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "", ":path", "/"),
+		differs: "net/http takes it with an empty Host; serveH2: malformed", ours: "reset PROTOCOL_ERROR"},
+	{name: "empty authority empty host", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "", ":path", "/", "host", ""),
+		differs: "net/http takes it with an empty Host; serveH2: malformed", ours: "reset PROTOCOL_ERROR"},
 	{name: "userinfo", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "u:p@example.com", ":path", "/")},
 	{name: "bad authority", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "exa mple.com/x", ":path", "/")},
 	{name: "authority with port", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "[::1]:8080", ":path", "/")},
@@ -383,7 +388,15 @@ var h2Cases = []h2Case{
 	{name: "options star", fields: h2At("OPTIONS", "*"),
 		differs: "net/http answers OPTIONS * itself (200, empty, no handler); serveH2 calls the handler", ours: "status 200"},
 	{name: "get star", fields: h2At("GET", "*")},
-	{name: "path odd", fields: h2At("GET", "//a/../b/%2F%zz?q=1&r=%20#f")},
+	{name: "path odd", fields: h2At("GET", "//a/../b/%2F%zz?q=1&r=%20")},
+	{name: "path fragment", fields: h2At("GET", "/a#f"),
+		differs: "net/http takes the # into the path; serveH2: malformed (RFC 9113, 8.3.1)", ours: "reset PROTOCOL_ERROR"},
+	{name: "path space in query", fields: h2At("GET", "/login?a b"),
+		differs: "net/http takes it; serveH2: malformed, it would split the node's request line", ours: "reset PROTOCOL_ERROR"},
+	{name: "path non-ASCII", fields: h2At("GET", "/caf\xc3\xa9"),
+		differs: "net/http takes it; serveH2: malformed (RFC 3986)", ours: "reset PROTOCOL_ERROR"},
+	{name: "path quote", fields: h2At("GET", "/a?b=\"c\""),
+		differs: "net/http takes it; serveH2: malformed (RFC 3986)", ours: "reset PROTOCOL_ERROR"},
 	{name: "path query escapes", fields: h2At("GET", "/a%20b/./c/..//d?x=y%26z&;w")},
 	{name: "connect", fields: h2Fields(":method", "CONNECT", ":authority", "example.com:443")},
 	{name: "connect no authority", fields: h2Fields(":method", "CONNECT")},
@@ -400,14 +413,21 @@ var h2Cases = []h2Case{
 	{name: "value with cr", fields: h2Get("x-a", "a\rb")},
 	{name: "value with spaces", fields: h2Get("x-a", " a b ")},
 	{name: "empty name", fields: h2Get("", "x")},
-	{name: "connection", fields: h2Get("connection", "close")},
-	{name: "keep-alive", fields: h2Get("keep-alive", "1")},
-	{name: "proxy-connection", fields: h2Get("proxy-connection", "1")},
-	{name: "transfer-encoding", fields: h2Get("transfer-encoding", "chunked")},
-	{name: "upgrade", fields: h2Get("upgrade", "websocket")},
+	{name: "connection", fields: h2Get("connection", "close"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "keep-alive", fields: h2Get("keep-alive", "1"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "proxy-connection", fields: h2Get("proxy-connection", "1"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "transfer-encoding", fields: h2Get("transfer-encoding", "chunked"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "upgrade", fields: h2Get("upgrade", "websocket"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "te trailers", fields: h2Get("te", "trailers")},
-	{name: "te gzip", fields: h2Get("te", "gzip")},
-	{name: "te twice", fields: h2Get("te", "trailers", "te", "trailers")},
+	{name: "te gzip", fields: h2Get("te", "gzip"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+	{name: "te twice", fields: h2Get("te", "trailers", "te", "trailers"),
+		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "cookies", fields: h2Get("cookie", "a=1", "cookie", "b=2", "x-c", "3", "cookie", "c=3")},
 	{name: "expect continue", fields: h2Post("expect", "100-continue", "content-length", "5"), body: []string{"hello"}},
 	{name: "expect other", fields: h2Post("expect", "something"), body: []string{"hi"}},
@@ -553,7 +573,11 @@ func h2KnownDiff(rq h2Req) bool {
 	case m == "OPTIONS" && p == "*", !ended && h["Content-Length"] != nil && clErr == nil && uint64(n) < cl:
 		return true
 	case !ended && noRead:
-		return true // answered unread (400): the answer races the body's errors
+		return true // refused unread: the reset races the body's errors
+	case p != "" && m != "CONNECT" && !validH2Path(p):
+		return true // malformed here, taken by net/http (h2Cases)
+	case m != "CONNECT" && pseudo[":authority"] == "" && h.Get("Host") == "":
+		return true // no host: malformed here, taken by net/http (h2Cases)
 	}
 	return false
 }

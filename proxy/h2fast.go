@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -27,6 +29,30 @@ import (
 type h2Fast struct {
 	nodeCall
 	rs reqState
+	// unwatch ends the tie between the node connection in use and the
+	// stream (bindNode)
+	unwatch func() bool
+}
+
+// bindNode ties a node connection to the stream: when the stream ends
+// before the exchange does (the client reset it, portico reset it after
+// a stream error or a stall, the connection closed), the node
+// connection is closed, which ends the node's work on it at once.
+func (fp *h2Fast) bindNode(nc *nodeConn) {
+	fp.release()
+	fp.unwatch = context.AfterFunc(fp.ctx, func() { nc.c.Close() })
+}
+
+// release unties the node connection from the stream before it goes
+// back to the pool; false when the stream ended first and the
+// connection was closed for it.
+func (fp *h2Fast) release() bool {
+	if fp.unwatch == nil {
+		return true
+	}
+	ok := fp.unwatch()
+	fp.unwatch = nil
+	return ok
 }
 
 // serveH2Fast serves st and reports true, or reports false having done
@@ -76,8 +102,11 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	rs.tried = rs.triedBuf[:0]
 	fp.srv = s.srv
 	fp.info = st.w.relayInformational
+	fp.ctx = r.Context()
+	fp.bind = fp.bindNode
 	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer)
 	status, out := s.h2Exchange(fp, &st.w, head)
+	fp.release()
 	s.srv.observe(lr, rs, reqLine{method: r.Method, host: r.Host, path: canonical, proto: r.Proto},
 		status, 0, out, time.Since(start))
 	return true
@@ -115,7 +144,8 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 		for _, v := range vv {
 			b = append(b, k...)
 			b = append(b, ": "...)
-			b = appendFieldValue(b, v)
+			// trimmed, as net/http's request writer does on the other path
+			b = appendFieldValue(b, textproto.TrimString(v))
 			b = append(b, "\r\n"...)
 		}
 	}
@@ -182,37 +212,80 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	if head || body < 0 {
 		body = 0
 	}
-	if int64(nc.br.Buffered()) < body {
-		// The lines point into the node's read buffer, which the body
-		// is about to refill: they are copied.
-		n := 0
-		for _, l := range rh.lines {
-			n += len(l)
-		}
-		own := make([]byte, 0, n)
-		lines := make([][]byte, len(rh.lines))
-		for i, l := range rh.lines {
-			own = append(own, l...)
-			lines[i] = own[len(own)-len(l):]
-		}
-		w.lines = lines
+	if body <= h2SmallAnswer {
+		return w.relayOwned(t, nc, rh, int(body))
 	}
+	// The lines point into the node's read buffer, which the body is
+	// about to refill: they are copied.
+	w.lines, _ = ownLines(rh.lines, 0)
 	out, err := copyN(w, nc.br, body)
+	// The node's answer is all read (what is left of it is in w): the
+	// connection goes back before the stream's last frame, which ends
+	// the stream's context.
+	if w.st.fast.release() && err == nil && !rh.close {
+		t.put(nc)
+	} else {
+		nc.c.Close()
+	}
 	if err == nil {
-		// the whole answer, before the node connection (and the buffer
-		// the lines point into) goes back to the pool
 		err = w.finish()
 	}
 	w.lines = nil
-	if err == nil && !rh.close {
+	if err != nil {
+		w.abort = true
+	}
+	return rh.code, out
+}
+
+// h2SmallAnswer is the largest body the fast path reads whole before
+// answering: the node connection then goes back to the pool at once,
+// whatever the client's windows and reading pace (no more memory than
+// the node connection's own read buffer, which it frees).
+const h2SmallAnswer = nodeBufSize
+
+// relayOwned reads a small answer's body, releases the node connection,
+// then answers the client from a copy.
+func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *respHead, body int) (int, int64) {
+	lines, own := ownLines(rh.lines, body)
+	_, err := io.ReadFull(nc.br, own)
+	if w.st.fast.release() && err == nil && !rh.close {
 		t.put(nc)
 	} else {
 		nc.c.Close()
 	}
 	if err != nil {
 		w.abort = true
+		return rh.code, 0
 	}
-	return rh.code, out
+	w.lines = lines
+	if len(own) > 0 {
+		_, err = w.Write(own)
+	}
+	if err == nil {
+		err = w.finish()
+	}
+	w.lines = nil
+	if err != nil {
+		w.abort = true
+		return rh.code, 0
+	}
+	return rh.code, int64(len(own))
+}
+
+// ownLines copies a node's field lines out of its read buffer, into one
+// allocation with room for extra body bytes after them.
+func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
+	n := 0
+	for _, l := range src {
+		n += len(l)
+	}
+	own := make([]byte, 0, n+extra)
+	lines = make([][]byte, len(src))
+	for i, l := range src {
+		own = append(own, l...)
+		lines[i] = own[len(own)-len(l) : len(own) : len(own)]
+	}
+	return lines, own[len(own) : len(own)+extra]
 }
 
 // relay relays an answer http.ReadResponse read, as ReverseProxy does:
@@ -259,7 +332,7 @@ func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.
 			break
 		}
 	}
-	if err == nil && !res.Close {
+	if w.st.fast.release() && err == nil && !res.Close {
 		res.Body.Close() // at EOF: reads nothing, and fills res.Trailer
 		t.put(nc)
 	} else {

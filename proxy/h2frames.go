@@ -59,8 +59,9 @@ func (c *h2Conn) processSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
-	// A frame listing many or repeated settings only makes work.
-	if f.NumSettings() > 100 || f.HasDuplicates() {
+	// A frame listing many settings only makes work. Repeats are taken
+	// in order, the last one standing (RFC 9113, 6.5.3).
+	if f.NumSettings() > 100 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	err := f.ForeachSetting(func(s http2.Setting) error {
@@ -154,22 +155,38 @@ func (c *h2Conn) processData(f *http2.DataFrame) error {
 	return st.body.receive(f.Data(), n, f.StreamEnded())
 }
 
-// returnConnLocked gives n consumed bytes back to the client's
-// connection window, in updates of at least a quarter window.
+// returnConnLocked notes n consumed bytes, owed to the client's
+// connection window: one pending increment per connection, which
+// flushWindow writes (never under mu).
 func (c *h2Conn) returnConnLocked(n int64) {
 	c.recvAcked += n
-	if c.recvAcked < h2ConnWindow/4 {
-		return
-	}
-	inc := c.recvAcked
-	c.recvAcked = 0
-	c.recvWin += inc
-	go c.windowUpdate(0, uint32(inc)) // never write under mu
 }
 
-func (c *h2Conn) windowUpdate(id, inc uint32) {
+// flushWindow writes the pending connection window increment once it is
+// a quarter window. The window is credited as the WINDOW_UPDATE is
+// written, never before: a client that does not read its frames gets no
+// more room than it was sent, and what it sends past that is a
+// FLOW_CONTROL_ERROR. Everything consumed in between is coalesced into
+// the one update.
+func (c *h2Conn) flushWindow() {
+	c.mu.Lock()
+	due := c.recvAcked >= h2ConnWindow/4 && !c.closed
+	c.mu.Unlock()
+	if !due {
+		return
+	}
 	c.lockWrite()
-	c.fr.WriteWindowUpdate(id, inc)
+	c.mu.Lock()
+	inc := c.recvAcked
+	if inc < h2ConnWindow/4 || c.closed {
+		c.mu.Unlock() // another writer took it meanwhile
+		c.unlockWrite()
+		return
+	}
+	c.recvAcked = 0
+	c.recvWin += inc
+	c.mu.Unlock()
+	c.fr.WriteWindowUpdate(0, uint32(inc))
 	c.unlockWrite()
 }
 
@@ -184,6 +201,7 @@ func (c *h2Conn) resetStream(id uint32, code http2.ErrCode) {
 	c.lockWrite()
 	c.fr.WriteRSTStream(id, code)
 	c.unlockWrite()
+	c.flushWindow()
 }
 
 var (

@@ -11,7 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -31,9 +31,10 @@ type h2Stream struct {
 
 	// guarded by c.mu
 	sendWin    int64
-	remoteDone bool  // the client ended its side (END_STREAM)
-	ended      bool  // closed from the client's view
-	err        error // why it ended, for a handler still writing
+	winWait    time.Time // since when the answer waits for a send window
+	remoteDone bool      // the client ended its side (END_STREAM)
+	ended      bool      // closed from the client's view
+	err        error     // why it ended, for a handler still writing
 }
 
 // processHeaders opens a stream, or takes a request's trailers.
@@ -61,7 +62,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		if reset {
 			return nil // trailers already on the way when portico reset the stream
 		}
-		return http2.ConnectionError(http2.ErrCodeProtocol) // a closed stream
+		return http2.ConnectionError(http2.ErrCodeStreamClosed) // RFC 9113, 5.1
 	}
 	c.maxID = id
 	switch {
@@ -91,10 +92,10 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		st.main = false
 		st.handler = http.HandlerFunc(headerListTooLong)
 	} else if err := checkH2RequestHeaders(req.Header); err != nil {
-		st.main = false
-		st.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-		})
+		// malformed (RFC 9113, 8.2.2), as HAProxy and nginx answer; net/http
+		// answers 400
+		cancel()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
 	}
 	st.w = h2Writer{st: st, head: req.Method == "HEAD"}
 
@@ -111,6 +112,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
 	}
+	c.watchLocked()
 	c.handlers.Add(1)
 	if c.running < h2MaxStreams {
 		c.running++
@@ -187,6 +189,7 @@ func (st *h2Stream) serve() {
 		c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
 		c.unlockWrite()
 	}
+	c.flushWindow()
 }
 
 var errStreamDone = errors.New("http2: stream done")
@@ -251,6 +254,12 @@ func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHead
 			authority = hosts[0]
 		}
 	}
+	// Without either, net/http takes the request with an empty Host and
+	// the node would get its own address or nothing, depending on the
+	// path: it is malformed instead (RFC 9113, 8.3.1), as for nginx.
+	if authority == "" && !connect {
+		return nil, errors.New("no :authority and no Host")
+	}
 	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
 		return nil, errors.New("userinfo in :authority")
 	}
@@ -259,6 +268,9 @@ func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHead
 	if connect {
 		u, uri = &url.URL{Host: authority}, authority
 	} else {
+		if !validH2Path(path) {
+			return nil, errors.New("bad :path: a character a request target may not hold")
+		}
 		var err error
 		if u, err = url.ParseRequestURI(path); err != nil {
 			return nil, fmt.Errorf("bad :path: %w", err)
@@ -283,6 +295,23 @@ func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHead
 	return r.WithContext(ctx), nil
 }
 
+// validH2Path: every byte of :path is one RFC 3986 allows in a request
+// target (RFC 9113, 8.3.1): no space, control, non-ASCII byte, fragment
+// or delimiter such as '<' or '"'. It is written into the node's request
+// line, where a space would end the target and start another.
+func validH2Path(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~%!$&'()*+,;=:@/?", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // canonicalName is http.CanonicalHeaderKey, remembered per connection
 // (names arrive lowercase, so each would be converted again); the
 // reader goroutine's alone.
@@ -298,7 +327,7 @@ func (c *h2Conn) canonicalName(name string) string {
 }
 
 // checkH2RequestHeaders refuses connection-specific fields (RFC 9113,
-// 8.2.2); net/http answers them with 400.
+// 8.2.2).
 func checkH2RequestHeaders(h http.Header) error {
 	for _, k := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"} {
 		if _, ok := h[k]; ok {
@@ -309,198 +338,4 @@ func checkH2RequestHeaders(h http.Header) error {
 		return errors.New(`request header "TE" may only be "trailers" in HTTP/2`)
 	}
 	return nil
-}
-
-// h2Body is a request body: DATA frames in, the handler's reads out. It
-// holds at most the stream's receive window.
-type h2Body struct {
-	st       *h2Stream
-	mu       sync.Mutex
-	cond     sync.Cond
-	buf      []byte
-	off      int
-	err      error // io.EOF once the client ended the stream
-	closed   bool  // the handler closed it: what arrives is dropped
-	declared int64 // Content-Length, or -1
-	got      int64
-	recvWin  int64       // the stream's receive window left
-	unacked  int64       // consumed bytes not yet returned to it
-	trailer  http.Header // the request's: the declared names
-	got1     http.Header // the trailers received, until the handler reads EOF
-	expect   bool        // 100-continue is owed at the first read
-}
-
-func (b *h2Body) init(st *h2Stream, declared int64, trailer http.Header, expect bool) {
-	b.st, b.declared, b.trailer, b.expect = st, declared, trailer, expect
-	b.recvWin = h2StreamWindow
-	b.cond.L = &b.mu
-}
-
-// receive takes one DATA frame's payload (n counts padding too).
-func (b *h2Body) receive(data []byte, n int64, end bool) error {
-	if b.st == nil {
-		// unreachable: HEADERS that ended the stream marked it remoteDone,
-		// and processData answers DATA for it without the body
-		return nil
-	}
-	b.mu.Lock()
-	if n > b.recvWin {
-		b.mu.Unlock()
-		b.st.c.returnConn(n)
-		return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeFlowControl}
-	}
-	b.recvWin -= n
-	b.got += int64(len(data))
-	if b.declared >= 0 && (b.got > b.declared || end && b.got != b.declared) {
-		b.mu.Unlock()
-		b.st.c.returnConn(n)
-		return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeProtocol,
-			Cause: errors.New("body length differs from Content-Length")}
-	}
-	drop := n - int64(len(data))
-	if b.err != nil || b.closed {
-		drop = n
-	} else {
-		b.buf = append(b.buf, data...)
-		if end {
-			b.err = io.EOF
-		}
-		b.cond.Broadcast()
-	}
-	b.mu.Unlock()
-	if drop > 0 {
-		b.consumed(drop)
-	}
-	return nil
-}
-
-// trailers ends the body with the client's trailer fields. As in
-// net/http, only declared trailers are kept (and only then are the
-// names checked); the handler sees them once it read the body to its
-// end, on its own goroutine.
-func (b *h2Body) trailers(f *http2.MetaHeadersFrame) error {
-	if b.st == nil {
-		return nil
-	}
-	b.mu.Lock()
-	defer func() {
-		if b.err == nil {
-			b.err = io.EOF
-		}
-		b.cond.Broadcast()
-		b.mu.Unlock()
-	}()
-	if b.declared >= 0 && b.got != b.declared {
-		b.err = errors.New("http2: body length differs from Content-Length")
-		return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeProtocol, Cause: b.err}
-	}
-	if b.trailer == nil {
-		return nil
-	}
-	for _, hf := range f.RegularFields() {
-		k := b.st.c.canonicalName(hf.Name)
-		if !httpguts.ValidTrailerHeader(k) {
-			return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeProtocol}
-		}
-		if _, ok := b.trailer[k]; ok {
-			if b.got1 == nil {
-				b.got1 = make(http.Header)
-			}
-			b.got1[k] = append(b.got1[k], hf.Value)
-		}
-	}
-	return nil
-}
-
-func (b *h2Body) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	for b.off == len(b.buf) && b.err == nil && !b.closed {
-		if b.expect {
-			b.expect = false
-			b.mu.Unlock()
-			b.st.w.informationalFields(http.StatusContinue, nil)
-			b.mu.Lock()
-			continue
-		}
-		b.cond.Wait()
-	}
-	if b.closed {
-		b.mu.Unlock()
-		return 0, errors.New("http2: request body closed")
-	}
-	if b.off == len(b.buf) {
-		err := b.err
-		if err == io.EOF && b.got1 != nil {
-			for k, vv := range b.got1 {
-				b.trailer[k] = vv
-			}
-			b.got1 = nil
-		}
-		b.mu.Unlock()
-		return 0, err
-	}
-	n := copy(p, b.buf[b.off:])
-	b.off += n
-	if b.off == len(b.buf) {
-		b.buf, b.off = b.buf[:0], 0
-	}
-	b.mu.Unlock()
-	b.consumed(int64(n))
-	return n, nil
-}
-
-func (b *h2Body) Close() error {
-	b.mu.Lock()
-	n := len(b.buf) - b.off
-	b.closed = true
-	b.buf, b.off = nil, 0
-	b.cond.Broadcast()
-	b.mu.Unlock()
-	if n > 0 {
-		b.st.c.returnConn(int64(n))
-	}
-	return nil
-}
-
-// fail ends the body for the handler (the stream ended) and returns
-// what it still held, for the connection window. Called with c.mu held.
-func (b *h2Body) fail(err error) int64 {
-	if b.st == nil {
-		return 0
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err == nil || b.err == io.EOF && err != errStreamDone {
-		b.err = err
-	}
-	n := int64(len(b.buf) - b.off)
-	b.buf, b.off = nil, 0
-	b.cond.Broadcast()
-	return n
-}
-
-// consumed returns n bytes to the connection and stream windows, in
-// updates of at least a quarter window.
-func (b *h2Body) consumed(n int64) {
-	c := b.st.c
-	c.returnConn(n)
-	b.mu.Lock()
-	b.unacked += n
-	var inc int64
-	if b.unacked >= h2StreamWindow/4 && b.err == nil && !b.closed {
-		inc, b.unacked = b.unacked, 0
-		b.recvWin += inc
-	}
-	b.mu.Unlock()
-	if inc > 0 {
-		c.lockWrite()
-		c.fr.WriteWindowUpdate(b.st.id, uint32(inc))
-		c.unlockWrite()
-	}
-}
-
-func (c *h2Conn) returnConn(n int64) {
-	c.mu.Lock()
-	c.returnConnLocked(n)
-	c.mu.Unlock()
 }

@@ -178,6 +178,7 @@ func (w *h2Writer) send(final bool) error {
 		if end {
 			w.sentEnd = true
 			if final {
+				w.closeIfDone()
 				return c.unlockWriteBatched()
 			}
 			return c.unlockWrite()
@@ -238,9 +239,26 @@ func (w *h2Writer) send(final bool) error {
 		w.sentEnd = true
 	}
 	if final {
+		w.closeIfDone()
 		return c.unlockWriteBatched()
 	}
 	return c.unlockWrite()
+}
+
+// closeIfDone closes the stream as its last frame is written, when the
+// client had ended its side: the client may open the next stream, or
+// send a frame on this one, as soon as it reads that frame, and must
+// find the stream closed. Called with the write lock held.
+func (w *h2Writer) closeIfDone() {
+	if !w.sentEnd {
+		return
+	}
+	c := w.st.c
+	c.mu.Lock()
+	if w.st.remoteDone {
+		c.endStreamLocked(w.st, errStreamDone)
+	}
+	c.mu.Unlock()
 }
 
 // hasTrailers: the handler set a value for a declared trailer, or one
@@ -407,6 +425,8 @@ func (c *h2Conn) reserve(st *h2Stream, want int) (int, error) {
 func (c *h2Conn) waitWindow(st *h2Stream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	st.winWait = time.Now()
+	defer func() { st.winWait = time.Time{} }()
 	for c.sendWin <= 0 || st.sendWin <= 0 {
 		if st.ended {
 			return st.err

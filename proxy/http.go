@@ -97,7 +97,9 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 	}
 	st.canonical = canonical
 	host, ok := filter.NormalizeHost(r.Host)
-	if !ok {
+	if !ok || r.Host == "" {
+		// No host (HTTP/1.0 may omit it) would reach the node as the
+		// node's own address: refused on every front alike.
 		plain(w, r, http.StatusBadRequest, "bad host")
 		return "bad-host"
 	}

@@ -77,6 +77,12 @@ func (h *httpHandler) serveUpgrade(w *statusWriter, r *http.Request, st *reqStat
 		s.proxyError(w, r, st, fmt.Errorf("server switched to %q when websocket was requested", res.Header.Get("Upgrade")))
 		return false
 	}
+	if !wsAcceptValid(r.Header, res.Header) {
+		t.abandon()
+		up.Close()
+		s.proxyError(w, r, st, fmt.Errorf("server's Sec-WebSocket-Accept does not answer the client's key"))
+		return false
+	}
 	client, crw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		t.abandon()

@@ -219,7 +219,9 @@ func refusedAddr(t *testing.T) string {
 	return addr
 }
 
-const switchHeadOK = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Node: a\r\n\r\n"
+// switchHeadOK answers upgradeReq's key (RFC 6455's example).
+const switchHeadOK = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-Node: a\r\n\r\n"
 
 // echoNode switches protocols, sends first in the same write as its 101,
 // then echoes.
@@ -510,4 +512,37 @@ func TestUpgradeTunnelEnds(t *testing.T) {
 			t.Errorf("access records %v", recs)
 		}
 	})
+}
+
+// TestUpgradeBadAccept: a node's 101 without the Sec-WebSocket-Accept
+// the client's key calls for opens no tunnel: 502, and the node's
+// connection closed, so the client's next bytes never reach it.
+func TestUpgradeBadAccept(t *testing.T) {
+	t.Parallel()
+	for name, accept := range map[string]string{
+		"missing": "",
+		"wrong":   "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n",
+		"twice":   "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Accept: x\r\n",
+	} {
+		closed := make(chan string, 1)
+		addr := scriptNode(t, func(c net.Conn, br *bufio.Reader, req *http.Request) {
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+accept+"\r\n")
+			b, _ := io.ReadAll(br)
+			closed <- string(b)
+		})
+		h := newUpgradeHarness(t, []string{addr}, "")
+		c, _, res := dialUpgrade(t, h.addr, upgradeReq())
+		if res.StatusCode != http.StatusBadGateway {
+			t.Fatalf("%s: status %d", name, res.StatusCode)
+		}
+		io.WriteString(c, "GET /admin HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		select {
+		case got := <-closed:
+			if got != "" {
+				t.Fatalf("%s: the node got %q", name, got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the node's connection stayed open", name)
+		}
+	}
 }
