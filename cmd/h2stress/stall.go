@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,19 +17,24 @@ import (
 // released: a stream is released when the proxy resets it, ends it, or
 // closes the connection.
 type stallConn struct {
-	rc       *rawConn
-	open     *atomic.Int64 // streams unreleased, over all connections
-	mu       sync.Mutex
-	sent     int
-	released map[uint32]bool
-	closed   bool
+	rc     *rawConn
+	open   *atomic.Int64 // streams unreleased, over all connections
+	holds  *holdTimes
+	mu     sync.Mutex
+	sentAt map[uint32]time.Time // streams sent and not yet released
+	early  map[uint32]bool      // released before sentOne recorded them
+	closed bool
 }
 
-func (sc *stallConn) sentOne() {
+func (sc *stallConn) sentOne(id uint32) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if !sc.closed {
-		sc.sent++
+	switch {
+	case sc.early[id]:
+		delete(sc.early, id)
+		sc.holds.add(0)
+	case !sc.closed:
+		sc.sentAt[id] = time.Now()
 		sc.open.Add(1)
 	}
 }
@@ -36,19 +42,49 @@ func (sc *stallConn) sentOne() {
 func (sc *stallConn) release(id uint32) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if !sc.closed && !sc.released[id] {
-		sc.released[id] = true
+	if at, ok := sc.sentAt[id]; ok {
+		delete(sc.sentAt, id)
 		sc.open.Add(-1)
+		sc.holds.add(time.Since(at))
+	} else {
+		sc.early[id] = true
 	}
 }
 
 func (sc *stallConn) closeAll() {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	if !sc.closed {
-		sc.closed = true
-		sc.open.Add(-int64(sc.sent - len(sc.released)))
+	sc.closed = true
+	for id, at := range sc.sentAt {
+		delete(sc.sentAt, id)
+		sc.open.Add(-1)
+		sc.holds.add(time.Since(at))
 	}
+}
+
+// holdTimes collects how long the proxy kept each stream, from its
+// HEADERS to its release.
+type holdTimes struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (h *holdTimes) add(d time.Duration) {
+	h.mu.Lock()
+	h.d = append(h.d, d)
+	h.mu.Unlock()
+}
+
+// quantiles returns the median and the maximum, and how many were released.
+func (h *holdTimes) quantiles() (p50, maxd time.Duration, n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.d) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(h.d)
+	slices.Sort(s)
+	return s[len(s)/2], s[len(s)-1], len(s)
 }
 
 // runStall opens o.conns connections of o.streams streams each that make
@@ -59,6 +95,8 @@ func (sc *stallConn) closeAll() {
 // connections it holds.
 func runStall(ctx context.Context, o *options, n *node) error {
 	var open, connsOpen, errors5xx atomic.Int64
+	holds := &holdTimes{}
+	refused := 0
 	var wg sync.WaitGroup
 	var all []*stallConn
 	defer func() {
@@ -80,9 +118,13 @@ func runStall(ctx context.Context, o *options, n *node) error {
 		}
 		rc, err := dialRaw(ctx, o.proxy, settings...)
 		if err != nil {
-			return err
+			// A proxy out of descriptors or at its connection cap refuses
+			// the rest; what it holds already is still the measurement.
+			refused++
+			slog.Warn("stall: connection refused", "err", err)
+			continue
 		}
-		sc := &stallConn{rc: rc, open: &open, released: map[uint32]bool{}}
+		sc := &stallConn{rc: rc, open: &open, holds: holds, sentAt: map[uint32]time.Time{}, early: map[uint32]bool{}}
 		all = append(all, sc)
 		connsOpen.Add(1)
 		wg.Add(1)
@@ -109,21 +151,22 @@ func runStall(ctx context.Context, o *options, n *node) error {
 			sc.closeAll()
 		}()
 		for range o.streams {
+			var id uint32
 			var err error
 			if zero {
-				_, err = rc.request("GET", "/bytes?n="+strconv.FormatInt(o.stallAnswer, 10), true)
+				id, err = rc.request("GET", "/bytes?n="+strconv.FormatInt(o.stallAnswer, 10), true)
 			} else {
-				_, err = rc.request("POST", "/hold", false, "content-length", "1024")
+				id, err = rc.request("POST", "/hold", false, "content-length", "1024")
 			}
 			if err != nil {
 				break // the proxy closed it; counted as released
 			}
-			sc.sentOne()
+			sc.sentOne(id)
 		}
 	}
 	opened := time.Since(start)
 	t0 := time.Now()
-	report("stall", "conns", o.conns, "streams_per_conn", o.streams, "opened_in",
+	report("stall", "conns", o.conns, "conns_refused", refused, "streams_per_conn", o.streams, "opened_in",
 		opened.Round(10*time.Millisecond), "node_conns_before", nodeBefore)
 
 	var releasedAt, nodeFreeAt time.Duration = -1, -1
@@ -155,6 +198,9 @@ func runStall(ctx context.Context, o *options, n *node) error {
 		case <-tick.C:
 		}
 	}
+	p50, maxHold, released := holds.quantiles()
+	report("stall", "streams_released", released, "hold_median", p50.Round(100*time.Millisecond),
+		"hold_max", maxHold.Round(100*time.Millisecond))
 	report("stall", "all_streams_released_after", durOrNever(releasedAt, o.stallFor),
 		"node_requests_done_after", durOrNever(nodeFreeAt, o.stallFor),
 		"end_streams_held", open.Load(), "end_node_conns_open", n.open.Load(),

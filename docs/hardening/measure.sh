@@ -47,7 +47,8 @@ for proxy in "${proxies[@]}"; do
 		*) echo "unknown proxy $proxy" >&2; exit 2 ;;
 		esac
 		pid=$!
-		ip netns exec "$ns" "$work/h2stress" -run "$s" -pid "$pid" "${metrics[@]}" "$@" | sed "s/^/$proxy /"
+		ip netns exec "$ns" "$work/h2stress" -run "$s" -pid "$pid" "${metrics[@]}" "$@" | sed "s/^/$proxy /" ||
+			echo "$proxy $s failed"
 		kill "$pid"; wait "$pid" 2>/dev/null || true
 		pid=
 	done
