@@ -27,36 +27,22 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 		return false, false
 	}
 	peer := fc.cc.client.Addr()
-	if lr.trusted(peer) || !lr.allowed(peer) {
-		return false, false
-	}
-	raw := h.target
-	query := []byte(nil)
-	for i, c := range raw {
-		if c == '?' {
-			raw, query = h.target[:i], h.target[i:]
-			break
-		}
-	}
-	canonical, err := filter.Canonicalize(string(raw))
-	if err != nil {
-		return false, false
+	if lr.trusted(peer) {
+		return false, false // net/http merges a trusted proxy's forwarding fields
 	}
 	hostHeader := string(h.host)
-	host, ok := filter.NormalizeHost(hostHeader)
-	if !ok {
-		return false, false
+	v := lr.adm.Admit(AdmitRequest{Target: string(h.target), Host: hostHeader, HeaderCount: len(h.fields), Client: peer})
+	if !v.Allow {
+		return false, false // net/http answers, logs and counts the denial
 	}
-	if d := lr.policy.Decide(host, canonical, peer); !d.Allow {
-		return false, false
-	}
+	canonical := v.Canonical
 
 	s := fc.sl.srv
 	st := &fc.st
 	*st = reqState{lr: lr, cc: fc.cc, client: peer, canonical: canonical}
 	st.tried = st.triedBuf[:0]
 	head := h.method[0] == 'H'
-	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, query, hostHeader)
+	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, v.Query, hostHeader)
 
 	status, out, keep := fc.exchange(lr, st, head)
 	keep = keep && !fc.closing
@@ -70,7 +56,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 }
 
 // appendNodeRequest writes the request head a node receives.
-func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical string, query []byte, host string) []byte {
+func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical, query, host string) []byte {
 	h := &fc.h
 	b = append(b, h.method...)
 	b = append(b, ' ')

@@ -65,33 +65,20 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	}
 	start := time.Now()
 	lr := s.cur.Load()
-	if len(r.RequestURI) > lr.cfg.MaxURLLength || headerCount(r.Header) > lr.cfg.MaxHeaderCount {
-		return false
-	}
 	peer := cc.client.Addr()
-	if lr.trusted(peer) || !lr.allowed(peer) {
-		return false
+	if lr.trusted(peer) || !strings.HasPrefix(r.RequestURI, "/") {
+		return false // the handler merges a trusted proxy's forwarding fields
 	}
 	for k := range r.Header {
 		if h2HandOffField(k) {
 			return false
 		}
 	}
-	raw, query, _ := strings.Cut(r.RequestURI, "?")
-	if !strings.HasPrefix(raw, "/") {
-		return false
+	v := lr.adm.Admit(AdmitRequest{Target: r.RequestURI, Host: r.Host, HeaderCount: headerCount(r.Header), Client: peer})
+	if !v.Allow {
+		return false // the handler answers, logs and counts the denial
 	}
-	canonical, err := filter.Canonicalize(raw)
-	if err != nil {
-		return false
-	}
-	host, ok := filter.NormalizeHost(r.Host)
-	if !ok {
-		return false
-	}
-	if d := lr.policy.Decide(host, canonical, peer); !d.Allow {
-		return false
-	}
+	canonical, query := v.Canonical, strings.TrimPrefix(v.Query, "?")
 
 	s.srv.h2FastServed.Add(1)
 	// portico relays the node's Content-Type or none (statusWriter)
