@@ -24,12 +24,9 @@ type reqState struct {
 	canonical string
 	ws        bool
 	tun       *tunnel
-	tried     []*Node
-	node      *Node
-	retries   int
-	errKind   string
-	triedBuf  [4]*Node
-	sw        statusWriter // part of the state: one allocation per request
+	nodeTry
+	errKind string
+	sw      statusWriter // part of the state: one allocation per request
 }
 
 type reqStateKey struct{}
@@ -44,7 +41,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{lr: lr, cc: clientConnOf(r.Context())}
 	sw := &st.sw
 	sw.ResponseWriter = w
-	st.tried = st.triedBuf[:0]
+	st.nodeTry.reset()
 	peer := netip.Addr{}
 	if st.cc != nil {
 		peer = st.cc.client.Addr()
