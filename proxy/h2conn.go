@@ -350,12 +350,24 @@ func (c *h2Conn) fail(code http2.ErrCode) {
 	c.mu.Lock()
 	last := c.maxID
 	c.goAway = true
+	// fail closes the write side itself, after its GOAWAY: a handler
+	// ending now must not start the graceful linger, whose close of the
+	// write side could overtake the GOAWAY.
+	c.lingering = true
 	for _, st := range c.streams {
 		c.endStreamLocked(st, errConnClosed) // no handler writes after the GOAWAY
 	}
 	c.mu.Unlock()
 	c.lockWrite()
 	c.fr.WriteGoAway(last, code, nil)
+	if c.werr == nil {
+		// Flushed here, not left to a writer waiting for the lock: the
+		// close of the write side below must not overtake the GOAWAY.
+		if c.wtimeout > 0 {
+			c.c.SetWriteDeadline(time.Now().Add(c.wtimeout))
+		}
+		c.werr = c.bw.Flush()
+	}
 	if c.unlockWrite() != nil {
 		return
 	}
