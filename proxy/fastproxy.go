@@ -65,7 +65,7 @@ func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical, 
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
 	for _, f := range h.fields {
-		if identityField(f.name) {
+		if isIdentityField(f.name) {
 			continue
 		}
 		b = append(b, f.name...)
@@ -73,53 +73,9 @@ func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical, 
 		b = append(b, f.value...)
 		b = append(b, "\r\n"...)
 	}
-	var ab [64]byte
-	client := fc.st.client.AppendTo(ab[:0])
-	b = append(b, "X-Forwarded-For: "...)
-	b = append(b, client...)
-	b = append(b, "\r\nX-Forwarded-Proto: "...)
-	b = append(b, lr.proto...)
-	b = append(b, "\r\nX-Forwarded-Host: "...)
-	b = append(b, host...)
-	b = append(b, "\r\nX-Real-Ip: "...)
-	b = append(b, client...)
-	b = append(b, "\r\n\r\n"...)
+	b = appendForwarded(b, fc.st.client, lr.proto, host)
+	b = append(b, "\r\n"...)
 	return b
-}
-
-// identityField: a field that says who the client is, which only portico
-// may set for an untrusted peer (as scrubIdentity for the net/http path).
-func identityField(name []byte) bool {
-	const fwd = "x-forwarded-"
-	if len(name) >= len(fwd) && foldEqualBytes(name[:len(fwd)], fwd) {
-		return true
-	}
-	for _, id := range identityHeaders() {
-		if foldEqualBytes(name, id) {
-			return true
-		}
-	}
-	return false
-}
-
-// foldEqualBytes is foldEqual for a field name still in the read buffer.
-func foldEqualBytes(k []byte, want string) bool {
-	if len(k) != len(want) {
-		return false
-	}
-	for i := range len(k) {
-		c := k[i]
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
-			c = '-'
-		}
-		if c != want[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // exchange sends fc.out to the pool's nodes until one answers, as the

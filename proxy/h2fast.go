@@ -69,7 +69,9 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 		return false // the handler merges a trusted proxy's forwarding fields
 	}
 	for k := range r.Header {
-		if h2HandOffField(k) {
+		if fastHandOff(k) {
+			// as on HTTP/1.1; the connection-specific fields never get
+			// this far
 			return false
 		}
 	}
@@ -98,17 +100,6 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	return true
 }
 
-// h2HandOffField: a request field that sends an HTTP/2 stream to
-// httpHandler (as handOffFields does on HTTP/1.1; the connection-specific
-// ones never get this far).
-func h2HandOffField(k string) bool {
-	switch k {
-	case "Te", "Proxy-Authorization", "Proxy-Authenticate", "Http2-Settings", "Content-Length", "Expect":
-		return true
-	}
-	return false
-}
-
 // appendH2NodeRequest writes the request head a node receives for an
 // HTTP/2 stream: what st.rewrite and net/http's request writer make of
 // it on the httpHandler path.
@@ -124,7 +115,7 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
 	for k, vv := range r.Header {
-		if k == "Host" || identityField([]byte(k)) {
+		if k == "Host" || isIdentityField(k) {
 			continue // Host: r.Host alone, as net/http's request writer
 		}
 		for _, v := range vv {
@@ -135,17 +126,8 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 			b = append(b, "\r\n"...)
 		}
 	}
-	var ab [64]byte
-	addr := client.AppendTo(ab[:0])
-	b = append(b, "X-Forwarded-For: "...)
-	b = append(b, addr...)
-	b = append(b, "\r\nX-Forwarded-Proto: "...)
-	b = append(b, lr.proto...)
-	b = append(b, "\r\nX-Forwarded-Host: "...)
-	b = append(b, r.Host...)
-	b = append(b, "\r\nX-Real-Ip: "...)
-	b = append(b, addr...)
-	b = append(b, "\r\n\r\n"...)
+	b = appendForwarded(b, client, lr.proto, r.Host)
+	b = append(b, "\r\n"...)
 	return b
 }
 

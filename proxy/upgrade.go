@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"time"
 
@@ -279,28 +278,8 @@ func upgradeRequest(r *http.Request, st *reqState) *http.Request {
 	}
 	h["Connection"] = []string{"Upgrade"}
 	h["Upgrade"] = []string{"websocket"}
-	for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		delete(h, k)
-	}
 	st.rewrite(r, out)
 	return out
-}
-
-// removeHopByHop deletes the headers that belong to one connection rather
-// than to the message: those the Connection header names, and the fixed
-// list ReverseProxy removes as well.
-func removeHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, k := range [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
-		delete(h, k)
-	}
 }
 
 // exchange writes out on c and reads the response head within timeout,
