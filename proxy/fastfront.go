@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -294,11 +293,6 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headV
 			return headMore
 		}
 	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // handOff flushes the responses already written, so they stay in order,

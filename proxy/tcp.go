@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -97,7 +96,7 @@ func (s *Server) moveTCP(cc *clientConn, up net.Conn, tun *tunnel, idle time.Dur
 	down, derr := s.relay(cc, up, tun, idle)
 	r := <-upDone
 	return l4Result{up: r.n, down: down,
-		idle: isTimeoutErr(derr) || isTimeoutErr(r.err), err: errors.Join(derr, r.err)}
+		idle: isTimeout(derr) || isTimeout(r.err), err: errors.Join(derr, r.err)}
 }
 
 // writeProxyHeader sends the PROXY header for the client's connection:
@@ -156,7 +155,7 @@ func (s *Server) relay(dst, src net.Conn, tun *tunnel, idle time.Duration) (int6
 		switch {
 		case err == nil:
 			continue // a chunk moved
-		case isTimeoutErr(err) && idle > 0:
+		case isTimeout(err) && idle > 0:
 			if n > 0 || time.Since(time.Unix(0, tun.last.Load())) < idle {
 				continue // still moving, here or the other way
 			}
@@ -211,8 +210,4 @@ func closeWrite(c net.Conn) {
 		return
 	}
 	c.Close()
-}
-
-func isTimeoutErr(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded)
 }
