@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -27,36 +26,22 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 		return false, false
 	}
 	peer := fc.cc.client.Addr()
-	if lr.trusted(peer) || !lr.allowed(peer) {
-		return false, false
-	}
-	raw := h.target
-	query := []byte(nil)
-	for i, c := range raw {
-		if c == '?' {
-			raw, query = h.target[:i], h.target[i:]
-			break
-		}
-	}
-	canonical, err := filter.Canonicalize(string(raw))
-	if err != nil {
-		return false, false
+	if lr.trusted(peer) {
+		return false, false // net/http merges a trusted proxy's forwarding fields
 	}
 	hostHeader := string(h.host)
-	host, ok := filter.NormalizeHost(hostHeader)
-	if !ok {
-		return false, false
+	v := lr.adm.Admit(AdmitRequest{Target: string(h.target), Host: hostHeader, HeaderCount: len(h.fields), Client: peer})
+	if !v.Allow {
+		return false, false // net/http answers, logs and counts the denial
 	}
-	if d := lr.policy.Decide(host, canonical, peer); !d.Allow {
-		return false, false
-	}
+	canonical := v.Canonical
 
 	s := fc.sl.srv
 	st := &fc.st
 	*st = reqState{lr: lr, cc: fc.cc, client: peer, canonical: canonical}
-	st.tried = st.triedBuf[:0]
+	st.nodeTry.reset()
 	head := h.method[0] == 'H'
-	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, query, hostHeader)
+	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, v.Query, hostHeader)
 
 	status, out, keep := fc.exchange(lr, st, head)
 	keep = keep && !fc.closing
@@ -70,7 +55,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 }
 
 // appendNodeRequest writes the request head a node receives.
-func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical string, query []byte, host string) []byte {
+func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical, query, host string) []byte {
 	h := &fc.h
 	b = append(b, h.method...)
 	b = append(b, ' ')
@@ -142,43 +127,15 @@ func foldEqualBytes(k []byte, want string) bool {
 // returns the status the client got, the body bytes sent, and whether the
 // client connection may carry another request.
 func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (status int, out int64, keep bool) {
-	s := fc.sl.srv
 	p := lr.pool
-	var lastErr error
-	for {
-		n := s.attempt(p, st)
-		if n == nil {
-			if lastErr == nil {
-				lastErr = errNoServer
-			}
-			return fc.fail(st, lastErr)
-		}
-		nc, res, err := fc.roundTrip(p.fast, n.addr, head)
-		if err == nil && res == nil {
-			s.observeNode(n, nil)
-			return fc.relaySimple(p.fast, nc, head)
-		}
-		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
-			// nobody asked to switch: a node that does is broken
-			nc.c.Close()
-			return fc.fail(st, errors.New("server switched protocols unasked"))
-		}
-		if err == nil {
-			if err := checkStatus(res); err != nil {
-				nc.c.Close()
-				return fc.fail(st, err)
-			}
-		}
-		if err == nil {
-			s.observeNode(n, nil)
-			return fc.relay(p.fast, nc, res, head)
-		}
-		lastErr = err
-		if retryable(s.observeNode(n, err), true) {
-			continue
-		}
+	nc, res, err := fc.call(p, &st.nodeTry, head)
+	switch {
+	case err != nil:
 		return fc.fail(st, err)
+	case res == nil:
+		return fc.relaySimple(p.fast, nc, head)
 	}
+	return fc.relay(p.fast, nc, res, head)
 }
 
 // nodeCall is one fast-path request to a node and the head of its

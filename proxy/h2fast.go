@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/netip"
@@ -64,33 +63,20 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	}
 	start := time.Now()
 	lr := s.cur.Load()
-	if len(r.RequestURI) > lr.cfg.MaxURLLength || headerCount(r.Header) > lr.cfg.MaxHeaderCount {
-		return false
-	}
 	peer := cc.client.Addr()
-	if lr.trusted(peer) || !lr.allowed(peer) {
-		return false
+	if lr.trusted(peer) || !strings.HasPrefix(r.RequestURI, "/") {
+		return false // the handler merges a trusted proxy's forwarding fields
 	}
 	for k := range r.Header {
 		if h2HandOffField(k) {
 			return false
 		}
 	}
-	raw, query, _ := strings.Cut(r.RequestURI, "?")
-	if !strings.HasPrefix(raw, "/") {
-		return false
+	v := lr.adm.Admit(AdmitRequest{Target: r.RequestURI, Host: r.Host, HeaderCount: headerCount(r.Header), Client: peer})
+	if !v.Allow {
+		return false // the handler answers, logs and counts the denial
 	}
-	canonical, err := filter.Canonicalize(raw)
-	if err != nil {
-		return false
-	}
-	host, ok := filter.NormalizeHost(r.Host)
-	if !ok {
-		return false
-	}
-	if d := lr.policy.Decide(host, canonical, peer); !d.Allow {
-		return false
-	}
+	canonical, query := v.Canonical, strings.TrimPrefix(v.Query, "?")
 
 	s.srv.h2FastServed.Add(1)
 	// portico relays the node's Content-Type or none (statusWriter)
@@ -98,7 +84,7 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	fp := &st.fast
 	rs := &fp.rs
 	*rs = reqState{lr: lr, cc: cc, client: peer, canonical: canonical}
-	rs.tried = rs.triedBuf[:0]
+	rs.nodeTry.reset()
 	fp.srv = s.srv
 	fp.info = st.w.relayInformational
 	fp.ctx = r.Context()
@@ -167,38 +153,14 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out int64) {
 	rs := &fp.rs
 	p := rs.lr.pool
-	var lastErr error
-	for {
-		n := s.srv.attempt(p, rs)
-		if n == nil {
-			if lastErr == nil {
-				lastErr = errNoServer
-			}
-			return h2Fail(s.srv, w, rs, lastErr, head)
-		}
-		nc, res, err := fp.roundTrip(p.fast, n.addr, head)
-		if err == nil && res == nil {
-			s.srv.observeNode(n, nil)
-			return w.relaySimple(p.fast, nc, &fp.rh, head)
-		}
-		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
-			nc.c.Close()
-			return h2Fail(s.srv, w, rs, errors.New("server switched protocols unasked"), head)
-		}
-		if err == nil {
-			if err := checkStatus(res); err != nil {
-				nc.c.Close()
-				return h2Fail(s.srv, w, rs, err, head)
-			}
-			s.srv.observeNode(n, nil)
-			return w.relay(s.srv, p.fast, nc, res)
-		}
-		lastErr = err
-		if retryable(s.srv.observeNode(n, err), true) {
-			continue
-		}
+	nc, res, err := fp.call(p, &rs.nodeTry, head)
+	switch {
+	case err != nil:
 		return h2Fail(s.srv, w, rs, err, head)
+	case res == nil:
+		return w.relaySimple(p.fast, nc, &fp.rh, head)
 	}
+	return w.relay(s.srv, p.fast, nc, res)
 }
 
 // relaySimple relays an answer parseRespHead took: its field lines as

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
@@ -25,12 +24,9 @@ type reqState struct {
 	canonical string
 	ws        bool
 	tun       *tunnel
-	tried     []*Node
-	node      *Node
-	retries   int
-	errKind   string
-	triedBuf  [4]*Node
-	sw        statusWriter // part of the state: one allocation per request
+	nodeTry
+	errKind string
+	sw      statusWriter // part of the state: one allocation per request
 }
 
 type reqStateKey struct{}
@@ -45,7 +41,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{lr: lr, cc: clientConnOf(r.Context())}
 	sw := &st.sw
 	sw.ResponseWriter = w
-	st.tried = st.triedBuf[:0]
+	st.nodeTry.reset()
 	peer := netip.Addr{}
 	if st.cc != nil {
 		peer = st.cc.client.Addr()
@@ -68,40 +64,16 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.observeRequest(lr, st, r, sw, start)
 }
 
-// admit applies limits, the allow list, the canonical path, upgrade policy
-// and the endpoint rules. It answers the client itself and returns the
-// denial reason, or "" when the request may be proxied.
+// admit runs the listener's admission (Admitter.Admit) on the request,
+// answers a denied one, and applies the upgrade policy to an admitted one.
+// It returns the denial reason, or "" when the request may be proxied.
 func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) string {
 	lr := st.lr
-	if len(r.RequestURI) > lr.cfg.MaxURLLength {
-		plain(w, r, http.StatusRequestURITooLong, "request URI too long")
-		return "limit"
-	}
-	if n := headerCount(r.Header); n > lr.cfg.MaxHeaderCount {
-		plain(w, r, http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
-		return "limit"
-	}
-	if !lr.allowed(st.client) {
-		plain(w, r, http.StatusForbidden, "forbidden")
-		return "allow"
-	}
-	raw, ok := rawPath(r)
-	if !ok {
-		plain(w, r, http.StatusBadRequest, "bad request target")
-		return "bad-path"
-	}
-	canonical, err := filter.Canonicalize(raw)
-	if err != nil {
-		plain(w, r, http.StatusBadRequest, "bad request path")
-		return "bad-path"
-	}
-	st.canonical = canonical
-	host, ok := filter.NormalizeHost(r.Host)
-	if !ok || r.Host == "" {
-		// No host (HTTP/1.0 may omit it) would reach the node as the
-		// node's own address: refused on every front alike.
-		plain(w, r, http.StatusBadRequest, "bad host")
-		return "bad-host"
+	v := lr.adm.Admit(AdmitRequest{Target: r.RequestURI, Host: r.Host, HeaderCount: headerCount(r.Header), Client: st.client})
+	st.canonical = v.Canonical
+	if !v.Allow {
+		plain(w, r, v.Status, v.Message)
+		return v.Reason
 	}
 	if up := r.Header.Values("Upgrade"); len(up) > 0 {
 		ws, ok := filter.UpgradeVerdict(up)
@@ -117,45 +89,7 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 		}
 		st.ws = ws && ok && r.ProtoMajor == 1
 	}
-	if d := lr.policy.Decide(host, canonical, st.client); !d.Allow {
-		plain(w, r, http.StatusForbidden, "forbidden")
-		return "rule"
-	}
 	return ""
-}
-
-// rawPath extracts the path of the request target exactly as received, so
-// the canonicaliser decodes it once.
-//
-// An absolute-form target (GET http://host/path) replaces the Host header
-// (RFC 9112 §3.2.2): net/http sets r.Host from the target and drops the
-// header, so the rules and the node both see the target's host; there is no
-// second host left to disagree with. Targets with user info, another
-// scheme, or no host are refused.
-func rawPath(r *http.Request) (string, bool) {
-	uri := r.RequestURI // HTTP/2 puts :path here too
-	if uri == "*" {
-		return "", false
-	}
-	if !strings.HasPrefix(uri, "/") {
-		u, err := url.Parse(uri)
-		if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") {
-			return "", false
-		}
-		if !strings.EqualFold(u.Host, r.Host) {
-			return "", false
-		}
-		uri = uri[len(u.Scheme)+len("://")+len(u.Host):]
-		if uri == "" {
-			uri = "/"
-		} else if uri[0] != '/' {
-			return "", false // "http://host?x" or "http://host#x"
-		}
-	}
-	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		uri = uri[:i]
-	}
-	return uri, true
 }
 
 func headerCount(h http.Header) int {

@@ -18,37 +18,23 @@ import (
 func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	start := time.Now()
 	p := lr.pool
-	var tried []*Node
+	var a nodeTry
+	a.reset()
 	var up net.Conn
-	var node *Node
-	var lastErr error
-	for {
-		node = p.next(tried)
-		if node == nil {
-			break
-		}
-		if len(tried) > 0 {
-			s.metrics.retried(p.cfg.Name)
-		}
-		tried = append(tried, node)
-		d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
-		c, err := d.DialContext(s.drain, "tcp", node.addr)
-		if err == nil {
-			up = c
-			break
-		}
-		lastErr = err
-		if !retryable(s.observeNode(node, err), false) {
-			break
-		}
-	}
-	if up == nil {
-		outcome := "no-server"
+	d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
+	lastErr := s.forEachNode(s.drain, p, &a, false, func(n *Node) error {
+		c, err := d.DialContext(s.drain, "tcp", n.addr)
+		up = c
+		return err
+	})
+	node := a.node
+	if lastErr != nil {
+		outcome := "connect-failed"
 		switch {
+		case errors.Is(lastErr, errNoServer):
+			outcome = "no-server"
 		case isLocalError(lastErr):
 			outcome = "local-error"
-		case lastErr != nil:
-			outcome = "connect-failed"
 		}
 		cc.Close()
 		s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, "", outcome, 0, 0)
@@ -64,7 +50,6 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 			return
 		}
 	}
-	s.observeNode(node, nil)
 	tun := newTunnel(0, node) // idle is enforced by the loop's sweep or the relays' deadlines
 	tun.add(cc)
 	tun.add(up)

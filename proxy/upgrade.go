@@ -234,38 +234,30 @@ func (h *httpHandler) handshake(w http.ResponseWriter, r *http.Request, st *reqS
 	out := upgradeRequest(r, st)
 	ctx := r.Context()
 	d := net.Dialer{Timeout: p.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
-	lastErr := errNoServer
-	for {
-		n := s.attempt(p, st)
-		if n == nil {
-			return nil, nil, nil, lastErr
-		}
+	var up *trackedConn
+	var br *bufio.Reader
+	var res *http.Response
+	// A failed dial moves on to the next node; once the handshake went
+	// out it is not repeated (replay false).
+	err := s.forEachNode(ctx, p, &st.nodeTry, false, func(n *Node) error {
 		c, err := d.DialContext(ctx, "tcp", n.addr)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, nil, err
-			}
-			lastErr = err
-			if retryable(s.observeNode(n, err), false) {
-				continue
-			}
-			return nil, nil, nil, err
+			return err
 		}
-		up := &trackedConn{Conn: c, tun: st.tun, ws: newWSFramer()}
+		up = &trackedConn{Conn: c, tun: st.tun, ws: newWSFramer()}
 		st.tun.add(up)
 		st.tun.setUpstream(up)
 		out.URL.Host = n.addr
-		br, res, err := exchange(ctx, w, up, out, p.cfg.ResponseTimeout)
+		br, res, err = exchange(ctx, w, up, out, p.cfg.ResponseTimeout)
 		if err != nil {
 			up.Close()
-			if ctx.Err() == nil {
-				s.observeNode(n, err)
-			}
-			return nil, nil, nil, err
 		}
-		s.observeNode(n, nil)
-		return up, br, res, nil
+		return err
+	})
+	if err != nil {
+		return nil, nil, nil, err
 	}
+	return up, br, res, nil
 }
 
 // upgradeRequest builds the request a node sees, as ReverseProxy does for
