@@ -16,14 +16,14 @@ import (
 // and HEAD requests that pass every check) on the connection's own
 // goroutine, without net/http's server or ReverseProxy.
 //
-// Why: under keep-alive load the profile put net/http's server at about
-// 40% of portico's CPU (a fresh Request, URL and header map per request, a
-// background read and a context per request) and ReverseProxy at 15% (a
-// second header map, hop-by-hop scans, a context per request). Here a
-// request is parsed in place from the read buffer (fasthead.go), judged by
-// the same filter functions, written to a kept-alive node connection and
-// its response relayed, with no allocation per request beyond the
-// response header net/http's ReadResponse builds.
+// Why: net/http's server makes a fresh Request, URL and header map, a
+// background read and a context per request, and ReverseProxy a second
+// header map, hop-by-hop scans and another context; under keep-alive load
+// that is most of portico's CPU (docs/performance.md). Here a request is
+// parsed in place from the read buffer (fasthead.go), judged by the same
+// filter functions, written to a kept-alive node connection and its
+// response relayed, its head copied through when parseRespHead takes it
+// (fastresp.go) and built by http.ReadResponse otherwise.
 //
 // Anything else leaves the fast path before a byte of it is consumed: the
 // connection, with everything read so far, is handed to the listener's
@@ -31,7 +31,8 @@ import (
 // be refused (limits, allow list, bad path or host, rules), so denials are
 // judged, answered, logged and counted by exactly one piece of code, and
 // every request from a trusted proxy (its forwarding headers are merged
-// there). HTTP/2 never enters the fast path.
+// there). HTTP/2 streams have a fast path of their own (h2fast.go), which
+// shares this one's node exchange (nodeCall) and response reader.
 
 // fastConn is one client connection on the fast path.
 type fastConn struct {

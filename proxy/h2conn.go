@@ -19,12 +19,11 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// HTTP/2 for TLS clients that chose h2. net/http's own HTTP/2 server
-// spent 62% of portico's CPU in the h2-terminate benchmark: every
-// request crosses three goroutines (frame reader, serve loop, handler)
-// by channel, and every response leaves as two TLS records, because the
-// handler waits until its HEADERS frame is flushed before it writes the
-// DATA. Here one goroutine per connection reads frames and runs the
+// HTTP/2 for TLS clients that chose h2. In net/http's own HTTP/2 server
+// every request crosses three goroutines (frame reader, serve loop,
+// handler) by channel, and every response leaves as two TLS records,
+// because the handler waits until its HEADERS frame is flushed before it
+// writes the DATA (docs/performance.md). Here one goroutine per connection reads frames and runs the
 // protocol, each stream's handler writes its own frames under the
 // connection's write lock, and a response of one HEADERS and one DATA
 // frame goes out in one write; when several handlers are ready at once,

@@ -19,10 +19,9 @@ import (
 // connection (nodeCall), and the answer relayed into the stream's
 // writer, the node's field lines as they came when parseRespHead takes
 // them. This skips ReverseProxy's second request and header map, its
-// hop-by-hop scans and net/http's request writer and response reader,
-// which were a quarter of portico's CPU per h2 request. Anything else
-// is served by httpHandler; a differential test holds the two paths to
-// the same node request and the same answer.
+// hop-by-hop scans and net/http's request writer and response reader.
+// Anything else is served by httpHandler; a differential test holds the
+// two paths to the same node request and the same answer.
 
 // h2Fast is a stream's fast-path state.
 type h2Fast struct {

@@ -22,9 +22,9 @@ import (
 // stack of about 16 KiB, one watching the request context, and two copiers.
 // It also keeps the server's hijacked buffered reader, the buffered writer
 // Hijack returns, and http.Transport's buffered reader and writer on the
-// node side. An idle tunnel cost 55 KiB that way; it must cost under
-// 40 KiB. Here the handler does the handshake itself, with net/http's own
-// serialiser and parser ((*http.Request).Write, http.ReadResponse), hands
+// node side: tens of KiB per idle tunnel (docs/performance.md). Here the
+// handler does the handshake itself, with net/http's own serialiser and
+// parser ((*http.Request).Write, http.ReadResponse), hands
 // the bytes already buffered on either side to the other, and returns:
 // what stays is the two connections. Between plain TCP sockets a tunnel
 // loop moves the bytes (l4loop_linux.go), and one goroutine waits for the
