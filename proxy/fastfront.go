@@ -41,7 +41,8 @@ type fastConn struct {
 	cc   *clientConn // the gate's connection under c
 	br   *bufio.Reader
 	bw   *bufio.Writer
-	idle atomic.Bool // waiting for a request: shutdown may end it now
+	wd   writeDeadline // what bw writes to: c, under the progress limit
+	idle atomic.Bool   // waiting for a request: shutdown may end it now
 	h    fastHead
 	nodeCall
 	start time.Time // of the current request
@@ -152,6 +153,7 @@ func (fc *fastConn) release() {
 	clear(fields[:cap(fields)])
 	clear(lines[:cap(lines)])
 	fc.sl, fc.c, fc.cc, fc.br, fc.bw, fc.srv = nil, nil, nil, nil, nil, nil
+	fc.wd = writeDeadline{}
 	fc.h, fc.rh = fastHead{fields: fields}, respHead{lines: lines}
 	fc.st = reqState{}
 	fc.start, fc.abort, fc.closing, fc.fs = time.Time{}, false, false, nil
@@ -177,7 +179,8 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	fc.br = bufs.r.Get().(*bufio.Reader)
 	fc.br.Reset(c)
 	fc.bw = bufs.w.Get().(*bufio.Writer)
-	fc.bw.Reset(c)
+	fc.wd = writeDeadline{c: c, limit: s.srv.progressLimit(f.key.idle)}
+	fc.bw.Reset(&fc.wd)
 	handedOff := false
 	fc.fs = f.fast
 	if f.fast.add(fc) { // else the frontend is stopping: close
@@ -187,7 +190,7 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	if handedOff {
 		// net/http reads what br still holds, through prefixConn; the
 		// reader goes with it
-		s.handOff(&prefixConn{Conn: c, br: fc.br}, cc)
+		s.handOff(&prefixConn{Conn: c, br: fc.br, wlimit: fc.wd.limit}, cc)
 	} else {
 		c.Close()
 		fc.br.Reset(nil)
@@ -336,13 +339,20 @@ func writeRequestTimeout(c net.Conn) {
 // reads net/http aborts on purpose (a deadline already past when set, as
 // when a handler hijacks the connection), and nothing is written once the
 // connection switched protocols.
+//
+// Its writes have the client progress limit wlimit (net/http's
+// WriteTimeout would bound a whole answer, and cut long downloads and
+// event streams), until the connection switches protocols: a tunnel has
+// limits of its own.
 type prefixConn struct {
 	net.Conn
-	br *bufio.Reader
+	br     *bufio.Reader
+	wlimit time.Duration
 
 	unanswered atomic.Bool // bytes read since the last write
 	aborted    atomic.Bool // the read deadline was already past when set
 	quiet      atomic.Bool // a 408 went out, or the connection switched protocols
+	tunnel     atomic.Bool // the connection switched protocols
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) {
@@ -364,11 +374,21 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 }
 
 func (p *prefixConn) Write(b []byte) (int, error) {
+	switched := false
 	if bytes.HasPrefix(b, []byte("HTTP/1.1 101 ")) {
 		p.quiet.Store(true) // a tunnel from here on: never an HTTP answer
+		switched = !p.tunnel.Swap(true)
 	}
 	p.unanswered.Store(false)
-	return p.Conn.Write(b)
+	limited := p.wlimit > 0 && (switched || !p.tunnel.Load())
+	if limited {
+		p.Conn.SetWriteDeadline(time.Now().Add(p.wlimit))
+	}
+	n, err := p.Conn.Write(b)
+	if limited && switched {
+		p.Conn.SetWriteDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func (p *prefixConn) SetReadDeadline(t time.Time) error {

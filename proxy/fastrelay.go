@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 )
 
@@ -11,7 +12,10 @@ import (
 // portico's own when no node answered.
 
 // relaySimple relays a response parseRespHead took: the node's field
-// lines as they came, then exactly Content-Length body bytes.
+// lines as they came, then exactly Content-Length body bytes. A body of
+// up to smallAnswer is read whole first, and the node connection goes
+// back before the client is written to; a larger one holds it while the
+// client takes it.
 func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (status int, out int64, keep bool) {
 	rh := &fc.rh
 	b := appendStatusLine(fc.out[:0], rh.code)
@@ -26,22 +30,44 @@ func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (stat
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "\r\n"...)
+	nc.br.Discard(rh.size)
+	body := rh.length
+	if head || body < 0 {
+		body = 0
+	}
+	if body <= smallAnswer {
+		// The head is already copied out of the node's buffer; the
+		// body follows it in the same scratch.
+		n := len(b)
+		b = slices.Grow(b, int(body))[:n+int(body)]
+		fc.out = b
+		_, err := io.ReadFull(nc.br, b[n:])
+		releaseNode(t, nc, err == nil && !rh.close)
+		if err != nil {
+			fc.abort = true
+			return rh.code, 0, false
+		}
+		fc.bw.Write(b)
+		return rh.code, body, true
+	}
 	fc.out = b
 	fc.bw.Write(b)
-	nc.br.Discard(rh.size)
-	var err error
-	if !head && rh.length > 0 {
-		out, err = copyN(fc.bw, nc.br, rh.length)
-	}
-	if err == nil && !rh.close {
-		t.put(nc)
-	} else {
-		nc.c.Close()
-	}
+	out, err := copyN(fc.bw, nc.br, body)
+	releaseNode(t, nc, err == nil && !rh.close)
 	if err != nil {
 		fc.abort = true
 	}
 	return rh.code, out, err == nil
+}
+
+// releaseNode gives back a node connection whose answer was read: to the
+// pool when it may carry another request, else closed.
+func releaseNode(t *nodeTransport, nc *nodeConn, reuse bool) {
+	if reuse {
+		t.put(nc)
+	} else {
+		nc.c.Close()
+	}
 }
 
 // copyN relays n body bytes from a node's buffered reader to dst (a
@@ -89,7 +115,9 @@ type dateLine struct {
 }
 
 // relay writes the node's response to the client and returns the node
-// connection to the pool when its response was read to the end.
+// connection to the pool when its response was read to the end. A body
+// of known length up to smallAnswer is read before anything is written,
+// so that the node connection goes back first, as in relaySimple.
 func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, head bool) (status int, out int64, keep bool) {
 	removeHopByHop(res.Header)
 	fc.announceTrailers(res)
@@ -107,18 +135,39 @@ func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, he
 	} else if !bodyless {
 		res.Header["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
 	}
-	fc.writeHead(res.StatusCode, res.Header, fc.closeAfterAnswer())
 	var err error
 	eof := bodyless || res.Body == http.NoBody
-	if !eof {
-		out, eof, err = fc.copyBody(res, chunked)
+	var small []byte
+	if !eof && !chunked && res.ContentLength <= smallAnswer {
+		buf := fc.sl.srv.buffers.Get()
+		defer fc.sl.srv.buffers.Put(buf)
+		small = buf[:res.ContentLength]
+		if _, err = io.ReadFull(res.Body, small); err != nil {
+			nc.c.Close()
+			fc.abort = true
+			return res.StatusCode, 0, false
+		}
+		eof = true
 	}
+	if eof {
+		if !res.Close {
+			res.Body.Close() // at EOF: reads nothing
+		}
+		releaseNode(t, nc, !res.Close)
+	}
+	fc.writeHead(res.StatusCode, res.Header, fc.closeAfterAnswer())
+	if small != nil {
+		fc.bw.Write(small)
+		return res.StatusCode, int64(len(small)), true
+	}
+	if eof {
+		return res.StatusCode, 0, true
+	}
+	out, eof, err = fc.copyBody(res, chunked)
 	if eof && !res.Close {
 		res.Body.Close() // at EOF: reads nothing
-		t.put(nc)
-	} else {
-		nc.c.Close()
 	}
+	releaseNode(t, nc, eof && !res.Close)
 	if err != nil {
 		fc.abort = true
 	}
