@@ -192,10 +192,7 @@ func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns)
 	}
 	c.ctx, c.stop = context.WithCancel(parent)
 	c.maxFrame.Store(16384)
-	c.wtimeout = 2 * time.Minute
-	if cfg.idle > 0 {
-		c.wtimeout = max(cfg.idle, 10*time.Second)
-	}
+	c.wtimeout = clientProgressLimit(cfg.idle)
 	// A stream waiting on its client gets as long as a write does.
 	c.stallTimeout = c.wtimeout
 	if cfg.stall > 0 {

@@ -155,7 +155,7 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	if head || body < 0 {
 		body = 0
 	}
-	if body <= h2SmallAnswer {
+	if body <= smallAnswer {
 		return w.relayOwned(t, nc, rh, int(body))
 	}
 	// The lines point into the node's read buffer, which the body is
@@ -165,11 +165,7 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	// The node's answer is all read (what is left of it is in w): the
 	// connection goes back before the stream's last frame, which ends
 	// the stream's context.
-	if w.st.fast.release() && err == nil && !rh.close {
-		t.put(nc)
-	} else {
-		nc.c.Close()
-	}
+	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.close)
 	if err == nil {
 		err = w.finish()
 	}
@@ -180,22 +176,12 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	return rh.code, out
 }
 
-// h2SmallAnswer is the largest body the fast path reads whole before
-// answering: the node connection then goes back to the pool at once,
-// whatever the client's windows and reading pace (no more memory than
-// the node connection's own read buffer, which it frees).
-const h2SmallAnswer = nodeBufSize
-
 // relayOwned reads a small answer's body, releases the node connection,
 // then answers the client from a copy.
 func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *respHead, body int) (int, int64) {
 	lines, own := ownLines(rh.lines, body)
 	_, err := io.ReadFull(nc.br, own)
-	if w.st.fast.release() && err == nil && !rh.close {
-		t.put(nc)
-	} else {
-		nc.c.Close()
-	}
+	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.close)
 	if err != nil {
 		w.abort = true
 		return rh.code, 0

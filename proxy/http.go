@@ -26,6 +26,7 @@ type reqState struct {
 	tun       *tunnel
 	nodeTry
 	errKind string
+	body    *bodyWatch   // an HTTP/1 request body on its way to a node
 	sw      statusWriter // part of the state: one allocation per request
 }
 
@@ -125,7 +126,14 @@ func (h *httpHandler) proxy(w *statusWriter, r *http.Request, st *reqState, star
 	// a plain request, and ReverseProxy drops the Upgrade header.
 	st.ws = false
 	ctx := context.WithValue(r.Context(), reqStateKey{}, st)
-	st.lr.pool.rp.ServeHTTP(w, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
+		// HTTP/2 streams have their own stall limits (h2stall.go)
+		st.body = watchBody(w, r.Body, h.slot.srv.progressLimit(st.lr.cfg.IdleTimeout))
+		defer st.body.stop()
+		r.Body = st.body
+	}
+	st.lr.pool.rp.ServeHTTP(w, r)
 	return false
 }
 
@@ -196,6 +204,13 @@ func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 // 504 when a node did not answer in time, 502 otherwise. st may be nil.
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	var kind string
+	if st != nil && st.body != nil && st.body.stalled.Load() {
+		// the client stopped sending its body: the node request is
+		// already cancelled, and the connection closes after this
+		plain(w, r, http.StatusRequestTimeout, "request timeout")
+		st.errKind = "client-timeout"
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// the client went away; nobody to answer
 		w.WriteHeader(499)

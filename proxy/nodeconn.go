@@ -68,6 +68,14 @@ const (
 	nodeBufSize        = 16 << 10
 )
 
+// smallAnswer is the largest body the fast paths (HTTP/1.1 and HTTP/2)
+// read whole before answering: the node connection then goes back to the
+// pool at once, whatever the client's reading pace (no more memory than
+// the node connection's own read buffer, which it frees). A larger
+// answer holds its node connection while the client takes it, bounded
+// by the client progress limit.
+const smallAnswer = nodeBufSize
+
 func newNodeTransport(connectTimeout, respTimeout time.Duration) *nodeTransport {
 	return &nodeTransport{
 		dialer:      net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},

@@ -54,6 +54,9 @@ type Server struct {
 	fastBufs          *fastBufs
 	fastGET, fastHEAD *http.Request // what ReadResponse needs of a request: the method
 	date              atomic.Pointer[dateLine]
+	// progressOverride, when set, replaces the client progress limit
+	// derived from idle_timeout (progress.go); tests shorten it
+	progressOverride time.Duration
 
 	cur     atomic.Pointer[runtime]
 	conns   *connGate // the process-wide connection cap (conncap.go)
