@@ -79,59 +79,23 @@ func parseXFFEntry(s string) (netip.Addr, bool) {
 // identityHeaders are request headers a node might believe about the
 // client or the URL (lower case, '-' for '_'). They never pass from an
 // untrusted client; the X-Forwarded-For/-Proto/-Host trio passes from a
-// trusted proxy.
-func identityHeaders() [9]string {
-	return [...]string{"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url",
-		"x-client-ip", "x-cluster-client-ip", "true-client-ip", "x-original-host", "x-host"}
-}
 
 // scrubIdentity removes identity headers from out. Underscore spellings
 // (X_Forwarded_For), which some servers fold into the hyphen form, never
 // pass from anyone. It runs on every request, so it compares in place
 // instead of building a normalised copy of each header name.
 func scrubIdentity(out http.Header, trusted bool) {
-	ids := identityHeaders()
 	for k := range out {
-		forwarded := len(k) >= len("x-forwarded-") && foldEqual(k[:len("x-forwarded-")], "x-forwarded-")
-		if !forwarded {
-			identity := false
-			for _, id := range ids {
-				if foldEqual(k, id) {
-					identity = true
-					break
-				}
-			}
-			if !identity {
-				continue
-			}
+		if !isIdentityField(k) {
+			continue
 		}
+		forwarded := sameName(k[:min(len(k), len("x-forwarded-"))], "x-forwarded-", true)
 		if trusted && forwarded && strings.IndexByte(k, '_') < 0 {
 			rest := k[len("x-forwarded-"):]
-			if foldEqual(rest, "for") || foldEqual(rest, "proto") || foldEqual(rest, "host") {
+			if sameName(rest, "for", false) || sameName(rest, "proto", false) || sameName(rest, "host", false) {
 				continue
 			}
 		}
 		delete(out, k)
 	}
-}
-
-// foldEqual reports whether header name k equals want (lower case, with
-// '-'), ignoring ASCII case and reading '_' as '-'.
-func foldEqual(k, want string) bool {
-	if len(k) != len(want) {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if c != want[i] {
-			return false
-		}
-	}
-	return true
 }

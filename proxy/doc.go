@@ -1,5 +1,10 @@
 // Package proxy owns portico's data plane: the listening sockets, the client
 // connections, the pools of servers and the requests and tunnels between them.
+// It holds portico's protocol engines (the HTTP/1.1 fast path, the HTTP/2
+// connection loop and its fast path, the keep-alive node client, the epoll
+// tunnel loop) and also serves the admin listener (the /status and /healthz
+// API, the status page, the Prometheus registry) and encodes the JSON
+// access log. docs/architecture.md shows how the parts fit together.
 //
 // Invariants:
 //   - A Server owns its listening sockets for the process lifetime. A reload

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -17,14 +16,14 @@ import (
 // and HEAD requests that pass every check) on the connection's own
 // goroutine, without net/http's server or ReverseProxy.
 //
-// Why: under keep-alive load the profile put net/http's server at about
-// 40% of portico's CPU (a fresh Request, URL and header map per request, a
-// background read and a context per request) and ReverseProxy at 15% (a
-// second header map, hop-by-hop scans, a context per request). Here a
-// request is parsed in place from the read buffer (fasthead.go), judged by
-// the same filter functions, written to a kept-alive node connection and
-// its response relayed, with no allocation per request beyond the
-// response header net/http's ReadResponse builds.
+// Why: net/http's server makes a fresh Request, URL and header map, a
+// background read and a context per request, and ReverseProxy a second
+// header map, hop-by-hop scans and another context; under keep-alive load
+// that is most of portico's CPU (docs/performance.md). Here a request is
+// parsed in place from the read buffer (fasthead.go), judged by the same
+// filter functions, written to a kept-alive node connection and its
+// response relayed, its head copied through when parseRespHead takes it
+// (fastresp.go) and built by http.ReadResponse otherwise.
 //
 // Anything else leaves the fast path before a byte of it is consumed: the
 // connection, with everything read so far, is handed to the listener's
@@ -32,7 +31,8 @@ import (
 // be refused (limits, allow list, bad path or host, rules), so denials are
 // judged, answered, logged and counted by exactly one piece of code, and
 // every request from a trusted proxy (its forwarding headers are merged
-// there). HTTP/2 never enters the fast path.
+// there). HTTP/2 streams have a fast path of their own (h2fast.go), which
+// shares this one's node exchange (nodeCall) and response reader.
 
 // fastConn is one client connection on the fast path.
 type fastConn struct {
@@ -41,11 +41,15 @@ type fastConn struct {
 	cc   *clientConn // the gate's connection under c
 	br   *bufio.Reader
 	bw   *bufio.Writer
-	idle atomic.Bool // waiting for a request: shutdown may end it now
+	wd   writeDeadline // what bw writes to: c, under the progress limit
+	idle atomic.Bool   // waiting for a request: shutdown may end it now
 	h    fastHead
 	nodeCall
 	start time.Time // of the current request
-	abort bool      // the current response broke off: close, send nothing more
+	// headDL is when the current request's head must have arrived
+	// (read_header_timeout); net/http keeps to it after a hand-off
+	headDL time.Time
+	abort  bool // the current response broke off: close, send nothing more
 	// closing: an answer told the client the connection closes after it
 	// (closeAfterAnswer); nothing more is read
 	closing bool
@@ -152,9 +156,10 @@ func (fc *fastConn) release() {
 	clear(fields[:cap(fields)])
 	clear(lines[:cap(lines)])
 	fc.sl, fc.c, fc.cc, fc.br, fc.bw, fc.srv = nil, nil, nil, nil, nil, nil
+	fc.wd = writeDeadline{}
 	fc.h, fc.rh = fastHead{fields: fields}, respHead{lines: lines}
 	fc.st = reqState{}
-	fc.start, fc.abort, fc.closing, fc.fs = time.Time{}, false, false, nil
+	fc.start, fc.headDL, fc.abort, fc.closing, fc.fs = time.Time{}, time.Time{}, false, false, nil
 	fc.idle.Store(false)
 	if cap(fc.out) > 64<<10 {
 		// a node's outsize response head: not kept for the next one
@@ -177,7 +182,8 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	fc.br = bufs.r.Get().(*bufio.Reader)
 	fc.br.Reset(c)
 	fc.bw = bufs.w.Get().(*bufio.Writer)
-	fc.bw.Reset(c)
+	fc.wd = writeDeadline{c: c, limit: s.srv.progressLimit(f.key.idle)}
+	fc.bw.Reset(&fc.wd)
 	handedOff := false
 	fc.fs = f.fast
 	if f.fast.add(fc) { // else the frontend is stopping: close
@@ -187,7 +193,11 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	if handedOff {
 		// net/http reads what br still holds, through prefixConn; the
 		// reader goes with it
-		s.handOff(&prefixConn{Conn: c, br: fc.br}, cc)
+		pc := &prefixConn{Conn: c, br: fc.br, wlimit: fc.wd.limit}
+		if !fc.headDL.IsZero() {
+			pc.headDL.Store(fc.headDL.UnixNano())
+		}
+		s.handOff(pc, cc)
 	} else {
 		c.Close()
 		fc.br.Reset(nil)
@@ -216,8 +226,15 @@ func (fc *fastConn) serve(f *frontend) bool {
 			if first || d <= 0 {
 				d = f.key.readHeader
 			}
+			fc.headDL = time.Time{}
 			if d > 0 {
-				fc.c.SetReadDeadline(time.Now().Add(d))
+				dl := time.Now().Add(d)
+				fc.c.SetReadDeadline(dl)
+				if first {
+					// the first request's head is due within
+					// read_header_timeout of the connection's start
+					fc.headDL = dl
+				}
 			} else {
 				fc.c.SetReadDeadline(time.Time{})
 			}
@@ -232,6 +249,11 @@ func (fc *fastConn) serve(f *frontend) bool {
 			}
 		}
 		fc.start = time.Now()
+		if !first && f.key.readHeader > 0 {
+			// a later request's head is due within read_header_timeout
+			// of its first byte
+			fc.headDL = fc.start.Add(f.key.readHeader)
+		}
 		// The configuration in force when the request arrives judges
 		// it, as on the net/http path: not the one of the last request
 		// on this connection.
@@ -276,8 +298,8 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headV
 		if fc.br.Buffered() == fc.br.Size() {
 			return headHandOff // a large head: net/http applies the limits
 		}
-		if !deadlineSet && f.key.readHeader > 0 {
-			fc.c.SetReadDeadline(time.Now().Add(f.key.readHeader))
+		if !deadlineSet && !fc.headDL.IsZero() {
+			fc.c.SetReadDeadline(fc.headDL)
 			deadlineSet = true
 		}
 		if _, err := fc.br.Peek(fc.br.Buffered() + 1); err != nil {
@@ -296,13 +318,10 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headV
 	}
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // handOff flushes the responses already written, so they stay in order,
-// and reports that net/http takes the connection.
+// and reports that net/http takes the connection. The head in progress
+// keeps its deadline there (fc.headDL, prefixConn): read_header_timeout
+// is one limit per request, whichever parser reads it.
 func (fc *fastConn) handOff() bool {
 	if fc.bw.Flush() != nil {
 		return false
@@ -336,13 +355,24 @@ func writeRequestTimeout(c net.Conn) {
 // reads net/http aborts on purpose (a deadline already past when set, as
 // when a handler hijacks the connection), and nothing is written once the
 // connection switched protocols.
+//
+// Its writes have the client progress limit wlimit (net/http's
+// WriteTimeout would bound a whole answer, and cut long downloads and
+// event streams), until the connection switches protocols: a tunnel has
+// limits of its own.
 type prefixConn struct {
 	net.Conn
-	br *bufio.Reader
+	br     *bufio.Reader
+	wlimit time.Duration
 
+	// headDL (Unix ns, 0 for none) is the deadline of the request head
+	// the fast path began: net/http's first read deadline, its own
+	// read_header_timeout counted from the hand-off, is held to it
+	headDL     atomic.Int64
 	unanswered atomic.Bool // bytes read since the last write
 	aborted    atomic.Bool // the read deadline was already past when set
 	quiet      atomic.Bool // a 408 went out, or the connection switched protocols
+	tunnel     atomic.Bool // the connection switched protocols
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) {
@@ -364,19 +394,48 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 }
 
 func (p *prefixConn) Write(b []byte) (int, error) {
+	switched := false
 	if bytes.HasPrefix(b, []byte("HTTP/1.1 101 ")) {
 		p.quiet.Store(true) // a tunnel from here on: never an HTTP answer
+		switched = !p.tunnel.Swap(true)
 	}
 	p.unanswered.Store(false)
-	return p.Conn.Write(b)
+	limited := p.wlimit > 0 && (switched || !p.tunnel.Load())
+	if limited {
+		p.Conn.SetWriteDeadline(time.Now().Add(p.wlimit))
+	}
+	n, err := p.Conn.Write(b)
+	if limited && switched {
+		p.Conn.SetWriteDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func (p *prefixConn) SetReadDeadline(t time.Time) error {
 	p.aborted.Store(!t.IsZero() && time.Until(t) <= 0)
-	return p.Conn.SetReadDeadline(t)
+	return p.Conn.SetReadDeadline(p.headDeadline(t))
 }
 
 func (p *prefixConn) SetDeadline(t time.Time) error {
 	p.aborted.Store(!t.IsZero() && time.Until(t) <= 0)
+	if h := p.headDeadline(t); !h.Equal(t) {
+		p.Conn.SetWriteDeadline(t)
+		return p.Conn.SetReadDeadline(h)
+	}
 	return p.Conn.SetDeadline(t)
+}
+
+// headDeadline caps the first read deadline net/http sets, the one for
+// the request head the fast path handed over, at that head's deadline
+// (none is no cap: net/http sets none when it has no header timeout).
+// Later deadlines (the body's, the next request's) are net/http's own.
+func (p *prefixConn) headDeadline(t time.Time) time.Time {
+	ns := p.headDL.Swap(0)
+	if ns == 0 {
+		return t
+	}
+	if dl := time.Unix(0, ns); t.IsZero() || t.After(dl) {
+		return dl
+	}
+	return t
 }

@@ -78,11 +78,11 @@ func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
 			return headHandOff
 		default:
 			switch {
-			case asciiFold(name, "pragma"):
+			case sameName(name, "pragma", false):
 				havePragma = true
-			case asciiFold(name, "cache-control"):
+			case sameName(name, "cache-control", false):
 				haveCacheControl = true
-			case asciiFold(name, "user-agent"):
+			case sameName(name, "user-agent", false):
 				// net/http forwards the first User-Agent only, and none
 				// when it is empty
 				if haveUA || len(value) == 0 {
@@ -258,46 +258,21 @@ const (
 func fieldClass(name []byte) fieldKind {
 	switch len(name) {
 	case 4:
-		if asciiFold(name, "host") {
+		if sameName(name, "host", false) {
 			return fieldHost
 		}
 	case 10:
-		if asciiFold(name, "connection") {
+		if sameName(name, "connection", false) {
 			return fieldConnection
 		}
-		if asciiFold(name, "keep-alive") {
+		if sameName(name, "keep-alive", false) {
 			return fieldHandOff
 		}
 	}
-	for _, n := range handOffFields() {
-		if asciiFold(name, n) {
-			return fieldHandOff
-		}
+	if fastHandOff(name) {
+		return fieldHandOff
 	}
 	return fieldPlain
-}
-
-// handOffFields are the fields whose presence sends a request to net/http.
-func handOffFields() [10]string {
-	return [...]string{"content-length", "transfer-encoding", "expect", "upgrade", "te", "trailer",
-		"proxy-connection", "proxy-authorization", "proxy-authenticate", "http2-settings"}
-}
-
-// asciiFold compares b with lower-case want, ignoring ASCII case only.
-func asciiFold(b []byte, want string) bool {
-	if len(b) != len(want) {
-		return false
-	}
-	for i := range len(b) {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != want[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // connectionOptions accepts Connection values made of "keep-alive" and
@@ -316,9 +291,9 @@ func connectionOptions(v []byte, h *fastHead) bool {
 		opt = trimOWS(opt)
 		switch {
 		case len(opt) == 0:
-		case asciiFold(opt, "close"):
+		case sameName(opt, "close", false):
 			h.close = true
-		case asciiFold(opt, "keep-alive"):
+		case sameName(opt, "keep-alive", false):
 		default:
 			return false
 		}

@@ -1,12 +1,8 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
-	"errors"
-	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/portico-lb/portico/proxy/filter"
@@ -27,36 +23,22 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 		return false, false
 	}
 	peer := fc.cc.client.Addr()
-	if lr.trusted(peer) || !lr.allowed(peer) {
-		return false, false
-	}
-	raw := h.target
-	query := []byte(nil)
-	for i, c := range raw {
-		if c == '?' {
-			raw, query = h.target[:i], h.target[i:]
-			break
-		}
-	}
-	canonical, err := filter.Canonicalize(string(raw))
-	if err != nil {
-		return false, false
+	if lr.trusted(peer) {
+		return false, false // net/http merges a trusted proxy's forwarding fields
 	}
 	hostHeader := string(h.host)
-	host, ok := filter.NormalizeHost(hostHeader)
-	if !ok {
-		return false, false
+	v := lr.adm.Admit(AdmitRequest{Target: string(h.target), Host: hostHeader, HeaderCount: len(h.fields), Client: peer})
+	if !v.Allow {
+		return false, false // net/http answers, logs and counts the denial
 	}
-	if d := lr.policy.Decide(host, canonical, peer); !d.Allow {
-		return false, false
-	}
+	canonical := v.Canonical
 
 	s := fc.sl.srv
 	st := &fc.st
 	*st = reqState{lr: lr, cc: fc.cc, client: peer, canonical: canonical}
-	st.tried = st.triedBuf[:0]
+	st.nodeTry.reset()
 	head := h.method[0] == 'H'
-	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, query, hostHeader)
+	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, v.Query, hostHeader)
 
 	status, out, keep := fc.exchange(lr, st, head)
 	keep = keep && !fc.closing
@@ -70,7 +52,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 }
 
 // appendNodeRequest writes the request head a node receives.
-func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical string, query []byte, host string) []byte {
+func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical, query, host string) []byte {
 	h := &fc.h
 	b = append(b, h.method...)
 	b = append(b, ' ')
@@ -80,7 +62,7 @@ func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical s
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
 	for _, f := range h.fields {
-		if identityField(f.name) {
+		if isIdentityField(f.name) {
 			continue
 		}
 		b = append(b, f.name...)
@@ -88,53 +70,9 @@ func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical s
 		b = append(b, f.value...)
 		b = append(b, "\r\n"...)
 	}
-	var ab [64]byte
-	client := fc.st.client.AppendTo(ab[:0])
-	b = append(b, "X-Forwarded-For: "...)
-	b = append(b, client...)
-	b = append(b, "\r\nX-Forwarded-Proto: "...)
-	b = append(b, lr.proto...)
-	b = append(b, "\r\nX-Forwarded-Host: "...)
-	b = append(b, host...)
-	b = append(b, "\r\nX-Real-Ip: "...)
-	b = append(b, client...)
-	b = append(b, "\r\n\r\n"...)
+	b = appendForwarded(b, fc.st.client, lr.proto, host)
+	b = append(b, "\r\n"...)
 	return b
-}
-
-// identityField: a field that says who the client is, which only portico
-// may set for an untrusted peer (as scrubIdentity for the net/http path).
-func identityField(name []byte) bool {
-	const fwd = "x-forwarded-"
-	if len(name) >= len(fwd) && foldEqualBytes(name[:len(fwd)], fwd) {
-		return true
-	}
-	for _, id := range identityHeaders() {
-		if foldEqualBytes(name, id) {
-			return true
-		}
-	}
-	return false
-}
-
-// foldEqualBytes is foldEqual for a field name still in the read buffer.
-func foldEqualBytes(k []byte, want string) bool {
-	if len(k) != len(want) {
-		return false
-	}
-	for i := range len(k) {
-		c := k[i]
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
-			c = '-'
-		}
-		if c != want[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // exchange sends fc.out to the pool's nodes until one answers, as the
@@ -142,43 +80,15 @@ func foldEqualBytes(k []byte, want string) bool {
 // returns the status the client got, the body bytes sent, and whether the
 // client connection may carry another request.
 func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (status int, out int64, keep bool) {
-	s := fc.sl.srv
 	p := lr.pool
-	var lastErr error
-	for {
-		n := s.attempt(p, st)
-		if n == nil {
-			if lastErr == nil {
-				lastErr = errNoServer
-			}
-			return fc.fail(st, lastErr)
-		}
-		nc, res, err := fc.roundTrip(p.fast, n.addr, head)
-		if err == nil && res == nil {
-			s.observeNode(n, nil)
-			return fc.relaySimple(p.fast, nc, head)
-		}
-		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
-			// nobody asked to switch: a node that does is broken
-			nc.c.Close()
-			return fc.fail(st, errors.New("server switched protocols unasked"))
-		}
-		if err == nil {
-			if err := checkStatus(res); err != nil {
-				nc.c.Close()
-				return fc.fail(st, err)
-			}
-		}
-		if err == nil {
-			s.observeNode(n, nil)
-			return fc.relay(p.fast, nc, res, head)
-		}
-		lastErr = err
-		if retryable(s.observeNode(n, err), true) {
-			continue
-		}
+	nc, res, err := fc.call(p, &st.nodeTry, head)
+	switch {
+	case err != nil:
 		return fc.fail(st, err)
+	case res == nil:
+		return fc.relaySimple(p.fast, nc, head)
 	}
+	return fc.relay(p.fast, nc, res, head)
 }
 
 // nodeCall is one fast-path request to a node and the head of its
@@ -280,137 +190,6 @@ func (fc *nodeCall) peekResponse(nc *nodeConn, head bool) (simple bool, err erro
 	}
 }
 
-// relaySimple relays a response parseRespHead took: the node's field
-// lines as they came, then exactly Content-Length body bytes.
-func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (status int, out int64, keep bool) {
-	rh := &fc.rh
-	b := appendStatusLine(fc.out[:0], rh.code)
-	for _, l := range rh.lines {
-		b = append(b, l...)
-		b = append(b, "\r\n"...)
-	}
-	if !rh.hasDate {
-		b = fc.appendDate(b)
-	}
-	if fc.closeAfterAnswer() {
-		b = append(b, "Connection: close\r\n"...)
-	}
-	b = append(b, "\r\n"...)
-	fc.out = b
-	fc.bw.Write(b)
-	nc.br.Discard(rh.size)
-	var err error
-	if !head && rh.length > 0 {
-		out, err = copyN(fc.bw, nc.br, rh.length)
-	}
-	if err == nil && !rh.close {
-		t.put(nc)
-	} else {
-		nc.c.Close()
-	}
-	if err != nil {
-		fc.abort = true
-	}
-	return rh.code, out, err == nil
-}
-
-// copyN relays n body bytes from a node's buffered reader to dst (a
-// client connection's writer, or an HTTP/2 stream's), without a copy
-// buffer of its own.
-func copyN(dst io.Writer, br *bufio.Reader, n int64) (int64, error) {
-	var done int64
-	for done < n {
-		if br.Buffered() == 0 {
-			if _, err := br.Peek(1); err != nil {
-				return done, err
-			}
-		}
-		b, _ := br.Peek(int(min(int64(br.Buffered()), n-done)))
-		w, err := dst.Write(b)
-		br.Discard(w)
-		done += int64(w)
-		if err != nil {
-			return done, err
-		}
-	}
-	return done, nil
-}
-
-// appendDate appends a Date field for the second the request began,
-// formatted once per second.
-func (fc *fastConn) appendDate(b []byte) []byte {
-	s := fc.sl.srv
-	sec := fc.start.Unix()
-	d := s.date.Load()
-	if d == nil || d.sec != sec {
-		d = &dateLine{sec: sec}
-		d.b = append(d.b, "Date: "...)
-		d.b = fc.start.UTC().AppendFormat(d.b, http.TimeFormat)
-		d.b = append(d.b, "\r\n"...)
-		s.date.Store(d)
-	}
-	return append(b, d.b...)
-}
-
-// dateLine is a formatted Date field and the second it names.
-type dateLine struct {
-	sec int64
-	b   []byte
-}
-
-// relay writes the node's response to the client and returns the node
-// connection to the pool when its response was read to the end.
-func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, head bool) (status int, out int64, keep bool) {
-	removeHopByHop(res.Header)
-	fc.announceTrailers(res)
-	bodyless := head || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified
-	chunked := !bodyless && res.ContentLength < 0
-	switch res.StatusCode {
-	case http.StatusNotModified: // what net/http's server drops (RFC 9110 15.4.5)
-		delete(res.Header, "Content-Type")
-		delete(res.Header, "Content-Length")
-	case http.StatusNoContent:
-		delete(res.Header, "Content-Length")
-	}
-	if chunked {
-		res.Header["Transfer-Encoding"] = []string{"chunked"}
-	} else if !bodyless {
-		res.Header["Content-Length"] = []string{strconv.FormatInt(res.ContentLength, 10)}
-	}
-	fc.writeHead(res.StatusCode, res.Header, fc.closeAfterAnswer())
-	var err error
-	eof := bodyless || res.Body == http.NoBody
-	if !eof {
-		out, eof, err = fc.copyBody(res, chunked)
-	}
-	if eof && !res.Close {
-		res.Body.Close() // at EOF: reads nothing
-		t.put(nc)
-	} else {
-		nc.c.Close()
-	}
-	if err != nil {
-		fc.abort = true
-	}
-	return res.StatusCode, out, err == nil
-}
-
-// announceTrailers names the node's announced trailers, as ReverseProxy
-// does (for a HEAD response too).
-func (fc *fastConn) announceTrailers(res *http.Response) {
-	if len(res.Trailer) == 0 {
-		return
-	}
-	v := make([]byte, 0, 64)
-	for k := range res.Trailer {
-		if len(v) > 0 {
-			v = append(v, ", "...)
-		}
-		v = append(v, k...)
-	}
-	res.Header["Trailer"] = []string{string(v)}
-}
-
 // closeAfterAnswer decides, as a final answer's head is written, whether
 // the connection closes after it: when the client asked, and when the
 // frontend is stopping (a shutdown, or a reload that removed the listener
@@ -424,106 +203,6 @@ func (fc *fastConn) closeAfterAnswer() bool {
 		fc.closing = true
 	}
 	return fc.closing
-}
-
-// writeHead writes a status line and header fields to the client, with a
-// Date when the node sent none, as net/http's server adds.
-func (fc *fastConn) writeHead(code int, hdr http.Header, close bool) {
-	b := appendStatusLine(fc.out[:0], code)
-	for k, vv := range hdr {
-		if code < 200 && (k == "Content-Length" || k == "Transfer-Encoding") {
-			continue // an informational response has no body (net/http drops both)
-		}
-		for _, v := range vv {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = appendFieldValue(b, v)
-			b = append(b, "\r\n"...)
-		}
-	}
-	if _, ok := hdr["Date"]; !ok && code >= 200 {
-		b = fc.appendDate(b)
-	}
-	if close {
-		b = append(b, "Connection: close\r\n"...)
-	}
-	b = append(b, "\r\n"...)
-	fc.out = b
-	fc.bw.Write(b)
-}
-
-// appendFieldValue writes a field value as net/http's Header.Write does:
-// CR and LF become spaces, so a value can never start another field.
-func appendFieldValue(b []byte, v string) []byte {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '\r' || c == '\n' {
-			c = ' '
-		}
-		b = append(b, c)
-	}
-	return b
-}
-
-// copyBody relays the response body; chunked re-frames it and writes the
-// trailers. eof reports the node's body was read to its end.
-func (fc *fastConn) copyBody(res *http.Response, chunked bool) (out int64, eof bool, err error) {
-	s := fc.sl.srv
-	if !chunked {
-		// Straight into the client's buffer; full buffers are written on.
-		out, err = fc.bw.ReadFrom(res.Body)
-		return out, err == nil, err
-	}
-	buf := s.buffers.Get()
-	defer s.buffers.Put(buf)
-	for {
-		n, rerr := res.Body.Read(buf)
-		if n > 0 {
-			fc.chunk = strconv.AppendInt(fc.chunk[:0], int64(n), 16)
-			fc.chunk = append(fc.chunk, "\r\n"...)
-			fc.bw.Write(fc.chunk)
-			fc.bw.Write(buf[:n])
-			fc.bw.WriteString("\r\n")
-			out += int64(n)
-			// streamed responses (server-sent events) go out as they come
-			if werr := fc.bw.Flush(); werr != nil {
-				return out, false, werr
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return out, false, rerr
-		}
-	}
-	fc.bw.WriteString("0\r\n")
-	for k, vv := range res.Trailer {
-		for _, v := range vv {
-			fc.bw.WriteString(k)
-			fc.bw.WriteString(": ")
-			fc.bw.Write(appendFieldValue(fc.chunk[:0], v))
-			fc.bw.WriteString("\r\n")
-		}
-	}
-	fc.bw.WriteString("\r\n")
-	return out, true, nil
-}
-
-// fail answers a request no node answered, as proxyError does.
-func (fc *fastConn) fail(st *reqState, err error) (status int, out int64, keep bool) {
-	status, msg := failure(fc.sl.srv, st, err)
-	hdr := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "X-Content-Type-Options": {"nosniff"}}
-	if status == http.StatusServiceUnavailable {
-		hdr["Retry-After"] = []string{"5"}
-	}
-	hdr["Content-Length"] = []string{strconv.Itoa(len(msg))}
-	fc.writeHead(status, hdr, fc.closeAfterAnswer())
-	if fc.h.method[0] != 'H' {
-		fc.bw.WriteString(msg)
-		out = int64(len(msg))
-	}
-	return status, out, true
 }
 
 // failure logs why no node answered and picks the status and message

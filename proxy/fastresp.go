@@ -87,9 +87,9 @@ func parseRespHead(b []byte, r *respHead, head bool) headVerdict {
 			return headHandOff
 		default:
 			switch {
-			case asciiFold(name, "pragma"):
+			case sameName(name, "pragma", false):
 				havePragma = true
-			case asciiFold(name, "cache-control"):
+			case sameName(name, "cache-control", false):
 				haveCacheControl = true
 			}
 		}
@@ -138,19 +138,17 @@ const (
 
 func respFieldClass(name []byte) respFieldKind {
 	switch {
-	case asciiFold(name, "content-length"):
+	case sameName(name, "content-length", false):
 		return respContentLength
-	case asciiFold(name, "connection"):
+	case sameName(name, "connection", false):
 		return respConnection
-	case asciiFold(name, "date"):
+	case sameName(name, "date", false):
 		return respDate
-	case asciiFold(name, "keep-alive"):
+	case sameName(name, "keep-alive", false):
 		return respHandOff
 	}
-	for _, n := range handOffFields() {
-		if asciiFold(name, n) {
-			return respHandOff
-		}
+	if fastHandOff(name) {
+		return respHandOff
 	}
 	return respPlain
 }

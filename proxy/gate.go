@@ -148,7 +148,7 @@ func (s *slot) admit(raw net.Conn) {
 
 	switch lr.cfg.Mode {
 	case "tcp":
-		if !lr.allowed(cc.client.Addr()) {
+		if !lr.adm.AllowsClient(cc.client.Addr()) {
 			s.reject(cc, lr, "allow", "client not in the listener's allow list")
 			return
 		}
@@ -174,7 +174,8 @@ func (s *slot) admit(raw net.Conn) {
 			if h2 {
 				s.handOff(tc, cc) // net/http's HTTP/2 server needs the *tls.Conn
 			} else {
-				s.handOff(&prefixConn{Conn: tc}, cc) // for the 408 on a stalled head
+				// for the 408 on a stalled head, and the write limit
+				s.handOff(&prefixConn{Conn: tc, wlimit: s.srv.progressLimit(lr.cfg.IdleTimeout)}, cc)
 			}
 			return
 		}
@@ -185,7 +186,8 @@ func (s *slot) admit(raw net.Conn) {
 		s.serveFast(tc, cc)
 	default:
 		if s.srv.fastOff {
-			s.handOff(&prefixConn{Conn: cc}, cc) // for the 408 on a stalled head
+			// for the 408 on a stalled head, and the write limit
+			s.handOff(&prefixConn{Conn: cc, wlimit: s.srv.progressLimit(lr.cfg.IdleTimeout)}, cc)
 			return
 		}
 		s.serveFast(cc, cc)

@@ -19,12 +19,11 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// HTTP/2 for TLS clients that chose h2. net/http's own HTTP/2 server
-// spent 62% of portico's CPU in the h2-terminate benchmark: every
-// request crosses three goroutines (frame reader, serve loop, handler)
-// by channel, and every response leaves as two TLS records, because the
-// handler waits until its HEADERS frame is flushed before it writes the
-// DATA. Here one goroutine per connection reads frames and runs the
+// HTTP/2 for TLS clients that chose h2. In net/http's own HTTP/2 server
+// every request crosses three goroutines (frame reader, serve loop,
+// handler) by channel, and every response leaves as two TLS records,
+// because the handler waits until its HEADERS frame is flushed before it
+// writes the DATA (docs/performance.md). Here one goroutine per connection reads frames and runs the
 // protocol, each stream's handler writes its own frames under the
 // connection's write lock, and a response of one HEADERS and one DATA
 // frame goes out in one write; when several handlers are ready at once,
@@ -193,10 +192,7 @@ func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns)
 	}
 	c.ctx, c.stop = context.WithCancel(parent)
 	c.maxFrame.Store(16384)
-	c.wtimeout = 2 * time.Minute
-	if cfg.idle > 0 {
-		c.wtimeout = max(cfg.idle, 10*time.Second)
-	}
+	c.wtimeout = clientProgressLimit(cfg.idle)
 	// A stream waiting on its client gets as long as a write does.
 	c.stallTimeout = c.wtimeout
 	if cfg.stall > 0 {
@@ -350,12 +346,24 @@ func (c *h2Conn) fail(code http2.ErrCode) {
 	c.mu.Lock()
 	last := c.maxID
 	c.goAway = true
+	// fail closes the write side itself, after its GOAWAY: a handler
+	// ending now must not start the graceful linger, whose close of the
+	// write side could overtake the GOAWAY.
+	c.lingering = true
 	for _, st := range c.streams {
 		c.endStreamLocked(st, errConnClosed) // no handler writes after the GOAWAY
 	}
 	c.mu.Unlock()
 	c.lockWrite()
 	c.fr.WriteGoAway(last, code, nil)
+	if c.werr == nil {
+		// Flushed here, not left to a writer waiting for the lock: the
+		// close of the write side below must not overtake the GOAWAY.
+		if c.wtimeout > 0 {
+			c.c.SetWriteDeadline(time.Now().Add(c.wtimeout))
+		}
+		c.werr = c.bw.Flush()
+	}
 	if c.unlockWrite() != nil {
 		return
 	}

@@ -572,8 +572,10 @@ func h2KnownDiff(rq h2Req) bool {
 	switch {
 	case m == "OPTIONS" && p == "*", !ended && h["Content-Length"] != nil && clErr == nil && uint64(n) < cl:
 		return true
-	case !ended && noRead:
-		return true // refused unread: the reset races the body's errors
+	case noRead:
+		// a connection-specific field: malformed here, 400 from net/http
+		// (h2Cases); with a body, the reset also races the body's errors
+		return true
 	case p != "" && m != "CONNECT" && !validH2Path(p):
 		return true // malformed here, taken by net/http (h2Cases)
 	case m != "CONNECT" && pseudo[":authority"] == "" && h.Get("Host") == "":

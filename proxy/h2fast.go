@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/netip"
@@ -20,10 +19,9 @@ import (
 // connection (nodeCall), and the answer relayed into the stream's
 // writer, the node's field lines as they came when parseRespHead takes
 // them. This skips ReverseProxy's second request and header map, its
-// hop-by-hop scans and net/http's request writer and response reader,
-// which were a quarter of portico's CPU per h2 request. Anything else
-// is served by httpHandler; a differential test holds the two paths to
-// the same node request and the same answer.
+// hop-by-hop scans and net/http's request writer and response reader.
+// Anything else is served by httpHandler; a differential test holds the
+// two paths to the same node request and the same answer.
 
 // h2Fast is a stream's fast-path state.
 type h2Fast struct {
@@ -65,33 +63,22 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	}
 	start := time.Now()
 	lr := s.cur.Load()
-	if len(r.RequestURI) > lr.cfg.MaxURLLength || headerCount(r.Header) > lr.cfg.MaxHeaderCount {
-		return false
-	}
 	peer := cc.client.Addr()
-	if lr.trusted(peer) || !lr.allowed(peer) {
-		return false
+	if lr.trusted(peer) || !strings.HasPrefix(r.RequestURI, "/") {
+		return false // the handler merges a trusted proxy's forwarding fields
 	}
 	for k := range r.Header {
-		if h2HandOffField(k) {
+		if fastHandOff(k) {
+			// as on HTTP/1.1; the connection-specific fields never get
+			// this far
 			return false
 		}
 	}
-	raw, query, _ := strings.Cut(r.RequestURI, "?")
-	if !strings.HasPrefix(raw, "/") {
-		return false
+	v := lr.adm.Admit(AdmitRequest{Target: r.RequestURI, Host: r.Host, HeaderCount: headerCount(r.Header), Client: peer})
+	if !v.Allow {
+		return false // the handler answers, logs and counts the denial
 	}
-	canonical, err := filter.Canonicalize(raw)
-	if err != nil {
-		return false
-	}
-	host, ok := filter.NormalizeHost(r.Host)
-	if !ok {
-		return false
-	}
-	if d := lr.policy.Decide(host, canonical, peer); !d.Allow {
-		return false
-	}
+	canonical, query := v.Canonical, strings.TrimPrefix(v.Query, "?")
 
 	s.srv.h2FastServed.Add(1)
 	// portico relays the node's Content-Type or none (statusWriter)
@@ -99,7 +86,7 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	fp := &st.fast
 	rs := &fp.rs
 	*rs = reqState{lr: lr, cc: cc, client: peer, canonical: canonical}
-	rs.tried = rs.triedBuf[:0]
+	rs.nodeTry.reset()
 	fp.srv = s.srv
 	fp.info = st.w.relayInformational
 	fp.ctx = r.Context()
@@ -110,17 +97,6 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	s.srv.observe(lr, rs, reqLine{method: r.Method, host: r.Host, path: canonical, proto: r.Proto},
 		status, 0, out, time.Since(start))
 	return true
-}
-
-// h2HandOffField: a request field that sends an HTTP/2 stream to
-// httpHandler (as handOffFields does on HTTP/1.1; the connection-specific
-// ones never get this far).
-func h2HandOffField(k string) bool {
-	switch k {
-	case "Te", "Proxy-Authorization", "Proxy-Authenticate", "Http2-Settings", "Content-Length", "Expect":
-		return true
-	}
-	return false
 }
 
 // appendH2NodeRequest writes the request head a node receives for an
@@ -138,7 +114,7 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
 	for k, vv := range r.Header {
-		if k == "Host" || identityField([]byte(k)) {
+		if k == "Host" || isIdentityField(k) {
 			continue // Host: r.Host alone, as net/http's request writer
 		}
 		for _, v := range vv {
@@ -149,17 +125,8 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 			b = append(b, "\r\n"...)
 		}
 	}
-	var ab [64]byte
-	addr := client.AppendTo(ab[:0])
-	b = append(b, "X-Forwarded-For: "...)
-	b = append(b, addr...)
-	b = append(b, "\r\nX-Forwarded-Proto: "...)
-	b = append(b, lr.proto...)
-	b = append(b, "\r\nX-Forwarded-Host: "...)
-	b = append(b, r.Host...)
-	b = append(b, "\r\nX-Real-Ip: "...)
-	b = append(b, addr...)
-	b = append(b, "\r\n\r\n"...)
+	b = appendForwarded(b, client, lr.proto, r.Host)
+	b = append(b, "\r\n"...)
 	return b
 }
 
@@ -168,38 +135,14 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out int64) {
 	rs := &fp.rs
 	p := rs.lr.pool
-	var lastErr error
-	for {
-		n := s.srv.attempt(p, rs)
-		if n == nil {
-			if lastErr == nil {
-				lastErr = errNoServer
-			}
-			return h2Fail(s.srv, w, rs, lastErr, head)
-		}
-		nc, res, err := fp.roundTrip(p.fast, n.addr, head)
-		if err == nil && res == nil {
-			s.srv.observeNode(n, nil)
-			return w.relaySimple(p.fast, nc, &fp.rh, head)
-		}
-		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
-			nc.c.Close()
-			return h2Fail(s.srv, w, rs, errors.New("server switched protocols unasked"), head)
-		}
-		if err == nil {
-			if err := checkStatus(res); err != nil {
-				nc.c.Close()
-				return h2Fail(s.srv, w, rs, err, head)
-			}
-			s.srv.observeNode(n, nil)
-			return w.relay(s.srv, p.fast, nc, res)
-		}
-		lastErr = err
-		if retryable(s.srv.observeNode(n, err), true) {
-			continue
-		}
+	nc, res, err := fp.call(p, &rs.nodeTry, head)
+	switch {
+	case err != nil:
 		return h2Fail(s.srv, w, rs, err, head)
+	case res == nil:
+		return w.relaySimple(p.fast, nc, &fp.rh, head)
 	}
+	return w.relay(s.srv, p.fast, nc, res)
 }
 
 // relaySimple relays an answer parseRespHead took: its field lines as
@@ -212,7 +155,7 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	if head || body < 0 {
 		body = 0
 	}
-	if body <= h2SmallAnswer {
+	if body <= smallAnswer {
 		return w.relayOwned(t, nc, rh, int(body))
 	}
 	// The lines point into the node's read buffer, which the body is
@@ -222,11 +165,7 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	// The node's answer is all read (what is left of it is in w): the
 	// connection goes back before the stream's last frame, which ends
 	// the stream's context.
-	if w.st.fast.release() && err == nil && !rh.close {
-		t.put(nc)
-	} else {
-		nc.c.Close()
-	}
+	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.close)
 	if err == nil {
 		err = w.finish()
 	}
@@ -237,22 +176,12 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	return rh.code, out
 }
 
-// h2SmallAnswer is the largest body the fast path reads whole before
-// answering: the node connection then goes back to the pool at once,
-// whatever the client's windows and reading pace (no more memory than
-// the node connection's own read buffer, which it frees).
-const h2SmallAnswer = nodeBufSize
-
 // relayOwned reads a small answer's body, releases the node connection,
 // then answers the client from a copy.
 func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *respHead, body int) (int, int64) {
 	lines, own := ownLines(rh.lines, body)
 	_, err := io.ReadFull(nc.br, own)
-	if w.st.fast.release() && err == nil && !rh.close {
-		t.put(nc)
-	} else {
-		nc.c.Close()
-	}
+	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.close)
 	if err != nil {
 		w.abort = true
 		return rh.code, 0

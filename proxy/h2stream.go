@@ -329,7 +329,7 @@ func (c *h2Conn) canonicalName(name string) string {
 // checkH2RequestHeaders refuses connection-specific fields (RFC 9113,
 // 8.2.2).
 func checkH2RequestHeaders(h http.Header) error {
-	for _, k := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"} {
+	for _, k := range h2ConnectionFields() {
 		if _, ok := h[k]; ok {
 			return fmt.Errorf("request header %q is not valid in HTTP/2", k)
 		}

@@ -293,12 +293,12 @@ func (w *h2Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 			continue
 		}
 		switch {
-		case asciiFold(name, "content-length"):
+		case sameName(name, "content-length", false):
 			clen = string(value) // declared holds its value
 			continue
-		case asciiFold(name, "content-type"):
+		case sameName(name, "content-type", false):
 			hasType = true
-		case asciiFold(name, "content-encoding"):
+		case sameName(name, "content-encoding", false):
 			hasCE = hasCE || len(value) > 0
 		}
 		if n := c.lowerNameBytes(name); n != "" && httpguts.ValidHeaderFieldValue(string(value)) {
@@ -326,9 +326,8 @@ func (w *h2Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 // could not be sent.
 func (c *h2Conn) fields(h http.Header) {
 	for k, vv := range h {
-		switch k {
-		case "Content-Length", "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade":
-			continue
+		if k == "Content-Length" || isH2ConnectionField(k) {
+			continue // HTTP/2 frames carry the length
 		}
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			continue

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
@@ -25,12 +24,10 @@ type reqState struct {
 	canonical string
 	ws        bool
 	tun       *tunnel
-	tried     []*Node
-	node      *Node
-	retries   int
-	errKind   string
-	triedBuf  [4]*Node
-	sw        statusWriter // part of the state: one allocation per request
+	nodeTry
+	errKind string
+	body    *bodyWatch   // an HTTP/1 request body on its way to a node
+	sw      statusWriter // part of the state: one allocation per request
 }
 
 type reqStateKey struct{}
@@ -45,7 +42,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{lr: lr, cc: clientConnOf(r.Context())}
 	sw := &st.sw
 	sw.ResponseWriter = w
-	st.tried = st.triedBuf[:0]
+	st.nodeTry.reset()
 	peer := netip.Addr{}
 	if st.cc != nil {
 		peer = st.cc.client.Addr()
@@ -68,40 +65,16 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.observeRequest(lr, st, r, sw, start)
 }
 
-// admit applies limits, the allow list, the canonical path, upgrade policy
-// and the endpoint rules. It answers the client itself and returns the
-// denial reason, or "" when the request may be proxied.
+// admit runs the listener's admission (Admitter.Admit) on the request,
+// answers a denied one, and applies the upgrade policy to an admitted one.
+// It returns the denial reason, or "" when the request may be proxied.
 func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) string {
 	lr := st.lr
-	if len(r.RequestURI) > lr.cfg.MaxURLLength {
-		plain(w, r, http.StatusRequestURITooLong, "request URI too long")
-		return "limit"
-	}
-	if n := headerCount(r.Header); n > lr.cfg.MaxHeaderCount {
-		plain(w, r, http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
-		return "limit"
-	}
-	if !lr.allowed(st.client) {
-		plain(w, r, http.StatusForbidden, "forbidden")
-		return "allow"
-	}
-	raw, ok := rawPath(r)
-	if !ok {
-		plain(w, r, http.StatusBadRequest, "bad request target")
-		return "bad-path"
-	}
-	canonical, err := filter.Canonicalize(raw)
-	if err != nil {
-		plain(w, r, http.StatusBadRequest, "bad request path")
-		return "bad-path"
-	}
-	st.canonical = canonical
-	host, ok := filter.NormalizeHost(r.Host)
-	if !ok || r.Host == "" {
-		// No host (HTTP/1.0 may omit it) would reach the node as the
-		// node's own address: refused on every front alike.
-		plain(w, r, http.StatusBadRequest, "bad host")
-		return "bad-host"
+	v := lr.adm.Admit(AdmitRequest{Target: r.RequestURI, Host: r.Host, HeaderCount: headerCount(r.Header), Client: st.client})
+	st.canonical = v.Canonical
+	if !v.Allow {
+		plain(w, r, v.Status, v.Message)
+		return v.Reason
 	}
 	if up := r.Header.Values("Upgrade"); len(up) > 0 {
 		ws, ok := filter.UpgradeVerdict(up)
@@ -117,45 +90,7 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 		}
 		st.ws = ws && ok && r.ProtoMajor == 1
 	}
-	if d := lr.policy.Decide(host, canonical, st.client); !d.Allow {
-		plain(w, r, http.StatusForbidden, "forbidden")
-		return "rule"
-	}
 	return ""
-}
-
-// rawPath extracts the path of the request target exactly as received, so
-// the canonicaliser decodes it once.
-//
-// An absolute-form target (GET http://host/path) replaces the Host header
-// (RFC 9112 §3.2.2): net/http sets r.Host from the target and drops the
-// header, so the rules and the node both see the target's host; there is no
-// second host left to disagree with. Targets with user info, another
-// scheme, or no host are refused.
-func rawPath(r *http.Request) (string, bool) {
-	uri := r.RequestURI // HTTP/2 puts :path here too
-	if uri == "*" {
-		return "", false
-	}
-	if !strings.HasPrefix(uri, "/") {
-		u, err := url.Parse(uri)
-		if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") {
-			return "", false
-		}
-		if !strings.EqualFold(u.Host, r.Host) {
-			return "", false
-		}
-		uri = uri[len(u.Scheme)+len("://")+len(u.Host):]
-		if uri == "" {
-			uri = "/"
-		} else if uri[0] != '/' {
-			return "", false // "http://host?x" or "http://host#x"
-		}
-	}
-	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		uri = uri[:i]
-	}
-	return uri, true
 }
 
 func headerCount(h http.Header) int {
@@ -191,7 +126,14 @@ func (h *httpHandler) proxy(w *statusWriter, r *http.Request, st *reqState, star
 	// a plain request, and ReverseProxy drops the Upgrade header.
 	st.ws = false
 	ctx := context.WithValue(r.Context(), reqStateKey{}, st)
-	st.lr.pool.rp.ServeHTTP(w, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
+		// HTTP/2 streams have their own stall limits (h2stall.go)
+		st.body = watchBody(w, r.Body, h.slot.srv.progressLimit(st.lr.cfg.IdleTimeout))
+		defer st.body.stop()
+		r.Body = st.body
+	}
+	st.lr.pool.rp.ServeHTTP(w, r)
 	return false
 }
 
@@ -262,6 +204,13 @@ func (s *Server) errorHandler(w http.ResponseWriter, r *http.Request, err error)
 // 504 when a node did not answer in time, 502 otherwise. st may be nil.
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	var kind string
+	if st != nil && st.body != nil && st.body.stalled.Load() {
+		// the client stopped sending its body: the node request is
+		// already cancelled, and the connection closes after this
+		plain(w, r, http.StatusRequestTimeout, "request timeout")
+		st.errKind = "client-timeout"
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// the client went away; nobody to answer
 		w.WriteHeader(499)

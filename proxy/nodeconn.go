@@ -23,16 +23,18 @@ import (
 //
 // Why it exists: http.Transport hands each request to a write goroutine
 // and each response to a read goroutine per connection, with channels and
-// selects in between; the profile of a keep-alive request showed those
-// hand-offs as a large share of the CPU. Here the handler's goroutine
-// writes the request and reads the response itself.
+// selects in between. Here the caller's goroutine writes the request and
+// reads the response itself.
 //
-// It parses and writes nothing by hand: the request goes out with
-// (*http.Request).Write and the response comes back through
-// http.ReadResponse, net/http's own code for both; what is added is only
-// the connection pool, timeouts and cancellation. Requests with a body
-// and everything else stay on http.Transport; websocket upgrades are
-// proxied in upgrade.go.
+// RoundTrip (the ReverseProxy path) writes and parses nothing by hand: the
+// request goes out with (*http.Request).Write and the response comes back
+// through http.ReadResponse, net/http's own code for both; what is added
+// is the connection pool, timeouts and cancellation. The fast paths
+// (fastproxy.go, h2fast.go) use the same connections through nodeCall:
+// they write their request heads themselves (appendNodeRequest) and read
+// a plain response head in place (parseRespHead), leaving every other
+// response to http.ReadResponse. Requests with a body and everything else
+// stay on http.Transport; websocket upgrades are proxied in upgrade.go.
 type nodeTransport struct {
 	dialer      net.Dialer
 	respTimeout time.Duration // ResponseHeaderTimeout
@@ -65,6 +67,14 @@ const (
 	nodeMax1xx         = 5        // informational responses before the final one
 	nodeBufSize        = 16 << 10
 )
+
+// smallAnswer is the largest body the fast paths (HTTP/1.1 and HTTP/2)
+// read whole before answering: the node connection then goes back to the
+// pool at once, whatever the client's reading pace (no more memory than
+// the node connection's own read buffer, which it frees). A larger
+// answer holds its node connection while the client takes it, bounded
+// by the client progress limit.
+const smallAnswer = nodeBufSize
 
 func newNodeTransport(connectTimeout, respTimeout time.Duration) *nodeTransport {
 	return &nodeTransport{

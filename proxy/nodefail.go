@@ -94,6 +94,12 @@ func isReset(err error) bool {
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
+// isTimeout reports a deadline or timeout, of a read, a write or a dial.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // shortErr is an error without the addresses net.OpError puts in front,
 // so repeated failures read (and are rate-limited in the log) alike.
 func shortErr(err error) string {

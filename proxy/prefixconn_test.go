@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -64,6 +67,74 @@ func TestPrefixConn408(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("client still reading after 10s")
+			}
+		})
+	}
+}
+
+// A request head trickled on the fast path and then handed to net/http
+// (a bare LF, a head past the fast path's 4 KiB buffer) keeps the
+// deadline it started with: 408 at read_header_timeout from its start,
+// not a fresh read_header_timeout from the hand-off. For the first
+// request of a connection and for a later one.
+func TestHandedOffHeadKeepsItsDeadline(t *testing.T) {
+	t.Parallel()
+	const limit = time.Second
+	for _, tc := range []struct {
+		name, handOff string
+		second        bool
+	}{
+		{"bare LF", "X-Bare: 1\n", false},
+		{"large head", "X-Large: " + strings.Repeat("a", 5000) + "\r\n", false},
+		{"bare LF, second request", "X-Bare: 1\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			node := startAnswerNode(t)
+			s := startDiffServerMode(t, node.addr(), "http", `read_header_timeout = "1s"`, Options{}, nil)
+			c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			if tc.second {
+				if res := getOn(t, c, br, "/small"); res.StatusCode != http.StatusOK {
+					t.Fatalf("first request: status %d", res.StatusCode)
+				}
+			}
+			answer := make(chan *http.Response, 1)
+			go func() {
+				res, _ := http.ReadResponse(br, nil)
+				answer <- res
+			}()
+			start := time.Now()
+			io.WriteString(c, "GET /small HTTP/1.1\r\nHost: diff.test\r\n")
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			handedOff := false
+			for {
+				select {
+				case res := <-answer:
+					took := time.Since(start)
+					if res == nil || res.StatusCode != http.StatusRequestTimeout {
+						t.Fatalf("after %v: %v, want 408", took, res)
+					}
+					if took > limit+limit/2 {
+						t.Fatalf("408 after %v; read_header_timeout is %v", took, limit)
+					}
+					t.Logf("408 after %v", took)
+					return
+				case <-tick.C:
+					// Most of the limit on the fast path, then the hand-off,
+					// then more trickle that never ends the head.
+					line := "X-Trickle: 1\r\n"
+					if !handedOff && time.Since(start) >= 7*limit/10 {
+						line, handedOff = tc.handOff, true
+					}
+					io.WriteString(c, line)
+				}
 			}
 		})
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
-	"github.com/portico-lb/portico/proxy/filter"
 )
 
 // runtime is everything derived from one Config. It is built completely,
@@ -27,20 +26,15 @@ type runtime struct {
 
 // listenerRuntime is one listener's compiled settings.
 type listenerRuntime struct {
-	cfg    *config.Listener
-	pool   *pool
-	policy *filter.Policy
-	certs  *certSet
-	proto  string // X-Forwarded-Proto: "http" or "https"
-	rm     *reqMetrics
+	cfg   *config.Listener
+	pool  *pool
+	adm   *Admitter // the admission pipeline every front calls
+	certs *certSet
+	proto string // X-Forwarded-Proto: "http" or "https"
+	rm    *reqMetrics
 }
 
 func (l *listenerRuntime) trusted(a netip.Addr) bool { return inPrefixes(l.cfg.TrustedProxies, a) }
-
-// allowed applies the listener allow list (nil = everyone).
-func (l *listenerRuntime) allowed(a netip.Addr) bool {
-	return l.cfg.Allow == nil || inPrefixes(l.cfg.Allow, a)
-}
 
 func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
 	a = a.Unmap()
@@ -70,7 +64,7 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 		}
 	}
 	for _, lc := range cfg.Listeners {
-		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], policy: filter.Compile(lc.Rules), proto: "http"}
+		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], adm: NewAdmitter(lc), proto: "http"}
 		lr.rm = newReqMetrics(s.metrics, lc.Name, lr.pool)
 		if lc.Mode == config.ModeHTTPS {
 			lr.proto = "https"

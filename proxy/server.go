@@ -26,8 +26,9 @@ type Options struct {
 	Access *slog.Logger
 	// Version is reported by /status and the build_info metric.
 	Version string
-	// NoFastPath sends every HTTP/1.1 request through net/http's server
-	// and ReverseProxy (fastfront.go), for diagnosis and comparison.
+	// NoFastPath sends every request through net/http's servers (HTTP/1.1
+	// and HTTP/2) and ReverseProxy, bypassing the fast paths and portico's
+	// HTTP/2 connection loop (gate.go), for diagnosis and comparison.
 	NoFastPath bool
 	// Process reports the open-files limit and CPUs that the connection
 	// cap is derived from, at start and at each reload. Nil: ProcessLimits.
@@ -53,6 +54,9 @@ type Server struct {
 	fastBufs          *fastBufs
 	fastGET, fastHEAD *http.Request // what ReadResponse needs of a request: the method
 	date              atomic.Pointer[dateLine]
+	// progressOverride, when set, replaces the client progress limit
+	// derived from idle_timeout (progress.go); tests shorten it
+	progressOverride time.Duration
 
 	cur     atomic.Pointer[runtime]
 	conns   *connGate // the process-wide connection cap (conncap.go)
@@ -138,7 +142,8 @@ func (s *Server) openSlots(rt *runtime) ([]*slot, error) {
 		}
 		// TCP keep-alive probes are set per connection, for tcp mode
 		// only (gate.go): HTTP connections end by their own timeouts,
-		// and the three setsockopt calls cost 4% of a short connection.
+		// and the three setsockopt calls are a cost on every short
+		// connection.
 		lc := net.ListenConfig{KeepAlive: -1}
 		ln, err := lc.Listen(context.Background(), "tcp", bind)
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -18,37 +17,23 @@ import (
 func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	start := time.Now()
 	p := lr.pool
-	var tried []*Node
+	var a nodeTry
+	a.reset()
 	var up net.Conn
-	var node *Node
-	var lastErr error
-	for {
-		node = p.next(tried)
-		if node == nil {
-			break
-		}
-		if len(tried) > 0 {
-			s.metrics.retried(p.cfg.Name)
-		}
-		tried = append(tried, node)
-		d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
-		c, err := d.DialContext(s.drain, "tcp", node.addr)
-		if err == nil {
-			up = c
-			break
-		}
-		lastErr = err
-		if !retryable(s.observeNode(node, err), false) {
-			break
-		}
-	}
-	if up == nil {
-		outcome := "no-server"
+	d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
+	lastErr := s.forEachNode(s.drain, p, &a, false, func(n *Node) error {
+		c, err := d.DialContext(s.drain, "tcp", n.addr)
+		up = c
+		return err
+	})
+	node := a.node
+	if lastErr != nil {
+		outcome := "connect-failed"
 		switch {
+		case errors.Is(lastErr, errNoServer):
+			outcome = "no-server"
 		case isLocalError(lastErr):
 			outcome = "local-error"
-		case lastErr != nil:
-			outcome = "connect-failed"
 		}
 		cc.Close()
 		s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, "", outcome, 0, 0)
@@ -64,7 +49,6 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 			return
 		}
 	}
-	s.observeNode(node, nil)
 	tun := newTunnel(0, node) // idle is enforced by the loop's sweep or the relays' deadlines
 	tun.add(cc)
 	tun.add(up)
@@ -112,7 +96,7 @@ func (s *Server) moveTCP(cc *clientConn, up net.Conn, tun *tunnel, idle time.Dur
 	down, derr := s.relay(cc, up, tun, idle)
 	r := <-upDone
 	return l4Result{up: r.n, down: down,
-		idle: isTimeoutErr(derr) || isTimeoutErr(r.err), err: errors.Join(derr, r.err)}
+		idle: isTimeout(derr) || isTimeout(r.err), err: errors.Join(derr, r.err)}
 }
 
 // writeProxyHeader sends the PROXY header for the client's connection:
@@ -171,7 +155,7 @@ func (s *Server) relay(dst, src net.Conn, tun *tunnel, idle time.Duration) (int6
 		switch {
 		case err == nil:
 			continue // a chunk moved
-		case isTimeoutErr(err) && idle > 0:
+		case isTimeout(err) && idle > 0:
 			if n > 0 || time.Since(time.Unix(0, tun.last.Load())) < idle {
 				continue // still moving, here or the other way
 			}
@@ -226,8 +210,4 @@ func closeWrite(c net.Conn) {
 		return
 	}
 	c.Close()
-}
-
-func isTimeoutErr(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded)
 }

@@ -32,60 +32,20 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		// handler.
 		req.Body = keepOpen{req.Body}
 	}
-	var lastErr error
-	for {
-		n := t.s.attempt(t.p, st)
-		if n == nil {
-			if lastErr == nil {
-				return nil, errNoServer
-			}
-			return nil, lastErr
-		}
+	var res *http.Response
+	err := t.s.forEachNode(req.Context(), t.p, &st.nodeTry, replayable(req), func(n *Node) error {
 		req.URL.Host = n.addr
-		res, err := tr.RoundTrip(req)
-		if err == nil {
-			t.s.observeNode(n, nil)
-			return res, nil
-		}
-		lastErr = err
-		if req.Context().Err() != nil {
-			return nil, err
-		}
-		if !retryable(t.s.observeNode(n, err), replayable(req)) {
-			return nil, err
-		}
-	}
-}
-
-// attempt picks the next untried node of p for the request and records
-// it: the node tried, the node answering, and a retry when it is not the
-// first. nil when no untried node is up.
-func (s *Server) attempt(p *pool, st *reqState) *Node {
-	n := p.next(st.tried)
-	if n == nil {
-		return nil
-	}
-	if len(st.tried) > 0 {
-		st.retries++
-		s.metrics.retried(p.cfg.Name)
-	}
-	st.tried = append(st.tried, n)
-	st.node = n
-	return n
+		var err error
+		res, err = tr.RoundTrip(req)
+		return err
+	})
+	return res, err
 }
 
 // keepOpen hides Close from a request body shared by several attempts.
 type keepOpen struct{ io.ReadCloser }
 
 func (keepOpen) Close() error { return nil }
-
-// retryable decides whether a failed attempt moves on to the next
-// server: when nothing reached the node, or when the connection broke
-// under a request that can be repeated harmlessly. A local failure would
-// fail the same way on every node.
-func retryable(k nodeFailure, replay bool) bool {
-	return k == failConnect || (k == failBroken && replay)
-}
 
 // replayable: a request that may have reached the node is repeated only
 // when doing it twice cannot change anything.

@@ -59,7 +59,7 @@ func (s *Server) pump(dst, src net.Conn, first []byte) int64 {
 	if r := newRawRelay(src, dst, s.tunBufs); r != nil {
 		n, err := r.run()
 		total += n
-		if !isTimeoutErr(err) && err != errWrapperRead {
+		if !isTimeout(err) && err != errWrapperRead {
 			return total
 		}
 	}

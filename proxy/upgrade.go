@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"time"
 
@@ -23,9 +22,9 @@ import (
 // stack of about 16 KiB, one watching the request context, and two copiers.
 // It also keeps the server's hijacked buffered reader, the buffered writer
 // Hijack returns, and http.Transport's buffered reader and writer on the
-// node side. An idle tunnel cost 55 KiB that way; it must cost under
-// 40 KiB. Here the handler does the handshake itself, with net/http's own
-// serialiser and parser ((*http.Request).Write, http.ReadResponse), hands
+// node side: tens of KiB per idle tunnel (docs/performance.md). Here the
+// handler does the handshake itself, with net/http's own serialiser and
+// parser ((*http.Request).Write, http.ReadResponse), hands
 // the bytes already buffered on either side to the other, and returns:
 // what stays is the two connections. Between plain TCP sockets a tunnel
 // loop moves the bytes (l4loop_linux.go), and one goroutine waits for the
@@ -234,38 +233,30 @@ func (h *httpHandler) handshake(w http.ResponseWriter, r *http.Request, st *reqS
 	out := upgradeRequest(r, st)
 	ctx := r.Context()
 	d := net.Dialer{Timeout: p.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
-	lastErr := errNoServer
-	for {
-		n := s.attempt(p, st)
-		if n == nil {
-			return nil, nil, nil, lastErr
-		}
+	var up *trackedConn
+	var br *bufio.Reader
+	var res *http.Response
+	// A failed dial moves on to the next node; once the handshake went
+	// out it is not repeated (replay false).
+	err := s.forEachNode(ctx, p, &st.nodeTry, false, func(n *Node) error {
 		c, err := d.DialContext(ctx, "tcp", n.addr)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, nil, nil, err
-			}
-			lastErr = err
-			if retryable(s.observeNode(n, err), false) {
-				continue
-			}
-			return nil, nil, nil, err
+			return err
 		}
-		up := &trackedConn{Conn: c, tun: st.tun, ws: newWSFramer()}
+		up = &trackedConn{Conn: c, tun: st.tun, ws: newWSFramer()}
 		st.tun.add(up)
 		st.tun.setUpstream(up)
 		out.URL.Host = n.addr
-		br, res, err := exchange(ctx, w, up, out, p.cfg.ResponseTimeout)
+		br, res, err = exchange(ctx, w, up, out, p.cfg.ResponseTimeout)
 		if err != nil {
 			up.Close()
-			if ctx.Err() == nil {
-				s.observeNode(n, err)
-			}
-			return nil, nil, nil, err
 		}
-		s.observeNode(n, nil)
-		return up, br, res, nil
+		return err
+	})
+	if err != nil {
+		return nil, nil, nil, err
 	}
+	return up, br, res, nil
 }
 
 // upgradeRequest builds the request a node sees, as ReverseProxy does for
@@ -287,28 +278,8 @@ func upgradeRequest(r *http.Request, st *reqState) *http.Request {
 	}
 	h["Connection"] = []string{"Upgrade"}
 	h["Upgrade"] = []string{"websocket"}
-	for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		delete(h, k)
-	}
 	st.rewrite(r, out)
 	return out
-}
-
-// removeHopByHop deletes the headers that belong to one connection rather
-// than to the message: those the Connection header names, and the fixed
-// list ReverseProxy removes as well.
-func removeHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, k := range [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
-		delete(h, k)
-	}
 }
 
 // exchange writes out on c and reads the response head within timeout,

@@ -88,9 +88,9 @@ func (l *logs) close() {
 
 // accessSink buffers access-log lines and writes them out in batches: at
 // most accessFlushDelay after the first unwritten line, when accessFlushSize
-// bytes are pending, when the destination changes, and at shutdown. One
-// write syscall per line was about a third of what the access log cost per
-// request. The price is that a portico killed with SIGKILL loses the last
+// bytes are pending, when the destination changes, and at shutdown, which
+// saves a write syscall per line, a large part of what the access log
+// costs per request (docs/performance.md). The price is that a portico killed with SIGKILL loses the last
 // accessFlushDelay of lines; lines never reach the destination torn, since
 // slog hands over each line in one Write.
 type accessSink struct {

@@ -179,42 +179,35 @@ func runExplain(path, listener string, args []string, stdout, stderr io.Writer) 
 		}
 		client = a.Unmap()
 	}
+	// The verdict is the one every front gets from the same admission
+	// function; filter.Explain adds the account of each rule.
+	adm := proxy.NewAdmitter(l)
 	fmt.Fprintf(stdout, "listener %s (%s, %s)\n", l.Name, l.Mode, l.Bind)
-	if len(args) == 3 {
-		if l.Allow != nil && !containsAddr(l.Allow, client) {
-			fmt.Fprintf(stdout, "listener allow list: %s is NOT in it -> deny (403)\n", client)
-			return explainDenied
-		}
-	} else {
+	if len(args) < 3 {
 		fmt.Fprintln(stdout, "(no CLIENT_IP given: 0.0.0.0 stands in for the client in allow lists)")
+		adm = adm.WithoutAllowList()
 	}
-	policy := filter.Compile(l.Rules)
-	fmt.Fprint(stdout, filter.Explain(policy, args[0], args[1], client))
+	v := adm.Admit(proxy.AdmitRequest{Target: args[1], Host: args[0], Client: client})
+	switch v.Reason {
+	case "allow":
+		fmt.Fprintf(stdout, "listener allow list: %s is NOT in it -> deny (403)\n", client)
+	case "limit":
+		fmt.Fprintf(stdout, "limits: %s -> deny (%d)\n", v.Message, v.Status)
+	default:
+		fmt.Fprint(stdout, filter.Explain(adm.Policy(), args[0], args[1], client))
+	}
+	if v.Allow {
+		fmt.Fprintf(stdout, "verdict: forward to the pool as %s%s\n", filter.Escape(v.Canonical), v.Query)
+		return 0
+	}
 	// The exit status carries the verdict, for scripts that test a policy.
-	raw := args[1]
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		raw = raw[:i]
-	}
-	canonical, err := filter.Canonicalize(raw)
-	host, ok := filter.NormalizeHost(args[0])
-	if err != nil || !ok || !policy.Decide(host, canonical, client).Allow {
-		return explainDenied
-	}
-	return 0
+	fmt.Fprintf(stdout, "verdict: %d (%s)\n", v.Status, v.Reason)
+	return explainDenied
 }
 
 // explainDenied is -explain's exit status when the request would be refused
 // (400 or 403); 0 means it would be forwarded.
 const explainDenied = 3
-
-func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
-	for _, p := range ps {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
 
 func serve(path string, noFast bool, stderr io.Writer) int {
 	cfg, err := config.Load(path)

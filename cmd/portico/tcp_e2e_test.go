@@ -456,12 +456,17 @@ health = { enabled = false }
 
 // TestSigtermEndsTCPConnections: an open tcp-mode connection does not hold
 // up a graceful shutdown: once no http request is in flight, SIGTERM closes
-// it and portico exits 0, well inside shutdown_grace.
+// it and portico exits 0, well inside shutdown_grace. Steady tcp traffic
+// runs meanwhile: a connection is refused at the door once the listener
+// closed, or cut because it was still open when the tunnels ended (at most
+// one per client worker); nothing else fails.
 func TestSigtermEndsTCPConnections(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a")
 	listen, admin := freeAddr(t), freeAddr(t)
-	p := startPortico(t, t.TempDir(), "shutdown_grace = \"60s\"\n"+tcpConf(listen, admin, serverList(ns), "", ""))
+	p, tr := startUnderTraffic(t, t.TempDir(), "shutdown_grace = \"60s\"\n"+tcpConf(listen, admin, serverList(ns), "", ""),
+		trafficSpec{Kind: trafficTCP, Addr: listen, Workers: 4, ExpectFailures: true})
+	tr.waitSince(tr.mark(), 20, 20*time.Second)
 	c, _, err := websocket.DefaultDialer.Dial("ws://"+listen+"/ws", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -485,6 +490,10 @@ func TestSigtermEndsTCPConnections(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, _, err := c.ReadMessage(); err == nil {
 		t.Fatal("the tcp connection is still open after portico exited")
+	}
+	st := tr.stop()
+	if cut := st.Failures - st.Refused; cut > 4 {
+		t.Fatalf("%d tcp requests cut during the shutdown, want at most one per worker (4): %v", cut, st)
 	}
 }
 

@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/proxy/filter"
+)
+
+// Admission is the front door's verdict on one request: limits, the
+// listener's allow list, the canonical path, the host, then the endpoint
+// rules, in that order. Every front (the HTTP/1.1 fast path, the HTTP/2
+// fast path, net/http's handler, websocket upgrades) and -explain get it
+// from Admitter.Admit, so none of them can decide differently; a front
+// that parses a request its own way only fills in AdmitRequest.
+type Admission struct {
+	// Allow reports whether the request may be proxied.
+	Allow bool
+	// Status is the answer to a denied request: 400, 403, 414 or 431.
+	Status int
+	// Reason names the check that denied it, as logs and the
+	// portico_denied_total metric say: limit, allow, bad-path, bad-host or
+	// rule. "" when allowed.
+	Reason string
+	// Message is the short text a denied client gets.
+	Message string
+	// Canonical is the canonical path that the rules checked and that is
+	// forwarded; set once the path was accepted.
+	Canonical string
+	// Query is the target's query, "?" included ("" when none).
+	Query string
+	// Host is the normalised host the rules matched.
+	Host string
+	// Rules is true when the endpoint rules were consulted; Decision then
+	// says which rule decided and why.
+	Rules    bool
+	Decision filter.Decision
+}
+
+// AdmitRequest is what admission needs of a request, as a front parsed it.
+type AdmitRequest struct {
+	// Target is the request target as received: origin form
+	// ("/login?x"), absolute form ("https://host/login"), or "*". HTTP/2
+	// sends its :path here.
+	Target string
+	// Host is the Host field or the :authority.
+	Host string
+	// HeaderCount is the number of header field lines.
+	HeaderCount int
+	// Client is the client address decided for the request (the peer, a
+	// trusted PROXY header's source, or X-Forwarded-For behind a trusted
+	// proxy).
+	Client netip.Addr
+}
+
+// Admitter applies one listener's admission settings. It is immutable and
+// built with the runtime (or by -explain from the same configuration).
+type Admitter struct {
+	maxURL, maxFields int
+	allow             []netip.Prefix // nil = everyone
+	policy            *filter.Policy
+}
+
+// NewAdmitter compiles a listener's admission settings.
+func NewAdmitter(l *config.Listener) *Admitter {
+	return &Admitter{maxURL: l.MaxURLLength, maxFields: l.MaxHeaderCount, allow: l.Allow, policy: filter.Compile(l.Rules)}
+}
+
+// Policy is the listener's compiled endpoint rules (for -explain's account
+// of each rule).
+func (a *Admitter) Policy() *filter.Policy { return a.policy }
+
+// WithoutAllowList is a copy that does not apply the listener's allow
+// list: for -explain when no client address is given.
+func (a *Admitter) WithoutAllowList() *Admitter {
+	b := *a
+	b.allow = nil
+	return &b
+}
+
+// AllowsClient applies the listener's allow list (none = everyone). A tcp
+// listener admits a connection on it alone.
+func (a *Admitter) AllowsClient(c netip.Addr) bool {
+	return a.allow == nil || inPrefixes(a.allow, c)
+}
+
+// Admit decides on one request. It does not allocate for an origin-form
+// target that passes.
+func (a *Admitter) Admit(r AdmitRequest) Admission {
+	if len(r.Target) > a.maxURL {
+		return deny(http.StatusRequestURITooLong, "limit", "request URI too long")
+	}
+	if r.HeaderCount > a.maxFields {
+		return deny(http.StatusRequestHeaderFieldsTooLarge, "limit", "too many header fields")
+	}
+	if !a.AllowsClient(r.Client) {
+		return deny(http.StatusForbidden, "allow", "forbidden")
+	}
+	raw, query, ok := targetPath(r.Target, r.Host)
+	if !ok {
+		return deny(http.StatusBadRequest, "bad-path", "bad request target")
+	}
+	canonical, err := filter.Canonicalize(raw)
+	if err != nil {
+		return deny(http.StatusBadRequest, "bad-path", "bad request path")
+	}
+	host, ok := filter.NormalizeHost(r.Host)
+	if !ok || r.Host == "" {
+		// No host (HTTP/1.0 may omit it) would reach the node as the
+		// node's own address.
+		v := deny(http.StatusBadRequest, "bad-host", "bad host")
+		v.Canonical, v.Query = canonical, query
+		return v
+	}
+	v := Admission{Canonical: canonical, Query: query, Host: host, Rules: true,
+		Decision: a.policy.Decide(host, canonical, r.Client)}
+	if !v.Decision.Allow {
+		v.Status, v.Reason, v.Message = http.StatusForbidden, "rule", "forbidden"
+		return v
+	}
+	v.Allow = true
+	return v
+}
+
+func deny(status int, reason, msg string) Admission {
+	return Admission{Status: status, Reason: reason, Message: msg}
+}
+
+// targetPath splits a request target into the path exactly as received
+// (so the canonicaliser decodes it once) and the query.
+//
+// An absolute-form target (GET http://host/path) replaces the Host field
+// (RFC 9112 §3.2.2): net/http sets the request's host from the target, so
+// the rules and the node both see the target's host, and a target whose
+// host differs from host is refused. Targets with user info, another
+// scheme, or no host are refused, and so is "*".
+func targetPath(target, host string) (path, query string, ok bool) {
+	uri := target
+	if uri == "*" {
+		return "", "", false
+	}
+	if !strings.HasPrefix(uri, "/") {
+		u, err := url.Parse(uri)
+		if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return "", "", false
+		}
+		if !strings.EqualFold(u.Host, host) {
+			return "", "", false
+		}
+		uri = uri[len(u.Scheme)+len("://")+len(u.Host):]
+		if uri == "" {
+			uri = "/"
+		} else if uri[0] != '/' {
+			return "", "", false // "http://host?x" or "http://host#x"
+		}
+	}
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i], uri[i:], true
+	}
+	return uri, "", true
+}

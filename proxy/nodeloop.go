@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+// nodeTry is one request's (or tcp connection's) walk over its pool's
+// nodes: the nodes tried, the one tried last, and how many attempts moved
+// on to another node.
+type nodeTry struct {
+	tried    []*Node
+	node     *Node
+	retries  int
+	triedBuf [4]*Node
+}
+
+// reset starts a walk, reusing the record's own backing array.
+func (a *nodeTry) reset() {
+	*a = nodeTry{}
+	a.tried = a.triedBuf[:0]
+}
+
+// attempt picks the next untried node of p and records it: the node tried,
+// the node answering, and a retry when it is not the first. nil when no
+// untried node is up.
+func (s *Server) attempt(p *pool, a *nodeTry) *Node {
+	n := p.next(a.tried)
+	if n == nil {
+		return nil
+	}
+	if len(a.tried) > 0 {
+		a.retries++
+		s.metrics.retried(p.cfg.Name)
+	}
+	a.tried = append(a.tried, n)
+	a.node = n
+	return n
+}
+
+// forEachNode is the node loop every front uses (the fast paths, the
+// ReverseProxy transport, the upgrade handshake, tcp): pick a node round
+// robin, run try on it, report the outcome to the node's passive health,
+// and move on to the next node when the failure allows it (retryable).
+// It returns nil once try succeeded (a.node is the node that answered),
+// else the error to answer with: the last attempt's, or errNoServer when
+// no node was up. A failure after ctx ended is the client's or the
+// server's leaving, not the node's: neither reported nor retried.
+func (s *Server) forEachNode(ctx context.Context, p *pool, a *nodeTry, replay bool, try func(*Node) error) error {
+	var lastErr error
+	for {
+		n := s.attempt(p, a)
+		if n == nil {
+			if lastErr == nil {
+				return errNoServer
+			}
+			return lastErr
+		}
+		err := try(n)
+		if err != nil && ctx.Err() != nil {
+			return err
+		}
+		if !retryable(s.observeNode(n, err), replay) {
+			return err
+		}
+		lastErr = err
+	}
+}
+
+// retryable decides whether a failed attempt moves on to the next
+// server: when nothing reached the node, or when the connection broke
+// under a request that can be repeated harmlessly. A local failure would
+// fail the same way on every node.
+func retryable(k nodeFailure, replay bool) bool {
+	return k == failConnect || (k == failBroken && replay)
+}
+
+// call runs a fast-path request (bodiless GET or HEAD, always replayable)
+// through the node loop. It returns the node connection and the answer:
+// res is nil when fc.rh holds a plain head read in place.
+func (fc *nodeCall) call(p *pool, a *nodeTry, head bool) (*nodeConn, *http.Response, error) {
+	ctx := fc.srv.drain
+	if fc.ctx != nil {
+		ctx = fc.ctx
+	}
+	var nc *nodeConn
+	var res *http.Response
+	err := fc.srv.forEachNode(ctx, p, a, true, func(n *Node) error {
+		var err error
+		nc, res, err = fc.roundTrip(p.fast, n.addr, head)
+		if err == nil && res != nil {
+			if err = usableAnswer(res); err != nil {
+				nc.c.Close()
+			}
+		}
+		return err
+	})
+	return nc, res, err
+}
+
+// usableAnswer refuses an answer a fast path must not relay: a protocol
+// switch nobody asked for (a node that does is broken), and a status code
+// that is not three digits.
+func usableAnswer(res *http.Response) error {
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		return errors.New("server switched protocols unasked")
+	}
+	return checkStatus(res)
+}

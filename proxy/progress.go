@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"net"
+	"time"
+)
+
+// Client progress limits. A client that stops taking its answers, or
+// stops sending a request body it announced, would otherwise hold its
+// connection, a goroutine and a node connection for as long as it likes.
+// Every front gives it the same limit: the listener's idle_timeout, but
+// never less than progressFloor, since an idle_timeout chosen short to
+// free idle keep-alive connections must not cut slow but live clients.
+
+// progressFloor is the least time a client gets to make progress.
+const progressFloor = 10 * time.Second
+
+// clientProgressLimit is how long a client may make no progress on a
+// connection whose listener has the idle timeout idle.
+func clientProgressLimit(idle time.Duration) time.Duration {
+	if idle <= 0 {
+		return 2 * time.Minute
+	}
+	return max(idle, progressFloor)
+}
+
+// progressLimit is clientProgressLimit, or the shorter limit a test set.
+func (s *Server) progressLimit(idle time.Duration) time.Duration {
+	if s.progressOverride > 0 {
+		return s.progressOverride
+	}
+	return clientProgressLimit(idle)
+}
+
+// writeDeadline gives each write to a client a deadline of limit from
+// its start: a client that stops reading is cut after limit, one that
+// reads, however long its answer, is not. The writes above it are
+// bounded by their buffers (4 KiB on the fast path, ReverseProxy's
+// 32 KiB), so a client must also take one buffer per limit.
+type writeDeadline struct {
+	c     net.Conn
+	limit time.Duration
+}
+
+func (w *writeDeadline) Write(b []byte) (int, error) {
+	if w.limit > 0 {
+		w.c.SetWriteDeadline(time.Now().Add(w.limit))
+	}
+	return w.c.Write(b)
+}
