@@ -21,8 +21,9 @@ work=$(mktemp -d)
 ns=h2stress-$$
 pid=
 cleanup() {
-	[[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	ip netns del "$ns" 2>/dev/null || true
+	set +e # every step runs, whatever failed before
+	if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+	ip netns del "$ns" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
