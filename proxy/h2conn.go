@@ -107,7 +107,7 @@ type h2Conn struct {
 	closed    bool
 	lingering bool
 	// streams portico reset lately, whose frames in flight are ignored
-	resetIDs   map[uint32]bool
+	resetIDs   map[uint32]int64 // bytes of DATA each may still send
 	resetOrder []uint32
 	idleTimer  *time.Timer
 	handlers   sync.WaitGroup

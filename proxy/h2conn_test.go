@@ -536,3 +536,46 @@ func TestH2HeadersOnClosedStream(t *testing.T) {
 		cl.c.Close()
 	}
 }
+
+// DATA on a stream portico reset is taken up to the stream's window (what
+// may have been on the way), never more: portico sends no WINDOW_UPDATE
+// for a reset stream, so a client that keeps sending breaks flow control
+// and loses the connection, instead of having every byte credited back.
+func TestH2DataPastResetStreamWindow(t *testing.T) {
+	t.Parallel()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden) // a denial: the body is not read
+	})
+	addr, _ := h2tServer(t, h, nil)
+	cl := h2tDial(t, addr)
+	cl.headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/upload")
+	if r := cl.response(1); r.status != "403" {
+		t.Fatalf("%+v", r)
+	}
+	if f, err := cl.next(); err != nil {
+		t.Fatal(err)
+	} else if rst, ok := f.(*http2.RSTStreamFrame); !ok || rst.StreamID != 1 {
+		t.Fatalf("%v, want RST_STREAM on 1", f)
+	}
+	chunk := make([]byte, 16<<10)
+	for range h2StreamWindow / len(chunk) {
+		cl.fr.WriteData(1, false, chunk)
+	}
+	cl.get(3, "/next")
+	if r := cl.response(3); r.status != "403" || r.goAway != nil {
+		t.Fatalf("a window of DATA on the reset stream: %+v", r)
+	}
+	cl.fr.WriteData(1, false, chunk)
+	for {
+		f, err := cl.next()
+		if err != nil {
+			t.Fatalf("no GOAWAY: %v", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeFlowControl {
+				t.Fatalf("GOAWAY %v, want FLOW_CONTROL_ERROR", g.ErrCode)
+			}
+			return
+		}
+	}
+}

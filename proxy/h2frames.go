@@ -133,8 +133,16 @@ func (c *h2Conn) processData(f *http2.DataFrame) error {
 	}
 	c.recvWin -= n
 	st := c.streams[id]
-	if st == nil && c.resetIDs[id] {
-		// in flight when portico reset the stream: ignored (RFC 9113, 5.4.2)
+	if left, ok := c.resetIDs[id]; st == nil && ok {
+		// in flight when portico reset the stream: ignored (RFC 9113,
+		// 5.4.2). No WINDOW_UPDATE is ever sent for a reset stream, so
+		// more than its window is a flow-control violation, not a frame
+		// in flight: a client that keeps sending is cut.
+		if n > left {
+			c.mu.Unlock()
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.resetIDs[id] = left - n
 		c.returnConnLocked(n)
 		c.mu.Unlock()
 		return nil
@@ -234,15 +242,18 @@ const h2ResetMemory = 128
 // noteResetLocked remembers that portico sent RST_STREAM for id.
 func (c *h2Conn) noteResetLocked(id uint32) {
 	if c.resetIDs == nil {
-		c.resetIDs = make(map[uint32]bool)
+		c.resetIDs = make(map[uint32]int64)
 	}
-	if c.resetIDs[id] {
+	if _, ok := c.resetIDs[id]; ok {
 		return
 	}
 	if len(c.resetOrder) == h2ResetMemory {
 		delete(c.resetIDs, c.resetOrder[0])
 		c.resetOrder = append(c.resetOrder[:0], c.resetOrder[1:]...)
 	}
-	c.resetIDs[id] = true
+	// What the client may still have on the way: at most the stream's
+	// window, which portico sets to h2StreamWindow and credits only for
+	// bytes a live stream consumed.
+	c.resetIDs[id] = h2StreamWindow
 	c.resetOrder = append(c.resetOrder, id)
 }

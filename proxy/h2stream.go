@@ -57,7 +57,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return st.body.trailers(f)
 	}
 	if id <= c.maxID {
-		reset := c.resetIDs[id]
+		_, reset := c.resetIDs[id]
 		c.mu.Unlock()
 		if reset {
 			return nil // trailers already on the way when portico reset the stream
