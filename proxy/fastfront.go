@@ -55,8 +55,9 @@ type fastConn struct {
 	closing bool
 	fs      *fastConns // the frontend's: its stopping flag
 	st      reqState
-	out     []byte // scratch for a response head
-	chunk   []byte // scratch for chunk sizes
+	watch   *clientWatch // a hang-up while the node works
+	out     []byte       // scratch for a response head
+	chunk   []byte       // scratch for chunk sizes
 }
 
 // Fast-path buffers: a request head that does not fit the read buffer is
@@ -144,6 +145,8 @@ func newFastBufs() *fastBufs {
 			}
 			fc.h.fields = make([]fastField, 0, 16)
 			fc.rh.lines = make([][]byte, 0, 16)
+			fc.watch = newClientWatch(fc)
+			fc.bind = fc.watch.bind
 			return fc
 		}},
 	}
@@ -271,6 +274,7 @@ func (fc *fastConn) serve(f *frontend) bool {
 			return fc.handOff()
 		}
 		fc.br.Discard(fc.h.size)
+		fc.watch.giveBack(fc.br)
 		if fc.abort {
 			// The node's answer broke off: a client that got none of it
 			// sees the connection close, as with net/http; one that got

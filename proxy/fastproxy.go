@@ -81,7 +81,21 @@ func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical, 
 // client connection may carry another request.
 func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (status int, out int64, keep bool) {
 	p := lr.pool
+	// Nothing pipelined behind this request: while the node works, a
+	// hang-up of the client can be noticed and the node's work cancelled.
+	watched := fc.br.Buffered() == fc.h.size
+	if watched {
+		fc.watch.arm()
+	}
 	nc, res, err := fc.call(p, &st.nodeTry, head)
+	if watched && fc.watch.disarm() {
+		if err == nil {
+			nc.c.Close()
+		}
+		st.errKind = "client-gone"
+		fc.abort = true
+		return 499, 0, false
+	}
 	switch {
 	case err != nil:
 		return fc.fail(st, err)

@@ -48,6 +48,7 @@ type Server struct {
 	l4      *l4Set // the tunnel loops (tcp mode, websockets)
 	started time.Time
 
+	testWatch         *watchTest // tests: the client watch's delay and reads
 	fastOff           bool
 	h2FastOff         bool         // HTTP/2 streams all go to httpHandler (the differential test's reference)
 	h2FastServed      atomic.Int64 // streams the HTTP/2 fast path served

@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// clientWatchDelay is how long a fast-path request waits for its node's
+// answer before portico starts watching the client connection for a
+// hang-up. Most answers come sooner, and they cost no goroutine.
+const clientWatchDelay = 100 * time.Millisecond
+
+// clientWatch notices an HTTP/1.1 fast-path client that hangs up while its
+// node is still working, and cancels the node's work by closing the node
+// connection, as net/http's background read cancels a request's context.
+// It reads the client connection only while the connection's own
+// goroutine waits for the node (it reads nothing then), and only when no
+// pipelined bytes are buffered; a byte it reads (the start of a pipelined
+// request) is given back before the next request is parsed.
+type clientWatch struct {
+	fc    *fastConn
+	timer *time.Timer // starts the watch after clientWatchDelay
+	node  atomic.Pointer[nodeConn]
+	gone  atomic.Bool // the client hung up: its node work was cancelled
+
+	mu      sync.Mutex
+	armed   bool          // between arm and disarm: start may read
+	running bool          // a read is in progress or about to start
+	done    chan struct{} // closed when the read returned
+	got     [1]byte
+	n       int
+}
+
+func newClientWatch(fc *fastConn) *clientWatch {
+	w := &clientWatch{fc: fc}
+	w.timer = time.AfterFunc(time.Hour, w.start)
+	w.timer.Stop()
+	return w
+}
+
+// arm starts the delay for the current request.
+func (w *clientWatch) arm() {
+	w.gone.Store(false)
+	w.n = 0
+	w.mu.Lock()
+	w.armed = true
+	w.mu.Unlock()
+	d := clientWatchDelay
+	if t := w.fc.srv.testWatch; t != nil {
+		d = t.delay
+	}
+	w.timer.Reset(d)
+}
+
+// watchTest lets a test start the watch at once and see what it read.
+type watchTest struct {
+	delay time.Duration
+	read  func(n int)
+}
+
+// bind records the node connection the request waits on (nodeCall.bind).
+func (w *clientWatch) bind(nc *nodeConn) {
+	w.node.Store(nc)
+	if w.gone.Load() {
+		nc.c.Close()
+	}
+}
+
+func (w *clientWatch) start() {
+	w.mu.Lock()
+	if w.running || !w.armed {
+		w.mu.Unlock()
+		return
+	}
+	w.running = true
+	w.done = make(chan struct{})
+	done := w.done
+	w.mu.Unlock()
+	go func() {
+		defer close(done)
+		n, err := w.fc.c.Read(w.got[:])
+		w.n = n
+		if t := w.fc.srv.testWatch; t != nil && t.read != nil {
+			t.read(n)
+		}
+		if n == 0 && err != nil && !isTimeout(err) {
+			// EOF or a reset: nobody is waiting for the answer
+			w.gone.Store(true)
+			if nc := w.node.Load(); nc != nil {
+				nc.c.Close()
+			}
+		}
+	}()
+}
+
+// disarm ends the watch once the node answered (or failed): the timer is
+// stopped, a read in progress is cut short and waited for. It reports
+// whether the client hung up meanwhile.
+func (w *clientWatch) disarm() (gone bool) {
+	w.timer.Stop()
+	w.node.Store(nil)
+	w.mu.Lock()
+	running, done := w.running, w.done
+	w.running, w.armed = false, false
+	w.mu.Unlock()
+	if running {
+		w.fc.c.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		w.fc.c.SetReadDeadline(time.Time{})
+	}
+	return w.gone.Load()
+}
+
+// giveBack puts a byte the watch read in front of the connection's
+// reader; br holds nothing then (the watch only runs when nothing was
+// buffered past the current head, which has been consumed).
+func (w *clientWatch) giveBack(br *bufio.Reader) {
+	if w.n == 0 {
+		return
+	}
+	w.n = 0
+	b := w.got[0]
+	br.Reset(io.MultiReader(&oneByte{b: b}, w.fc.c))
+}
+
+// oneByte reads one byte, then EOF.
+type oneByte struct {
+	b    byte
+	done bool
+}
+
+func (o *oneByte) Read(p []byte) (int, error) {
+	if o.done || len(p) == 0 {
+		return 0, io.EOF
+	}
+	o.done = true
+	p[0] = o.b
+	return 1, nil
+}
