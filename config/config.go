@@ -63,6 +63,16 @@ type Admin struct {
 	Bind string
 	// Allow restricts admin clients by address. Empty = everyone who can reach Bind.
 	Allow []netip.Prefix
+	// TokenFile is the file the admin API's bearer token was read from
+	// (absolute); "" (default) = no token: every mutating call is refused
+	// with 403, the admin API is read-only.
+	TokenFile string
+	// Token is TokenFile's content without surrounding white space; never
+	// empty when TokenFile is set.
+	Token string
+	// StateFile keeps the servers' run-time admin states across restarts
+	// (absolute path); "" (default) = they last until the process ends.
+	StateFile string
 }
 
 // Limits is the [limits] table.
@@ -160,6 +170,13 @@ type Pool struct {
 	Name string
 	// Servers are host:port, unique within the pool, in file order.
 	Servers []string
+	// Members are the same servers with their options: Members[i] is
+	// Servers[i]. Names are unique within the pool.
+	Members []Server
+	// QueueTimeout bounds how long a request waits for a server with a
+	// free slot when every ready server is at its max_conns; then 503.
+	// Default 5s; 0 = no wait.
+	QueueTimeout time.Duration
 	// ConnectTimeout bounds a dial to a server; then the next is tried. Default 3s.
 	ConnectTimeout time.Duration
 	// ResponseTimeout bounds the wait for a server's response headers; then 504. Default 60s.

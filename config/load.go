@@ -138,6 +138,7 @@ func (b *builder) build(raw *rawFile) *Config {
 		}
 	}
 	c.Admin.Allow = r.allowList(raw.Admin.Allow, "admin.allow")
+	b.admin(&c.Admin, raw.Admin)
 
 	c.Limits = Limits{MaxConns: r.integer(raw.Limits.MaxConns, "limits.max_conns", 0, 0, math.MaxInt32)}
 	if raw.Limits.MaxConns.set {

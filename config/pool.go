@@ -24,38 +24,32 @@ func (b *builder) pool(name string, rp rawPool) *Pool {
 		SendProxyProtocol: r.oneOf(rp.SendProxyProtocol, key+".send_proxy_protocol", "", "", "v1", "v2"),
 		MinHealthy:        r.integer(rp.MinHealthy, key+".min_healthy", 1, 0, math.MaxInt32),
 		RemovedGrace:      r.duration(rp.RemovedGrace, key+".removed_grace", 30*time.Second, true),
+		QueueTimeout:      r.duration(rp.QueueTimeout, key+".queue_timeout", 5*time.Second, true),
 		Health:            b.health(key+".health", rp.Health),
 	}
 
-	seen := map[string]string{} // canonical address -> key of its first mention
-	servers := r.strings(rp.Servers, key+".servers")
-	for _, e := range servers {
-		canon, err := hostPort(e.s, false)
-		if err != nil {
-			r.errorf(e.key, "invalid server %q (want host:port, IPv6 as [::1]:80): %w", e.s, err)
-			continue
-		}
-		if first, dup := seen[canon]; dup {
-			r.errorf(e.key, "duplicate server %q (already at %s)", e.s, first)
-			continue
-		}
-		seen[canon] = e.key
-		p.Servers = append(p.Servers, canon)
+	members, entries := r.servers(rp.Servers, key+".servers")
+	for _, m := range members {
+		p.Members = append(p.Members, m)
+		p.Servers = append(p.Servers, m.Address)
 	}
 	switch {
 	case !rp.Servers.set:
 		r.errorf(key+".servers", `missing: list the pool's servers as "host:port"`)
-	case len(servers) == 0 && isArray(rp.Servers):
+	case entries == 0 && isArray(rp.Servers):
 		r.errorf(key+".servers", "empty: a pool needs at least one server")
-	case len(p.Servers) == len(servers) && p.MinHealthy > len(p.Servers):
+	case len(p.Servers) == entries && p.MinHealthy > len(p.Servers):
 		r.errorf(key+".min_healthy", "min_healthy = %d but the pool has only %d servers", p.MinHealthy, len(p.Servers))
 	}
 	return p
 }
 
 func isArray(f field) bool {
-	_, ok := f.v.([]any)
-	return ok
+	switch f.v.(type) {
+	case []any, []map[string]any:
+		return true
+	}
+	return false
 }
 
 // health builds a pool's health = { ... } table at key.

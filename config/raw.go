@@ -21,8 +21,10 @@ type rawFile struct {
 }
 
 type rawAdmin struct {
-	Bind  field `toml:"bind"`
-	Allow field `toml:"allow"`
+	Bind      field `toml:"bind"`
+	Allow     field `toml:"allow"`
+	TokenFile field `toml:"token_file"`
+	StateFile field `toml:"state_file"`
 }
 
 type rawLimits struct {
@@ -75,6 +77,7 @@ type rawPool struct {
 	SendProxyProtocol field     `toml:"send_proxy_protocol"`
 	MinHealthy        field     `toml:"min_healthy"`
 	RemovedGrace      field     `toml:"removed_grace"`
+	QueueTimeout      field     `toml:"queue_timeout"`
 	Health            rawHealth `toml:"health"`
 }
 

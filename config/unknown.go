@@ -15,9 +15,15 @@ import (
 // known only up to case are reported too.
 func checkKeys(r *report, undecoded []toml.Key) {
 	unknown := make(map[string]bool, len(undecoded))
+	kept := undecoded[:0:0]
 	for _, k := range undecoded {
+		if len(k) > 3 && k[0] == "pool" && k[2] == "servers" {
+			continue // a server's table: the servers builder checks its keys
+		}
 		unknown[k.String()] = true
+		kept = append(kept, k)
 	}
+	undecoded = kept
 	var reported []string
 	under := func(path string) bool {
 		for _, q := range reported {

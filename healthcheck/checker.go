@@ -41,6 +41,9 @@ type Checker struct {
 	Pool string
 	// Targets are the servers probed in each round.
 	Targets []Target
+	// Skip, if set, is asked before each probe: a target it reports is
+	// not probed this round (a server in maintenance). Nil: none skipped.
+	Skip func(Target) bool
 	// Prober performs the probes; nil = &HTTPProber{} (GET /testall over http).
 	Prober Prober
 	// Interval is the time between the starts of rounds; 0 = DefaultInterval.
@@ -105,6 +108,9 @@ func (c *Checker) nextWait() time.Duration {
 func (c *Checker) Round(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, t := range c.Targets {
+		if c.Skip != nil && c.Skip(t) {
+			continue
+		}
 		st := t.State()
 		if !st.beginProbe() {
 			continue

@@ -34,6 +34,7 @@ func (s *Server) observeRequest(lr *listenerRuntime, st *reqState, r *http.Reque
 // observe counts a finished request (or websocket tunnel) and writes its
 // access-log record: in and out are the bytes from and to the client.
 func (s *Server) observe(lr *listenerRuntime, st *reqState, rl reqLine, status int, in, out int64, d time.Duration) {
+	st.nodeTry.done() // the request (or its tunnel) ended: its slot is free
 	if status == 0 {
 		status = http.StatusOK
 	}

@@ -39,6 +39,8 @@ func (s *Server) newAdmin(a config.Admin) (*adminServer, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /status", as.status)
 	mux.HandleFunc("GET /healthz", as.healthz)
+	mux.HandleFunc("GET /pools/{pool}/servers/{server}/state", as.serverState)
+	mux.HandleFunc("PUT /pools/{pool}/servers/{server}/state", as.setServerState)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'")

@@ -25,6 +25,9 @@ func (s *Server) newChecker(p *pool) *healthcheck.Checker {
 			TLSSkipVerify: h.TLSSkipVerify, ExpectMin: h.ExpectMin, ExpectMax: h.ExpectMax,
 			Timeout: h.Timeout, ProxyProtocol: p.cfg.SendProxyProtocol,
 		},
+		// A server in maintenance is not probed: it may be down on
+		// purpose, and shows as maintenance, not as down.
+		Skip:     func(t healthcheck.Target) bool { return nodes[t].adminState() == adminMaint },
 		Interval: h.Interval,
 		Jitter:   0.1,
 		Rise:     h.Rise,

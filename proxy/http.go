@@ -237,7 +237,7 @@ func nodeName(n *Node) string {
 	if n == nil {
 		return ""
 	}
-	return n.addr
+	return n.name
 }
 
 func truncate(s string, n int) string {

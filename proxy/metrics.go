@@ -56,8 +56,8 @@ func newMetrics(s *Server) *metrics {
 	m.tunnels = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "portico_tunnels_active",
 		Help: "Websocket and tcp tunnels open now, by listener and kind."}, []string{"listener", "kind"})
 	m.tcpConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_tcp_connections_total",
-		Help: "Finished tcp-mode connections by listener, pool and outcome (closed, idle, error, no-server, connect-failed, server removed from pool, shutdown)."},
-		[]string{"listener", "pool", "outcome"})
+		Help: "Finished tcp-mode connections by listener, pool, server (empty when none was reached) and outcome (closed, idle, error, no-server, busy, connect-failed, server removed from pool, shutdown)."},
+		[]string{"listener", "pool", "server", "outcome"})
 	m.tlsFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_tls_handshake_failures_total",
 		Help: "Failed or timed-out TLS handshakes, by listener."}, []string{"listener"})
 	m.denials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_denied_total",
@@ -91,8 +91,16 @@ func newMetrics(s *Server) *metrics {
 	f(&stateCollector{s: s,
 		up: prometheus.NewDesc("portico_server_up", "1 when the server takes traffic, 0 when it is down.",
 			[]string{"pool", "server"}, nil),
-		inflight: prometheus.NewDesc("portico_server_inflight", "Requests and tunnels in progress per server.",
+		inflightOld: prometheus.NewDesc("portico_server_inflight",
+			"Requests and tunnels in progress per server (the sum of portico_server_in_flight and portico_server_tunnels).",
 			[]string{"pool", "server"}, nil),
+		inflight: prometheus.NewDesc("portico_server_in_flight", "Requests in progress per server, tunnels not counted.",
+			[]string{"pool", "server"}, nil),
+		tunnels: prometheus.NewDesc("portico_server_tunnels", "Websocket and tcp tunnels open per server.",
+			[]string{"pool", "server"}, nil),
+		admin: prometheus.NewDesc("portico_server_admin_state",
+			"1 for the server's admin state in force (ready, drain, maint), 0 for the others.",
+			[]string{"pool", "server", "state"}, nil),
 		certExpiry: prometheus.NewDesc("portico_certificate_expiry_timestamp_seconds",
 			"Unix time at which each configured certificate expires.", []string{"listener", "certificate", "subject"}, nil),
 		build: prometheus.NewDesc("portico_build_info", "Always 1; the version label says which build runs.",
@@ -112,12 +120,16 @@ func newMetrics(s *Server) *metrics {
 type stateCollector struct {
 	s                               *Server
 	up, inflight, certExpiry, build *prometheus.Desc
+	inflightOld, tunnels, admin     *prometheus.Desc
 	conns, maxConns                 *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.up
 	ch <- c.inflight
+	ch <- c.inflightOld
+	ch <- c.tunnels
+	ch <- c.admin
 	ch <- c.certExpiry
 	ch <- c.build
 	ch <- c.conns
@@ -139,8 +151,18 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			if n.Up() {
 				v = 1
 			}
-			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, name, n.addr)
-			ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(n.inflight.Load()), name, n.addr)
+			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, v, name, n.name)
+			ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(n.inFlight()), name, n.name)
+			ch <- prometheus.MustNewConstMetric(c.inflightOld, prometheus.GaugeValue, float64(n.inflight.Load()), name, n.name)
+			ch <- prometheus.MustNewConstMetric(c.tunnels, prometheus.GaugeValue, float64(n.tunnelN.Load()), name, n.name)
+			as := n.adminState()
+			for _, st := range []adminState{adminReady, adminDrain, adminMaint} {
+				v := 0.0
+				if st == as {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(c.admin, prometheus.GaugeValue, v, name, n.name, st.String())
+			}
 		}
 	}
 	for _, l := range rt.cfg.Listeners {
@@ -183,13 +205,13 @@ func (m *metrics) tunnel(listener, kind string, d float64) {
 }
 
 func (m *metrics) tcpDone(listener, pool, server, outcome string, in, out int64) {
-	m.tcpConns.WithLabelValues(listener, pool, outcome).Inc()
+	m.tcpConns.WithLabelValues(listener, pool, server, outcome).Inc()
 	m.bytes.WithLabelValues(listener, "in").Add(float64(in))
 	m.bytes.WithLabelValues(listener, "out").Add(float64(out))
 }
 
 func (m *metrics) transition(n *Node, tr healthcheck.Transition) {
-	m.transitions.WithLabelValues(n.pool, n.addr, upDown(tr.To)).Inc()
+	m.transitions.WithLabelValues(n.pool, n.name, upDown(tr.To)).Inc()
 }
 
 func (m *metrics) checked(pool string, r healthcheck.Result) {
@@ -210,6 +232,7 @@ func (m *metrics) reloaded(rt *runtime, ok bool) {
 
 // forget drops the per-server series of a server that left its pool.
 func (m *metrics) forget(n *Node) {
-	m.requests.DeletePartialMatch(prometheus.Labels{"pool": n.pool, "server": n.addr})
-	m.transitions.DeletePartialMatch(prometheus.Labels{"pool": n.pool, "server": n.addr})
+	m.requests.DeletePartialMatch(prometheus.Labels{"pool": n.pool, "server": n.name})
+	m.transitions.DeletePartialMatch(prometheus.Labels{"pool": n.pool, "server": n.name})
+	m.tcpConns.DeletePartialMatch(prometheus.Labels{"pool": n.pool, "server": n.name})
 }

@@ -119,6 +119,8 @@ func failureStatus(err error) (status int, msg, kind string) {
 	switch {
 	case errors.Is(err, errNoServer):
 		return http.StatusServiceUnavailable, "no server available, retry later", "no-server"
+	case errors.Is(err, errAllBusy):
+		return http.StatusServiceUnavailable, "every server is busy, retry later", "queue-timeout"
 	case isLocalError(err):
 		return http.StatusServiceUnavailable, "service busy, retry later", "local"
 	case isTimeout(err) && !isDialError(err):

@@ -7,13 +7,24 @@ import (
 )
 
 // nodeTry is one request's (or tcp connection's) walk over its pool's
-// nodes: the nodes tried, the one tried last, and how many attempts moved
-// on to another node.
+// nodes: the nodes tried, the one tried last, how many attempts moved
+// on to another node, and the slot held on the node that answered.
 type nodeTry struct {
 	tried    []*Node
 	node     *Node
+	held     *Node // the slot taken by the pick, until done
 	retries  int
+	noWait   bool // tcp: no queueing for a free slot, the next server or nothing
 	triedBuf [4]*Node
+}
+
+// done gives back the slot the walk holds: the request, or the tunnel it
+// became, has ended. Calling it again does nothing.
+func (a *nodeTry) done() {
+	if n := a.held; n != nil {
+		a.held = nil
+		n.release()
+	}
 }
 
 // reset starts a walk, reusing the record's own backing array.
@@ -22,44 +33,64 @@ func (a *nodeTry) reset() {
 	a.tried = a.triedBuf[:0]
 }
 
-// attempt picks the next untried node of p and records it: the node tried,
-// the node answering, and a retry when it is not the first. nil when no
-// untried node is up.
-func (s *Server) attempt(p *pool, a *nodeTry) *Node {
-	n := p.next(a.tried)
-	if n == nil {
-		return nil
+// attempt picks the next untried node of p that takes work, with a slot
+// (waiting for one when every such node is at its max_conns), and
+// records it: the node tried, the slot held, and a retry when it is not
+// the first. nil when no untried node takes work.
+func (s *Server) attempt(ctx context.Context, p *pool, a *nodeTry) (*Node, error) {
+	n, full := p.next(a.tried)
+	if n == nil && full {
+		if a.noWait {
+			return nil, errAllBusy
+		}
+		var err error
+		if n, err = p.waitSlot(ctx, a.tried); err != nil {
+			return nil, err
+		}
 	}
+	if n == nil {
+		return nil, nil
+	}
+	a.held = n
 	if len(a.tried) > 0 {
 		a.retries++
 		s.metrics.retried(p.cfg.Name)
 	}
 	a.tried = append(a.tried, n)
 	a.node = n
-	return n
+	return n, nil
 }
 
 // forEachNode is the node loop every front uses (the fast paths, the
 // ReverseProxy transport, the upgrade handshake, tcp): pick a node round
-// robin, run try on it, report the outcome to the node's passive health,
-// and move on to the next node when the failure allows it (retryable).
-// It returns nil once try succeeded (a.node is the node that answered),
-// else the error to answer with: the last attempt's, or errNoServer when
-// no node was up. A failure after ctx ended is the client's or the
-// server's leaving, not the node's: neither reported nor retried.
+// robin among those ready and up, with a free slot (admin state and
+// max_conns are decided here, for every front), run try on it, report the
+// outcome to the node's passive health, and move on to the next node when
+// the failure allows it (retryable). It returns nil once try succeeded
+// (a.node is the node that answered, a.held its slot until a.done), else
+// the error to answer with: the last attempt's, errNoServer when no node
+// took work, errAllBusy when none had a free slot in time. A failure
+// after ctx ended is the client's or the server's leaving, not the
+// node's: neither reported nor retried. No slot is held after a failure.
 func (s *Server) forEachNode(ctx context.Context, p *pool, a *nodeTry, replay bool, try func(*Node) error) error {
 	var lastErr error
 	for {
-		n := s.attempt(p, a)
+		n, err := s.attempt(ctx, p, a)
+		if err != nil {
+			return err
+		}
 		if n == nil {
 			if lastErr == nil {
 				return errNoServer
 			}
 			return lastErr
 		}
-		err := try(n)
-		if err != nil && ctx.Err() != nil {
-			return err
+		err = try(n)
+		if err != nil {
+			a.done()
+			if ctx.Err() != nil {
+				return err
+			}
 		}
 		if !retryable(s.observeNode(n, err), replay) {
 			return err

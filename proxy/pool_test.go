@@ -12,7 +12,7 @@ import (
 func testPool(names ...string) *pool {
 	p := &pool{cfg: &config.Pool{Name: "p"}}
 	for _, n := range names {
-		p.nodes = append(p.nodes, &Node{pool: "p", addr: n, health: healthcheck.NewState(true)})
+		p.nodes = append(p.nodes, &Node{pool: "p", name: n, addr: n, health: healthcheck.NewState(true)})
 	}
 	return p
 }
@@ -21,11 +21,12 @@ func testPool(names ...string) *pool {
 func seq(p *pool, n int) string {
 	s := ""
 	for range n {
-		nd := p.next(nil)
+		nd, _ := p.next(nil)
 		if nd == nil {
 			s += "-"
 			continue
 		}
+		nd.release()
 		s += nd.addr
 	}
 	return s
@@ -44,13 +45,13 @@ func TestRoundRobinSkipsTriedNodes(t *testing.T) {
 	p := testPool("a", "b", "c")
 	a := p.nodes[0]
 	p.cursor.Store(0)
-	if n := p.next([]*Node{a}); n == nil || n.addr != "b" {
+	if n, _ := p.next([]*Node{a}); n == nil || n.addr != "b" {
 		t.Fatalf("got %v, want b", n)
 	}
-	if n := p.next(p.nodes); n != nil {
+	if n, _ := p.next(p.nodes); n != nil {
 		t.Fatalf("all tried, got %v", n.addr)
 	}
-	if n := testPool().next(nil); n != nil {
+	if n, _ := testPool().next(nil); n != nil {
 		t.Fatal("empty pool returned a node")
 	}
 }
@@ -70,7 +71,9 @@ func TestRoundRobinIsFairUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range picks {
-				counts[w][p.next(nil).addr]++
+				n, _ := p.next(nil)
+				n.release()
+				counts[w][n.addr]++
 			}
 		}()
 	}
@@ -97,9 +100,11 @@ func BenchmarkPoolNext(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if p.next(nil) == nil {
+			n, _ := p.next(nil)
+			if n == nil {
 				b.Fatal("nil")
 			}
+			n.release()
 		}
 	})
 }

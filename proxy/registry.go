@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/portico-lb/portico/config"
@@ -13,9 +12,9 @@ import (
 // nodeKey identifies a node's health across reloads: the same server in the
 // same pool probed the same way keeps its state; a changed check starts fresh.
 type nodeKey struct {
-	pool, addr string
-	check      config.Health
-	proxyProto string
+	pool, name, addr string
+	check            config.Health
+	proxyProto       string
 }
 
 // Node is one server of one pool. It outlives runtimes: the registry hands the
@@ -23,11 +22,12 @@ type nodeKey struct {
 // check settings.
 type Node struct {
 	pool   string
+	name   string // as configured; the address unless named
 	addr   string
 	check  config.Health // rise/fall for passive observations
 	health *healthcheck.State
 
-	inflight atomic.Int64 // requests and tunnels in progress
+	slots // admin state, max_conns and the requests and tunnels it holds (slots.go)
 
 	mu      sync.Mutex
 	tunnels map[*tunnel]struct{} // open tunnels, closed when the node is removed
@@ -36,8 +36,8 @@ type Node struct {
 
 var _ healthcheck.Target = (*Node)(nil)
 
-// Name is the server address as configured.
-func (n *Node) Name() string { return n.addr }
+// Name is the server's name as configured (its address unless named).
+func (n *Node) Name() string { return n.name }
 
 // Addr is the address dialled for traffic.
 func (n *Node) Addr() string { return n.addr }
@@ -84,27 +84,47 @@ func (n *Node) retire() []*tunnel {
 // registry keeps every live node by key. It is written only by the reload
 // path (serialised by the Server) and read through runtimes.
 type registry struct {
-	mu    sync.Mutex
-	nodes map[nodeKey]*Node
+	mu     sync.Mutex
+	nodes  map[nodeKey]*Node
+	queues map[string]*poolQueue // by pool name: waiters for a free slot
+	admin  adminStates           // run-time admin states, by pool and server name
 }
 
-func newRegistry() *registry { return &registry{nodes: make(map[nodeKey]*Node)} }
+func newRegistry() *registry {
+	return &registry{nodes: make(map[nodeKey]*Node), queues: make(map[string]*poolQueue),
+		admin: adminStates{m: make(map[adminKey]string)}}
+}
 
-func keyFor(p *config.Pool, addr string) nodeKey {
-	return nodeKey{pool: p.Name, addr: addr, check: p.Health, proxyProto: p.SendProxyProtocol}
+func keyFor(p *config.Pool, m config.Server) nodeKey {
+	return nodeKey{pool: p.Name, name: m.Name, addr: m.Address, check: p.Health, proxyProto: p.SendProxyProtocol}
+}
+
+// queueFor returns the pool's queue of requests waiting for a slot,
+// shared by the pool's nodes in every runtime.
+func (r *registry) queueFor(pool string) *poolQueue {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q, ok := r.queues[pool]
+	if !ok {
+		q = &poolQueue{}
+		r.queues[pool] = q
+	}
+	return q
 }
 
 // nodesFor returns the nodes for a pool, reusing existing ones. It does not
 // remove anything: sweep does, once the new runtime is published.
 func (r *registry) nodesFor(p *config.Pool) []*Node {
+	q := r.queueFor(p.Name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]*Node, 0, len(p.Servers))
-	for _, addr := range p.Servers {
-		k := keyFor(p, addr)
+	out := make([]*Node, 0, len(p.Members))
+	for _, m := range p.Members {
+		k := keyFor(p, m)
 		n, ok := r.nodes[k]
 		if !ok {
-			n = &Node{pool: p.Name, addr: addr, check: p.Health, health: healthcheck.NewState(true)}
+			n = &Node{pool: p.Name, name: m.Name, addr: m.Address, check: p.Health, health: healthcheck.NewState(true)}
+			n.queue = q
 			r.nodes[k] = n
 		}
 		out = append(out, n)
@@ -117,8 +137,8 @@ func (r *registry) nodesFor(p *config.Pool) []*Node {
 func (r *registry) sweep(cfg *config.Config) []*Node {
 	keep := make(map[nodeKey]bool)
 	for _, p := range cfg.Pools {
-		for _, addr := range p.Servers {
-			keep[keyFor(p, addr)] = true
+		for _, m := range p.Members {
+			keep[keyFor(p, m)] = true
 		}
 	}
 	r.mu.Lock()
@@ -147,7 +167,7 @@ func (r *registry) addrStillServed(pool, addr string) bool {
 	return false
 }
 
-func (n *Node) String() string { return fmt.Sprintf("%s/%s", n.pool, n.addr) }
+func (n *Node) String() string { return fmt.Sprintf("%s/%s", n.pool, n.name) }
 
 // tunnelGraceTimer is split out for readability of the reload path.
 func closeTunnelsAfter(d time.Duration, ts []*tunnel, stop <-chan struct{}) {

@@ -56,7 +56,7 @@ func (rm *reqMetrics) request(n *Node, code int, d time.Duration, in, out int64)
 	if !ok {
 		if n != nil {
 			// not a node of this pool (cannot happen): no cache slot
-			rm.m.request(rm.listener, rm.pool, n.addr, code, d, in, out)
+			rm.m.request(rm.listener, rm.pool, n.name, code, d, in, out)
 			return
 		}
 		i = len(rm.codes) - 1

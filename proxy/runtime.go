@@ -54,7 +54,7 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 		conncap: cfg.ConnCap(s.process())}
 	for _, name := range cfg.PoolNames {
 		pc := cfg.Pools[name]
-		p := &pool{cfg: pc, nodes: s.reg.nodesFor(pc)}
+		p := &pool{cfg: pc, nodes: s.reg.nodesFor(pc), queue: s.reg.queueFor(name)}
 		p.transport = s.newTransport(pc)
 		p.fast = newNodeTransport(pc.ConnectTimeout, pc.ResponseTimeout)
 		p.rp = s.newReverseProxy(p)

@@ -107,6 +107,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.drain, s.cancelDrain = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	s.gen = 1
+	if f := cfg.Admin.StateFile; f != "" {
+		m, err := readStateFile(f)
+		if err != nil {
+			return nil, err
+		}
+		s.mergeStates(m)
+	}
 	rt := s.buildRuntime(cfg, s.gen)
 	opened, err := s.openSlots(rt)
 	if err != nil {
@@ -173,6 +180,7 @@ func (s *Server) openSlots(rt *runtime) ([]*slot, error) {
 // publish makes rt current: the runtime pointer, then each slot's listener
 // view and, where server-level settings changed, a new frontend.
 func (s *Server) publish(rt *runtime) {
+	s.applyAdmin(rt)
 	s.cur.Store(rt)
 	s.applyConnCap(rt)
 	for bind, sl := range s.slots {
@@ -248,6 +256,13 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		s.reloadSucceeded(time.Now())
 		return false, nil
 	}
+	var states map[adminKey]string // a newly named state file's
+	if f := cfg.Admin.StateFile; f != "" && f != old.cfg.Admin.StateFile {
+		if states, err = readStateFile(f); err != nil {
+			s.ReloadFailed(err)
+			return false, err
+		}
+	}
 	rt := s.buildRuntime(cfg, s.gen+1)
 	opened, err := s.openSlots(rt)
 	if err != nil {
@@ -267,6 +282,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	for _, sl := range opened {
 		s.slots[sl.bind] = sl
 	}
+	s.mergeStates(states)
 	s.publish(rt)
 	for _, sl := range opened {
 		s.startSlot(sl, rt.listeners[sl.bind])
@@ -443,7 +459,7 @@ func (sl *slot) stop(ctx context.Context) {
 // healthcheck State decides it under its lock).
 func (s *Server) transition(n *Node, tr healthcheck.Transition) {
 	s.noteTransition(n, tr)
-	healthcheck.LogTransition(context.Background(), s.log, n.pool, n.addr, tr)
+	healthcheck.LogTransition(context.Background(), s.log, n.pool, n.name, tr)
 }
 
 func upDown(up bool) string {

@@ -53,18 +53,33 @@ type ListenerStatus struct {
 
 // PoolStatus describes one pool and its servers.
 type PoolStatus struct {
-	Name       string         `json:"name"`
-	Up         int            `json:"up"`
-	MinHealthy int            `json:"min_healthy"`
-	Servers    []ServerStatus `json:"servers"`
+	Name string `json:"name"`
+	// Up counts the servers taking traffic: healthy and ready.
+	Up         int `json:"up"`
+	MinHealthy int `json:"min_healthy"`
+	// Queued is the requests waiting for a server with a free slot.
+	Queued  int64          `json:"queued"`
+	Servers []ServerStatus `json:"servers"`
 }
 
-// ServerStatus is one server's health as /status reports it.
+// ServerStatus is one server's state as /status and the admin API report it.
 type ServerStatus struct {
-	Address        string    `json:"address"`
-	Up             bool      `json:"up"`
-	State          string    `json:"state"`
+	Pool    string `json:"pool"`
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Up is the server's health.
+	Up bool `json:"up"`
+	// State is "up" or "down" (health), "drain" or "maint" (admin state).
+	State string `json:"state"`
+	// AdminState is "ready", "drain" or "maint"; AdminSource says whether
+	// the configuration ("config") or the admin API ("runtime") set it.
+	AdminState  string `json:"admin_state"`
+	AdminSource string `json:"admin_state_source"`
+	// InFlight is the requests in progress, Tunnels the open websocket and
+	// tcp tunnels; MaxConns caps both together (0 = no cap).
 	InFlight       int64     `json:"in_flight"`
+	Tunnels        int64     `json:"tunnels"`
+	MaxConns       int64     `json:"max_conns"`
 	LastCheck      *Check    `json:"last_check,omitempty"`
 	LastTransition time.Time `json:"last_transition,omitzero"`
 }
@@ -110,23 +125,36 @@ func (s *Server) Status() Status {
 	s.mu.Unlock()
 	for _, name := range rt.cfg.PoolNames {
 		p := rt.pools[name]
-		ps := PoolStatus{Name: name, MinHealthy: p.cfg.MinHealthy}
+		ps := PoolStatus{Name: name, MinHealthy: p.cfg.MinHealthy, Up: p.upCount()}
+		if p.queue != nil {
+			ps.Queued = p.queue.waiting.Load()
+		}
 		for _, n := range p.nodes {
-			snap := n.health.Snapshot()
-			ss := ServerStatus{Address: n.addr, Up: snap.Up, State: upDown(snap.Up), InFlight: n.inflight.Load(),
-				LastTransition: snap.LastTransition}
-			if snap.Up {
-				ps.Up++
-			}
-			if !snap.Last.At.IsZero() {
-				ss.LastCheck = checkOf(snap.Last)
-			}
-			ps.Servers = append(ps.Servers, ss)
+			ps.Servers = append(ps.Servers, s.serverStatus(n))
 		}
 		st.Pools = append(st.Pools, ps)
 	}
 	st.Transitions = s.recent.list()
 	return st
+}
+
+// serverStatus is one server's state now.
+func (s *Server) serverStatus(n *Node) ServerStatus {
+	snap := n.health.Snapshot()
+	as := n.adminState()
+	ss := ServerStatus{Pool: n.pool, Name: n.name, Address: n.addr, Up: snap.Up, State: upDown(snap.Up),
+		AdminState: as.String(), AdminSource: "config", InFlight: n.inFlight(), Tunnels: n.tunnelN.Load(),
+		MaxConns: n.max.Load(), LastTransition: snap.LastTransition}
+	if n.runtime.Load() {
+		ss.AdminSource = "runtime"
+	}
+	if as != adminReady {
+		ss.State = as.String()
+	}
+	if !snap.Last.At.IsZero() {
+		ss.LastCheck = checkOf(snap.Last)
+	}
+	return ss
 }
 
 func checkOf(r healthcheck.Result) *Check {
@@ -176,5 +204,5 @@ func (r *transitionRing) list() []TransitionLog {
 // noteTransition counts a transition and remembers it for /status.
 func (s *Server) noteTransition(n *Node, tr healthcheck.Transition) {
 	s.metrics.transition(n, tr)
-	s.recent.add(TransitionLog{Pool: n.pool, Server: n.addr, To: upDown(tr.To), Reason: tr.Reason, At: tr.At})
+	s.recent.add(TransitionLog{Pool: n.pool, Server: n.name, To: upDown(tr.To), Reason: tr.Reason, At: tr.At})
 }

@@ -19,6 +19,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	p := lr.pool
 	var a nodeTry
 	a.reset()
+	a.noWait = true // a connection goes to the next server with room, or is closed
 	var up net.Conn
 	d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
 	lastErr := s.forEachNode(s.drain, p, &a, false, func(n *Node) error {
@@ -27,11 +28,14 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 		return err
 	})
 	node := a.node
+	defer a.done()
 	if lastErr != nil {
 		outcome := "connect-failed"
 		switch {
 		case errors.Is(lastErr, errNoServer):
 			outcome = "no-server"
+		case errors.Is(lastErr, errAllBusy):
+			outcome = "busy"
 		case isLocalError(lastErr):
 			outcome = "local-error"
 		}
@@ -44,7 +48,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 		if err := writeProxyHeader(up, v, cc); err != nil {
 			up.Close()
 			cc.Close()
-			s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.addr, "proxy-header-failed", 0, 0)
+			s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.name, "proxy-header-failed", 0, 0)
 			s.logTCP(lr, cc, node, "proxy-header-failed", 0, 0, start, err)
 			return
 		}
@@ -52,8 +56,8 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	tun := newTunnel(0, node) // idle is enforced by the loop's sweep or the relays' deadlines
 	tun.add(cc)
 	tun.add(up)
-	node.inflight.Add(1)
-	defer node.inflight.Add(-1)
+	node.tunnelN.Add(1)
+	defer node.tunnelN.Add(-1)
 	s.metrics.tunnel(lr.cfg.Name, "tcp", 1)
 	defer s.metrics.tunnel(lr.cfg.Name, "tcp", -1)
 	if !node.addTunnel(tun) {
@@ -73,7 +77,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	} else if res.err != nil {
 		outcome = "error"
 	}
-	s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.addr, outcome, res.up, res.down)
+	s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.name, outcome, res.up, res.down)
 	s.logTCP(lr, cc, node, outcome, res.up, res.down, start, res.err)
 }
 

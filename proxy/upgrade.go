@@ -132,7 +132,7 @@ func (t *wsTunnel) begin() {
 	st, tun := t.st, t.tun
 	n := st.node
 	tun.node = n
-	n.inflight.Add(1)
+	n.tunnelN.Add(1)
 	t.s.metrics.tunnel(st.lr.cfg.Name, "websocket", 1)
 	if !n.addTunnel(tun) {
 		tun.close(reasonRemoved)
@@ -218,7 +218,7 @@ func (t *wsTunnel) end(in, out int64) {
 		st.cc.tun.CompareAndSwap(tun, nil)
 	}
 	tun.node.removeTunnel(tun)
-	tun.node.inflight.Add(-1)
+	tun.node.tunnelN.Add(-1)
 	t.s.metrics.tunnel(st.lr.cfg.Name, "websocket", -1)
 	t.s.observe(st.lr, st, t.line, http.StatusSwitchingProtocols, in, out, time.Since(t.start))
 	t.s.websocks.Done()

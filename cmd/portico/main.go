@@ -84,8 +84,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	explain := fs.Bool("explain", false, "explain the rule decision for HOST PATH [CLIENT_IP] and exit")
 	listener := fs.String("listener", "", "with -explain: the listener whose rules apply (default: the first http/https listener)")
 	noFast := fs.Bool("no-fast-path", false, "serve every HTTP/1.1 request through net/http's server and ReverseProxy (diagnosis and comparison)")
+	adminURL := fs.String("admin", "", "the admin API's URL, for the commands state and wait-drained")
+	tokenFile := fs.String("token-file", "", "with -admin: the file holding the admin API's bearer token")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: portico [-config FILE] [-check] [-version] [-no-fast-path]\n       portico -explain [-config FILE] [-listener NAME] HOST PATH [CLIENT_IP]\n")
+		fmt.Fprintf(stderr, "usage: portico [-config FILE] [-check] [-version] [-no-fast-path]\n       portico -explain [-config FILE] [-listener NAME] HOST PATH [CLIENT_IP]\n       portico -admin URL -token-file F state POOL SERVER ready|drain|maint\n       portico -admin URL wait-drained POOL SERVER [-timeout 5m]\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +106,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCheck(*cfgPath, stdout, stderr)
 	case *explain:
 		return runExplain(*cfgPath, *listener, fs.Args(), stdout, stderr)
+	case *adminURL != "":
+		return runAdmin(*adminURL, *tokenFile, fs.Args(), stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()

@@ -36,8 +36,11 @@ func TestStatusPageShowsNodeGoingDown(t *testing.T) {
 	ns := nodes(t, "a", "b")
 	a, b := ns[0].Addr(), ns[1].Addr()
 	listen, admin := freeAddr(t), freeAddr(t)
-	p := startPortico(t, t.TempDir(), statusPageConf(listen, admin, serverList(ns),
-		`{ interval = "300ms", timeout = "250ms", rise = 1, fall = 1 }`))
+	dir := t.TempDir()
+	conf := strings.Replace(statusPageConf(listen, admin, serverList(ns),
+		`{ interval = "300ms", timeout = "250ms", rise = 1, fall = 1 }`),
+		"[admin]\n", fmt.Sprintf("[admin]\ntoken_file = %q\n", writeToken(t, dir)), 1)
+	p := startPortico(t, dir, conf)
 
 	br := startChromium(t)
 	pg := br.newPage(t)
@@ -103,6 +106,22 @@ func TestStatusPageShowsNodeGoingDown(t *testing.T) {
 		return s.server(a).Total == wantA && s.server(b).Total == wantB
 	})
 	pg.screenshot(t, shot("up"))
+
+	// a drained: shown as draining, in a colour of its own, not as down.
+	if code, _ := adminCall(t, admin, "PUT", "/pools/nodes/servers/"+a+"/state", drainToken, "drain"); code != http.StatusOK {
+		t.Fatalf("drain a: %d", code)
+	}
+	dst := pg.waitFor(t, 10*time.Second, "a shown draining", func(s pageState) bool {
+		return s.server(a).is("drain") && strings.Contains(s.Text, "DRAINING")
+	})
+	if dr, up := dst.server(a).Color, dst.server(b).Color; dr == "" || dr == up {
+		t.Fatalf("a draining is shown in %q, like b up (%q)", dr, up)
+	}
+	pg.screenshot(t, shot("drain"))
+	if code, _ := adminCall(t, admin, "PUT", "/pools/nodes/servers/"+a+"/state", drainToken, "ready"); code != http.StatusOK {
+		t.Fatalf("a back to ready: %d", code)
+	}
+	pg.waitFor(t, 10*time.Second, "a shown up again", func(s pageState) bool { return s.server(a).is("up") })
 
 	// Node b dies: one failed check (300 ms) plus one page refresh (1 s), and
 	// a generous margin for a loaded machine running -race.
