@@ -106,18 +106,25 @@ func (b *h2Body) trailers(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	b.mu.Lock()
+	ended := false
 	defer func() {
-		if b.err == nil {
-			b.err = io.EOF
+		// A malformed end leaves the reader asleep: the stream reset
+		// wakes it (endStreamLocked), after the stream ended, so the
+		// handler cannot answer a request whose body turned out bad.
+		if ended {
+			if b.err == nil {
+				b.err = io.EOF
+			}
+			b.cond.Broadcast()
 		}
-		b.cond.Broadcast()
 		b.mu.Unlock()
 	}()
 	if b.declared >= 0 && b.got != b.declared {
-		b.err = errors.New("http2: body length differs from Content-Length")
-		return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeProtocol, Cause: b.err}
+		return http2.StreamError{StreamID: b.st.id, Code: http2.ErrCodeProtocol,
+			Cause: errors.New("http2: body length differs from Content-Length")}
 	}
 	if b.trailer == nil {
+		ended = true
 		return nil
 	}
 	for _, hf := range f.RegularFields() {
@@ -132,6 +139,7 @@ func (b *h2Body) trailers(f *http2.MetaHeadersFrame) error {
 			b.got1[k] = append(b.got1[k], hf.Value)
 		}
 	}
+	ended = true
 	return nil
 }
 
