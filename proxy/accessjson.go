@@ -106,6 +106,16 @@ func (h *accessJSON) writeRequest(t time.Time, r *accessRecord) error {
 	b = append(b, h.pre...)
 	b = append(b, `,"kind":"http","listener":`...)
 	b = appendString(b, r.listener)
+	if r.id.set() {
+		b = append(b, `,"request_id":`...)
+		if r.id.kept != "" {
+			b = appendCut(b, r.id.kept, logMaxRequestID)
+		} else {
+			b = append(b, '"')
+			b = append(b, r.id.gen[:]...) // hex digits and '-': nothing to escape
+			b = append(b, '"')
+		}
+	}
 	b = append(b, `,"client":`...)
 	if r.client.IsValid() && r.client.Zone() == "" {
 		b = append(b, '"')
@@ -113,6 +123,10 @@ func (h *accessJSON) writeRequest(t time.Time, r *accessRecord) error {
 		b = append(b, '"')
 	} else {
 		b = appendString(b, r.client.String())
+	}
+	if r.clientPort != 0 {
+		b = append(b, `,"client_port":`...)
+		b = strconv.AppendUint(b, uint64(r.clientPort), 10)
 	}
 	b = append(b, `,"method":`...)
 	b = appendString(b, r.line.method)
@@ -128,10 +142,30 @@ func (h *accessJSON) writeRequest(t time.Time, r *accessRecord) error {
 	b = strconv.AppendInt(b, r.bytes, 10)
 	b = append(b, `,"duration_ms":`...)
 	b = strconv.AppendFloat(b, durationMS(r.duration), 'g', -1, 64)
+	if r.connect >= 0 {
+		b = append(b, `,"connect_ms":`...)
+		b = strconv.AppendFloat(b, durationMS(r.connect), 'g', -1, 64)
+	}
+	if r.ttfb >= 0 {
+		b = append(b, `,"ttfb_ms":`...)
+		b = strconv.AppendFloat(b, durationMS(r.ttfb), 'g', -1, 64)
+	}
 	b = append(b, `,"pool":`...)
 	b = appendString(b, r.pool)
 	b = append(b, `,"server":`...)
 	b = appendString(b, r.server)
+	if r.line.userAgent != "" {
+		b = append(b, `,"user_agent":`...)
+		b = appendCut(b, r.line.userAgent, logMaxUserAgent)
+	}
+	if r.tlsVersion != "" {
+		b = append(b, `,"tls_version":`...)
+		b = appendString(b, r.tlsVersion)
+	}
+	if r.sni != "" {
+		b = append(b, `,"sni":`...)
+		b = appendString(b, r.sni)
+	}
 	if r.retries > 0 {
 		b = append(b, `,"retries":`...)
 		b = strconv.AppendInt(b, int64(r.retries), 10)
@@ -139,6 +173,14 @@ func (h *accessJSON) writeRequest(t time.Time, r *accessRecord) error {
 	if r.errKind != "" {
 		b = append(b, `,"error":`...)
 		b = appendString(b, r.errKind)
+	}
+	if r.reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, r.reason)
+		if r.reason == "rule" {
+			b = append(b, `,"rule":`...)
+			b = strconv.AppendInt(b, int64(r.rule), 10)
+		}
 	}
 	if r.websocket {
 		b = append(b, `,"websocket":true`...)
@@ -197,6 +239,17 @@ func appendAttr(b []byte, a slog.Attr) []byte {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// appendCut appends s as a JSON string, cut to n bytes and ending in "..."
+// when longer: what appendString writes for truncate(s, n), without
+// making that string.
+func appendCut(b []byte, s string, n int) []byte {
+	if len(s) <= n {
+		return appendString(b, s)
+	}
+	b = appendString(b, s[:n])
+	return append(b[:len(b)-1], `..."`...)
+}
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
 // as in encoding/json; control characters, quotes, backslashes, and the

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -131,7 +132,9 @@ func FuzzAccessJSON(f *testing.F) {
 		}
 		sameJSON(t, fast, std, nonFinite...)
 		// and the direct request encoding, with the same strings
-		r := accessRecord{listener: msg, line: reqLine{"GET", val, key, "HTTP/1.1"}, errKind: val, closed: key, websocket: true}
+		r := accessRecord{listener: msg, line: reqLine{"GET", val, key, "HTTP/1.1", val}, errKind: val, closed: key, websocket: true,
+			id: requestID{kept: val}, sni: key, tlsVersion: "1.3", reason: "rule", rule: len(val) - 1,
+			connect: time.Duration(len(key)) - 1, ttfb: time.Duration(len(val)) - 1, clientPort: uint16(len(val))}
 		if direct, viaSlog := requestBoth(t, &r); !bytes.Equal(direct, viaSlog) {
 			t.Fatalf("writeRequest and Handle differ:\n direct %s slog   %s", direct, viaSlog)
 		}
@@ -178,13 +181,22 @@ func requestBoth(t testing.TB, r *accessRecord) (direct, viaSlog []byte) {
 // slog.JSONHandler means (TestAccessJSONMatchesSlog).
 func TestWriteRequestMatchesHandle(t *testing.T) {
 	recs := []accessRecord{
-		{listener: "web", client: netip.MustParseAddr("192.0.2.7"), line: reqLine{"GET", "app.example.com", "/login", "HTTP/1.1"},
+		{listener: "web", client: netip.MustParseAddr("192.0.2.7"), line: reqLine{"GET", "app.example.com", "/login", "HTTP/1.1", ""},
 			status: 200, bytes: 100, duration: 1234567, pool: "nodes", server: "10.0.0.1:80"},
-		{listener: "w\"<>&", client: netip.MustParseAddr("2001:db8::1"), line: reqLine{"HEAD", "h\x00\u2028", "/é\xff", "HTTP/2.0"},
+		{listener: "w\"<>&", client: netip.MustParseAddr("2001:db8::1"), line: reqLine{"HEAD", "h\x00\u2028", "/é\xff", "HTTP/2.0", "\xff"},
 			status: 503, duration: 0, pool: "p", retries: 2, errKind: "no-server"},
-		{listener: "ws", client: netip.MustParseAddr("fe80::1%eth\"0"), line: reqLine{"GET", "", "/ws", "HTTP/1.1"},
+		{listener: "ws", client: netip.MustParseAddr("fe80::1%eth\"0"), line: reqLine{"GET", "", "/ws", "HTTP/1.1", ""},
 			status: 101, bytes: 1 << 40, duration: 3 * time.Hour, pool: "p", server: "s", websocket: true, closed: "idle"},
 		{listener: "z", line: reqLine{}, status: 499, websocket: true},
+		{listener: "tls", id: freshID(t), client: netip.MustParseAddr("192.0.2.8"), clientPort: 65535,
+			line:   reqLine{"GET", "a", "/", "HTTP/2.0", "Mozilla/5.0 (X11; Linux x86_64) \"quoted\" <b>"},
+			status: 200, duration: 2 * time.Millisecond, connect: 1500 * time.Microsecond, ttfb: 0,
+			pool: "p", server: "s", tlsVersion: "1.3", sni: "app.example.com"},
+		{listener: "long", id: requestID{kept: strings.Repeat("é", 100)}, client: netip.MustParseAddr("192.0.2.9"),
+			line: reqLine{"GET", "a", "/", "HTTP/1.1", strings.Repeat("x", 255) + "é漢"}, status: 403, connect: -1, ttfb: -1,
+			reason: "rule", rule: -1},
+		{listener: "denied", client: netip.MustParseAddr("192.0.2.10"), line: reqLine{"GET", "a", "/", "HTTP/1.1", ""},
+			status: 403, connect: -1, ttfb: -1, reason: "allow", rule: 3},
 	}
 	for _, r := range recs {
 		direct, viaSlog := requestBoth(t, &r)
@@ -197,10 +209,18 @@ func TestWriteRequestMatchesHandle(t *testing.T) {
 // BenchmarkAccessRequest: one request record through the direct encoder.
 func BenchmarkAccessRequest(b *testing.B) {
 	h := newAccessJSON(io.Discard).WithAttrs([]slog.Attr{slog.String("log", "access")}).(*accessJSON)
-	r := &accessRecord{listener: "bench", client: netip.MustParseAddr("127.0.0.1"), line: reqLine{"GET", "localhost", "/", "HTTP/1.1"},
-		status: 200, bytes: 13, duration: 123456, pool: "nodes", server: "127.0.0.1:18001"}
+	r := &accessRecord{listener: "bench", id: freshID(b), client: netip.MustParseAddr("127.0.0.1"), clientPort: 51234,
+		line:   reqLine{"GET", "localhost", "/", "HTTP/1.1", "Go-http-client/1.1"},
+		status: 200, bytes: 13, duration: 123456, connect: 12345, ttfb: 100123, pool: "nodes", server: "127.0.0.1:18001"}
 	b.ReportAllocs()
 	for b.Loop() {
 		h.writeRequest(time.Now(), r)
 	}
+}
+
+// freshID is a fresh request id from a generator of its own.
+func freshID(tb testing.TB) requestID {
+	var id requestID
+	newRequestIDs().next(&id)
+	return id
 }

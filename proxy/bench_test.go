@@ -174,10 +174,14 @@ func BenchmarkProxyRequest(b *testing.B) {
 // path and with every request through net/http's server and
 // ReverseProxy. The client's own cost is included.
 func BenchmarkProxyLoopback(b *testing.B) {
-	for _, path := range []string{"fast", "net-http"} {
+	for _, path := range []string{"fast", "net-http", "fast-access", "net-http-access"} {
 		b.Run(path, func(b *testing.B) {
 			node := startBenchNode(b)
-			s := benchServerWith(b, node.ln.Addr().String(), nil, path == "net-http")
+			var access io.Writer
+			if strings.HasSuffix(path, "-access") {
+				access = io.Discard // the access log's encoding, without the sink
+			}
+			s := benchServerWith(b, node.ln.Addr().String(), access, strings.HasPrefix(path, "net-http"))
 			addr := s.benchSlot().ln.Addr().String()
 			tr := &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}
 			defer tr.CloseIdleConnections()

@@ -18,6 +18,10 @@ type clientConn struct {
 	client netip.AddrPort // the PROXY source when one was accepted, else peer
 	local  netip.AddrPort
 	start  time.Time
+	// tlsVersion and sni are the TLS handshake's, on https listeners
+	// (tls.VersionTLS13, ...; the server name the client asked for)
+	tlsVersion uint16
+	sni        string
 
 	tun       atomic.Pointer[tunnel]
 	closeOnce sync.Once

@@ -18,7 +18,20 @@ type fastHead struct {
 	host   []byte // the Host field value
 	close  bool   // Connection: close
 	fields []fastField
-	size   int // bytes of the head, the blank line included
+	size   int    // bytes of the head, the blank line included
+	ua     []byte // the User-Agent value, nil when none
+	// uaStr is the last User-Agent made a string for the access log:
+	// kept across the requests of a connection, which nearly always send
+	// the same one, so that they need no allocation for it
+	uaStr string
+}
+
+// userAgent is the request's User-Agent as a string.
+func (h *fastHead) userAgent() string {
+	if string(h.ua) != h.uaStr {
+		h.uaStr = string(h.ua)
+	}
+	return h.uaStr
 }
 
 // fastField is one header field other than Host and Connection; value has
@@ -37,7 +50,7 @@ const (
 // bounds the number of header fields (Host and Connection included).
 func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
 	h.fields = h.fields[:0]
-	h.host, h.close = nil, false
+	h.host, h.close, h.ua = nil, false, nil
 	line, rest, v := nextLine(b)
 	if v != headFast {
 		return v
@@ -89,6 +102,7 @@ func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
 					return headHandOff
 				}
 				haveUA = true
+				h.ua = value
 			}
 			h.fields = append(h.fields, fastField{name, value})
 		}

@@ -37,6 +37,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	st := &fc.st
 	*st = reqState{lr: lr, cc: fc.cc, client: peer, canonical: canonical}
 	st.nodeTry.reset()
+	chooseRequestID(&st.id, s.ids, false, nil) // a trusted peer never gets here
 	head := h.method[0] == 'H'
 	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, v.Query, hostHeader)
 
@@ -46,8 +47,8 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	if head {
 		method = "HEAD"
 	}
-	s.observe(lr, st, reqLine{method: method, host: hostHeader, path: canonical, proto: "HTTP/1.1"},
-		status, 0, out, time.Since(start))
+	s.observe(lr, st, reqLine{method: method, host: hostHeader, path: canonical, proto: "HTTP/1.1",
+		userAgent: h.userAgent()}, status, 0, out, start)
 	return keep, true
 }
 
@@ -70,7 +71,7 @@ func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical, 
 		b = append(b, f.value...)
 		b = append(b, "\r\n"...)
 	}
-	b = appendForwarded(b, fc.st.client, lr.proto, host)
+	b = appendForwarded(b, fc.st.client, lr.proto, host, &fc.st.id)
 	b = append(b, "\r\n"...)
 	return b
 }
@@ -120,8 +121,9 @@ type nodeCall struct {
 
 // roundTrip writes the request to a connection to addr and reads the
 // response head, retrying once on a fresh connection when a kept-alive one
-// turns out to have been closed by the node.
-func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool) (*nodeConn, *http.Response, error) {
+// turns out to have been closed by the node. a learns when the connection
+// was in hand.
+func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool, a *nodeTry) (*nodeConn, *http.Response, error) {
 	req := fc.srv.fastGET
 	if head {
 		req = fc.srv.fastHEAD
@@ -135,6 +137,7 @@ func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool) (*nodeCo
 		if err != nil {
 			return nil, nil, err
 		}
+		a.gotConn()
 		if fc.bind != nil {
 			fc.bind(nc)
 		}

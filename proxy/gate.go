@@ -169,7 +169,9 @@ func (s *slot) admit(raw net.Conn) {
 			cc.Close()
 			return
 		}
-		h2 := tc.ConnectionState().NegotiatedProtocol == "h2"
+		cs := tc.ConnectionState()
+		cc.tlsVersion, cc.sni = cs.Version, cs.ServerName
+		h2 := cs.NegotiatedProtocol == "h2"
 		if s.srv.fastOff {
 			if h2 {
 				s.handOff(tc, cc) // net/http's HTTP/2 server needs the *tls.Conn

@@ -87,22 +87,23 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	rs := &fp.rs
 	*rs = reqState{lr: lr, cc: cc, client: peer, canonical: canonical}
 	rs.nodeTry.reset()
+	chooseRequestID(&rs.id, s.srv.ids, false, nil) // a trusted peer never gets here
 	fp.srv = s.srv
 	fp.info = st.w.relayInformational
 	fp.ctx = r.Context()
 	fp.bind = fp.bindNode
-	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer)
+	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer, &rs.id)
 	status, out := s.h2Exchange(fp, &st.w, head)
 	fp.release()
-	s.srv.observe(lr, rs, reqLine{method: r.Method, host: r.Host, path: canonical, proto: r.Proto},
-		status, 0, out, time.Since(start))
+	s.srv.observe(lr, rs, reqLine{method: r.Method, host: r.Host, path: canonical, proto: r.Proto,
+		userAgent: firstValue(r.Header["User-Agent"])}, status, 0, out, start)
 	return true
 }
 
 // appendH2NodeRequest writes the request head a node receives for an
 // HTTP/2 stream: what st.rewrite and net/http's request writer make of
 // it on the httpHandler path.
-func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonical, query string, client netip.Addr) []byte {
+func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonical, query string, client netip.Addr, id *requestID) []byte {
 	b = append(b, r.Method...)
 	b = append(b, ' ')
 	b = append(b, filter.Escape(canonical)...)
@@ -125,7 +126,7 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 			b = append(b, "\r\n"...)
 		}
 	}
-	b = appendForwarded(b, client, lr.proto, r.Host)
+	b = appendForwarded(b, client, lr.proto, r.Host, id)
 	b = append(b, "\r\n"...)
 	return b
 }

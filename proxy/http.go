@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
 	"strings"
@@ -26,8 +27,16 @@ type reqState struct {
 	tun       *tunnel
 	nodeTry
 	errKind string
-	body    *bodyWatch   // an HTTP/1 request body on its way to a node
-	sw      statusWriter // part of the state: one allocation per request
+	body    *bodyWatch // an HTTP/1 request body on its way to a node
+	id      requestID
+	// reason and rule say why admission denied the request: the
+	// Admission's Reason and, for "rule", its Decision.Rule
+	reason string
+	rule   int
+	sw     statusWriter // part of the state: one allocation per request
+	// trace tells the node loop when ReverseProxy's transport has its
+	// node connection
+	trace httptrace.ClientTrace
 }
 
 type reqStateKey struct{}
@@ -51,6 +60,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.trusted = lr.trusted(peer)
 	st.client = clientAddr(peer, r.Header, lr)
+	chooseRequestID(&st.id, s.ids, st.trusted, r.Header["X-Request-Id"])
 
 	reason := h.admit(sw, r, st)
 	if reason == "" {
@@ -58,9 +68,12 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return // a websocket tunnel: it is observed when it ends
 		}
 	} else {
+		// The access line carries the reason and rule: this one is for
+		// debugging without an access log.
 		s.metrics.denied(lr.cfg.Name, reason)
-		s.log.Info("request denied", "listener", lr.cfg.Name, "client", st.client.String(),
-			"method", r.Method, "host", r.Host, "uri", truncate(r.RequestURI, 256), "reason", reason, "status", sw.status)
+		s.log.Debug("request denied", "listener", lr.cfg.Name, "client", st.client.String(),
+			"method", r.Method, "host", r.Host, "uri", truncate(r.RequestURI, 256), "reason", reason,
+			"status", sw.status, "request_id", st.id.String())
 	}
 	s.observeRequest(lr, st, r, sw, start)
 }
@@ -73,6 +86,7 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 	v := lr.adm.Admit(AdmitRequest{Target: r.RequestURI, Host: r.Host, HeaderCount: headerCount(r.Header), Client: st.client})
 	st.canonical = v.Canonical
 	if !v.Allow {
+		st.reason, st.rule = v.Reason, v.Decision.Rule
 		plain(w, r, v.Status, v.Message)
 		return v.Reason
 	}
@@ -126,6 +140,10 @@ func (h *httpHandler) proxy(w *statusWriter, r *http.Request, st *reqState, star
 	// a plain request, and ReverseProxy drops the Upgrade header.
 	st.ws = false
 	ctx := context.WithValue(r.Context(), reqStateKey{}, st)
+	// the transports (http.Transport, the node client) say when they
+	// have a node connection as httptrace's GotConn
+	st.trace.GotConn = func(httptrace.GotConnInfo) { st.nodeTry.gotConn() }
+	ctx = httptrace.WithClientTrace(ctx, &st.trace)
 	r = r.WithContext(ctx)
 	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
 		// HTTP/2 streams have their own stall limits (h2stall.go)
@@ -181,12 +199,13 @@ func (st *reqState) rewrite(in, out *http.Request) {
 	// backing array for the four values instead of one slice per Set.
 	// Each value gets a full-capacity slice, so appending to one header
 	// can never overwrite the next.
-	v := make([]string, 4)
-	v[0], v[1], v[2], v[3] = xff, proto, fhost, client
+	v := make([]string, 5)
+	v[0], v[1], v[2], v[3], v[4] = xff, proto, fhost, client, st.id.String()
 	out.Header["X-Forwarded-For"] = v[0:1:1]
 	out.Header["X-Forwarded-Proto"] = v[1:2:2]
 	out.Header["X-Forwarded-Host"] = v[2:3:3]
 	out.Header["X-Real-Ip"] = v[3:4:4]
+	out.Header["X-Request-Id"] = v[4:5:5] // chooseRequestID's
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // do not let Go add its own
 	}

@@ -37,12 +37,14 @@ func isH2ConnectionField(k string) bool {
 	return false
 }
 
-// identityFields say who the client is or what it asked for before a
-// proxy rewrote it; with every X-Forwarded-* field, they are stripped from
-// an untrusted peer's request (lower case).
-func identityFields() [9]string {
+// identityFields say who the client is, what it asked for before a proxy
+// rewrote it, or which request it is (X-Request-Id, which only portico or
+// a trusted proxy names: chooseRequestID); with every X-Forwarded-*
+// field, they are stripped from an untrusted peer's request (lower case).
+func identityFields() [10]string {
 	return [...]string{"forwarded", "x-real-ip", "x-original-url", "x-rewrite-url",
-		"x-client-ip", "x-cluster-client-ip", "true-client-ip", "x-original-host", "x-host"}
+		"x-client-ip", "x-cluster-client-ip", "true-client-ip", "x-original-host", "x-host",
+		"x-request-id"}
 }
 
 // removeHopByHop deletes the fields that belong to one connection rather
@@ -121,10 +123,25 @@ func sameName[T string | []byte](k T, want string, loose bool) bool {
 	return true
 }
 
+// chooseRequestID decides the id a request is logged with and that its
+// node receives as X-Request-Id: the one a trusted proxy sent (the first
+// X-Request-Id value, when not empty), so one id follows the request
+// through every hop; else a fresh one. An untrusted peer's X-Request-Id
+// is an identity field: stripped like the others, never logged. sent is
+// the request's X-Request-Id values (nil on the fast paths, which serve
+// untrusted peers only).
+func chooseRequestID(id *requestID, ids *requestIDs, trusted bool, sent []string) {
+	if trusted && len(sent) > 0 && sent[0] != "" {
+		id.kept = sent[0]
+		return
+	}
+	ids.next(id)
+}
+
 // appendForwarded writes the forwarding fields portico vouches for to a
-// node's request head: the client it decided, the listener's scheme and
-// the host the client asked for.
-func appendForwarded(b []byte, client netip.Addr, proto, host string) []byte {
+// node's request head: the client it decided, the listener's scheme, the
+// host the client asked for, and the request's id.
+func appendForwarded(b []byte, client netip.Addr, proto, host string, id *requestID) []byte {
 	var ab [64]byte
 	addr := client.AppendTo(ab[:0])
 	b = append(b, "X-Forwarded-For: "...)
@@ -135,6 +152,8 @@ func appendForwarded(b []byte, client netip.Addr, proto, host string) []byte {
 	b = append(b, host...)
 	b = append(b, "\r\nX-Real-Ip: "...)
 	b = append(b, addr...)
+	b = append(b, "\r\nX-Request-Id: "...)
+	b = id.appendTo(b)
 	b = append(b, "\r\n"...)
 	return b
 }

@@ -141,6 +141,10 @@ func (t *nodeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.GotConn != nil {
+			// as http.Transport does: the access log's connect_ms
+			tr.GotConn(httptrace.GotConnInfo{Conn: nc.c, Reused: reused})
+		}
 		res, err := nc.roundTrip(ctx, req)
 		if err == nil {
 			return res, nil

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 )
 
 // nodeTry is one request's (or tcp connection's) walk over its pool's
-// nodes: the nodes tried, the one tried last, how many attempts moved
-// on to another node, and the slot held on the node that answered.
+// nodes: the nodes tried, the one tried last, how many attempts moved on
+// to another node, the slot held on the node that answered, and when the
+// walk reached its phases (the access log's connect_ms and ttfb_ms).
 type nodeTry struct {
 	tried    []*Node
 	node     *Node
@@ -16,6 +18,11 @@ type nodeTry struct {
 	retries  int
 	noWait   bool // tcp: no queueing for a free slot, the next server or nothing
 	triedBuf [4]*Node
+	// connected is when the last attempt had its node connection (a
+	// pooled one or a fresh dial), as the front that gets it says
+	// (gotConn); answered is when an attempt succeeded: for a request,
+	// the node's response head was read, for tcp the dial was done.
+	connected, answered time.Time
 }
 
 // done gives back the slot the walk holds: the request, or the tunnel it
@@ -26,6 +33,9 @@ func (a *nodeTry) done() {
 		n.release()
 	}
 }
+
+// gotConn records that the current attempt has its node connection.
+func (a *nodeTry) gotConn() { a.connected = time.Now() }
 
 // reset starts a walk, reusing the record's own backing array.
 func (a *nodeTry) reset() {
@@ -86,7 +96,9 @@ func (s *Server) forEachNode(ctx context.Context, p *pool, a *nodeTry, replay bo
 			return lastErr
 		}
 		err = try(n)
-		if err != nil {
+		if err == nil {
+			a.answered = time.Now()
+		} else {
 			a.done()
 			if ctx.Err() != nil {
 				return err
@@ -119,7 +131,7 @@ func (fc *nodeCall) call(p *pool, a *nodeTry, head bool) (*nodeConn, *http.Respo
 	var res *http.Response
 	err := fc.srv.forEachNode(ctx, p, a, true, func(n *Node) error {
 		var err error
-		nc, res, err = fc.roundTrip(p.fast, n.addr, head)
+		nc, res, err = fc.roundTrip(p.fast, n.addr, head, a)
 		if err == nil && res != nil {
 			if err = usableAnswer(res); err != nil {
 				nc.c.Close()

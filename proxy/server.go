@@ -58,6 +58,7 @@ type Server struct {
 	// progressOverride, when set, replaces the client progress limit
 	// derived from idle_timeout (progress.go); tests shorten it
 	progressOverride time.Duration
+	ids              *requestIDs // fresh request ids (requestid.go)
 
 	cur     atomic.Pointer[runtime]
 	conns   *connGate // the process-wide connection cap (conncap.go)
@@ -96,7 +97,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(), tunBufs: newTunnelBufs(),
 		slots: make(map[string]*slot), started: time.Now(), bgStop: make(chan struct{}),
-		fastOff: opts.NoFastPath, fastBufs: newFastBufs(),
+		fastOff: opts.NoFastPath, fastBufs: newFastBufs(), ids: newRequestIDs(),
 		fastGET: &http.Request{Method: http.MethodGet}, fastHEAD: &http.Request{Method: http.MethodHead}}
 	s.access.Store(opts.Access)
 	s.conns, s.process = newConnGate(), opts.Process

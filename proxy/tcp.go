@@ -41,15 +41,16 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 		}
 		cc.Close()
 		s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, "", outcome, 0, 0)
-		s.logTCP(lr, cc, nil, outcome, 0, 0, start, lastErr)
+		s.logTCP(lr, cc, nil, outcome, 0, 0, start, -1, lastErr)
 		return
 	}
+	connect := a.answered.Sub(start) // the attempt that succeeded was the dial
 	if v := p.cfg.SendProxyProtocol; v != "" {
 		if err := writeProxyHeader(up, v, cc); err != nil {
 			up.Close()
 			cc.Close()
 			s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.name, "proxy-header-failed", 0, 0)
-			s.logTCP(lr, cc, node, "proxy-header-failed", 0, 0, start, err)
+			s.logTCP(lr, cc, node, "proxy-header-failed", 0, 0, start, connect, err)
 			return
 		}
 	}
@@ -78,7 +79,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 		outcome = "error"
 	}
 	s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.name, outcome, res.up, res.down)
-	s.logTCP(lr, cc, node, outcome, res.up, res.down, start, res.err)
+	s.logTCP(lr, cc, node, outcome, res.up, res.down, start, connect, res.err)
 }
 
 // moveTCP copies both ways until the tunnel ends: on a tunnel loop when

@@ -220,7 +220,7 @@ func (t *wsTunnel) end(in, out int64) {
 	tun.node.removeTunnel(tun)
 	tun.node.tunnelN.Add(-1)
 	t.s.metrics.tunnel(st.lr.cfg.Name, "websocket", -1)
-	t.s.observe(st.lr, st, t.line, http.StatusSwitchingProtocols, in, out, time.Since(t.start))
+	t.s.observe(st.lr, st, t.line, http.StatusSwitchingProtocols, in, out, t.start)
 	t.s.websocks.Done()
 }
 
@@ -243,6 +243,7 @@ func (h *httpHandler) handshake(w http.ResponseWriter, r *http.Request, st *reqS
 		if err != nil {
 			return err
 		}
+		st.nodeTry.gotConn()
 		up = &trackedConn{Conn: c, tun: st.tun, ws: newWSFramer()}
 		st.tun.add(up)
 		st.tun.setUpstream(up)

@@ -24,6 +24,8 @@ func filterConf(httpAddr, httpsAddr, admin, servers string) string {
 	return fmt.Sprintf(`
 [admin]
 bind = %q
+[log]
+access = true
 [[listener]]
 name = "http"
 bind = %q
@@ -252,11 +254,26 @@ func TestCraftedRequestsNeverReachPrivatePaths(t *testing.T) {
 			t.Errorf("no denial counted for reason %s:\n%s", reason, grepLines(m, "denied"))
 		}
 	}
+	// A denial is one access line with its reason (and the deciding
+	// rule's index), not a process-log line besides; a refused upgrade
+	// goes on as a plain request and is logged as such.
+	for _, want := range []string{`"reason":"rule","rule":2`, `"reason":"rule","rule":0`,
+		`"reason":"bad-path"`, `"reason":"limit"`} {
+		eventually(t, 10*time.Second, "an access line with "+want, func() bool {
+			for _, l := range strings.Split(p.Logs(), "\n") {
+				if strings.Contains(l, `"log":"access"`) && strings.Contains(l, want) {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	logs := p.Logs()
-	for _, reason := range []string{"rule", "bad-path", "upgrade", "limit"} {
-		if !strings.Contains(logs, fmt.Sprintf(`"reason":%q`, reason)) {
-			t.Errorf("no %s denial was logged", reason)
-		}
+	if !strings.Contains(logs, `"msg":"upgrade refused"`) || !strings.Contains(logs, `"reason":"upgrade"`) {
+		t.Error("no refused upgrade was logged")
+	}
+	if strings.Contains(logs, "request denied") {
+		t.Errorf("a denial was logged twice, as a process-log line besides its access line:\n%s", grepLines(logs, "request denied"))
 	}
 }
 
