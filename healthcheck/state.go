@@ -178,6 +178,22 @@ func (s *State) observePassive(r Result, fall int) (Transition, bool) {
 	return tr, true
 }
 
+// MarkDown takes the target DOWN for a reason outside both signals (it
+// comes back from maintenance, where nothing was checked): like any DOWN
+// target it returns after rise passing probes.
+func (s *State) MarkDown(reason string) (Transition, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tracker.forceDown()
+	s.setPassiveFails(0)
+	if !s.up.Load() {
+		return Transition{}, false
+	}
+	tr := s.flipLocked(true, false, time.Now())
+	tr.Reason = reason
+	return tr, true
+}
+
 // ObservePassiveOK records that live traffic completed an exchange with the
 // target. It resets the passive failure streak and nothing else: it never
 // touches the active checks' streaks (a node that answers traffic may still

@@ -189,3 +189,24 @@ func TestStateConcurrentTransitions(t *testing.T) {
 		t.Fatalf("downs = %d, up = %v", downs, s.Up())
 	}
 }
+
+// A target marked down from outside both signals (back from maintenance)
+// returns only after rise passing probes.
+func TestStateMarkDown(t *testing.T) {
+	t.Parallel()
+	s := NewState(true)
+	s.ObservePassive("connection refused", 3)
+	tr, changed := s.MarkDown("left maintenance")
+	if !changed || tr.To || s.Up() || tr.Reason != "left maintenance" || s.Snapshot().PassiveFails != 0 {
+		t.Fatalf("%+v changed=%v up=%v", tr, changed, s.Up())
+	}
+	if _, changed := s.MarkDown("again"); changed {
+		t.Fatal("a second MarkDown flipped a DOWN target")
+	}
+	if _, changed := s.Observe(Result{OK: true}, 2, 3); changed {
+		t.Fatal("up after one pass with rise 2")
+	}
+	if _, changed := s.Observe(Result{OK: true}, 2, 3); !changed || !s.Up() {
+		t.Fatal("not up after rise passes")
+	}
+}

@@ -117,8 +117,24 @@ func (s *Server) applyAdmin(rt *runtime) {
 	for _, name := range rt.cfg.PoolNames {
 		p := rt.pools[name]
 		for i, n := range p.nodes {
-			n.configure(p.cfg.Members[i], a.m[adminKey{name, n.name}])
+			if n.configure(p.cfg.Members[i], a.m[adminKey{name, n.name}]) {
+				s.leftMaint(n)
+			}
 		}
+	}
+}
+
+// leftMaint takes a server that comes back from maintenance DOWN: nothing
+// checked it meanwhile (it may have been stopped, upgraded, restarted),
+// so it returns to rotation after rise passing checks, not on the health
+// it had before. Without checks nothing would bring it back: it is left
+// as it is.
+func (s *Server) leftMaint(n *Node) {
+	if n.check.Disabled {
+		return
+	}
+	if tr, changed := n.health.MarkDown("left maintenance: back after passing checks"); changed {
+		s.transition(n, tr)
 	}
 }
 
@@ -182,8 +198,11 @@ func (s *Server) SetServerState(pool, server, state string) (ServerStatus, error
 	}
 	from := n.adminState()
 	a.m = m
-	n.applyAdmin(rs)
+	left := n.applyAdmin(rs)
 	a.mu.Unlock()
+	if left {
+		s.leftMaint(n)
+	}
 	if n.queue != nil {
 		n.queue.signal() // waiters look again: a server came back, or left
 	}

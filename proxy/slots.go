@@ -161,24 +161,25 @@ func (p *pool) waitSlot(ctx context.Context, tried []*Node) (*Node, error) {
 
 // configure applies a configuration's view of the server and the run-time
 // state kept for it (rs, "" = none).
-func (n *Node) configure(m config.Server, rs string) {
+func (n *Node) configure(m config.Server, rs string) (leftMaint bool) {
 	cs, _ := parseAdminState(m.State)
 	n.cfgState.Store(int32(cs))
 	n.max.Store(int64(m.MaxConns))
-	n.applyAdmin(rs)
+	leftMaint = n.applyAdmin(rs)
 	if n.queue != nil {
 		n.queue.signal() // a raised cap or a ready server: waiters look again
 	}
+	return leftMaint
 }
 
 // applyAdmin puts the run-time state rs in force, or the configuration's
-// when rs is "".
-func (n *Node) applyAdmin(rs string) {
-	if st, ok := parseAdminState(rs); ok && rs != "" {
-		n.admin.Store(int32(st))
-		n.runtime.Store(true)
-		return
+// when rs is "". It reports whether the node left maintenance.
+func (n *Node) applyAdmin(rs string) (leftMaint bool) {
+	st, ok := parseAdminState(rs)
+	if !ok || rs == "" {
+		st = adminState(n.cfgState.Load())
 	}
-	n.admin.Store(n.cfgState.Load())
-	n.runtime.Store(false)
+	n.runtime.Store(ok && rs != "")
+	old := adminState(n.admin.Swap(int32(st)))
+	return old == adminMaint && st != adminMaint
 }

@@ -78,6 +78,7 @@ func adminCall(t *testing.T, admin, method, path, token, body string) (int, serv
 
 type serverStatusT struct {
 	Name        string `json:"name"`
+	Up          bool   `json:"up"`
 	State       string `json:"state"`
 	AdminState  string `json:"admin_state"`
 	AdminSource string `json:"admin_state_source"`
@@ -221,6 +222,10 @@ func TestDrainUnderTraffic(t *testing.T) {
 	if st := srvState(t, admin, "b"); st.AdminState != "ready" || st.AdminSource != "config" {
 		t.Fatalf("after ready: %+v", st)
 	}
+	// Nothing checked b in maintenance: it is down until rise checks
+	// passed, then takes traffic again.
+	p.waitLog("left maintenance", 10*time.Second)
+	p.waitLog(`"to":"up"`, 10*time.Second)
 	tr.requireSome(t, "b", "after ready")
 	tr.since(m).requireNoFailures(t, "bringing b back")
 	tr.stop().requireNoFailures(t, "the whole test")
