@@ -412,3 +412,48 @@ queue_timeout = %q
 		t.Fatalf("queue_timeout 50ms: %v, want 2 × 200 and 4 × 503", codes)
 	}
 }
+
+// A tcp connection goes to the next server with room when one is at its
+// max_conns, and is closed at once (outcome busy) when none has room; a
+// freed slot takes the next one.
+func TestTCPMaxConnsNextServerWithRoom(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a", "b")
+	listen, admin := freeAddr(t), freeAddr(t)
+	servers := fmt.Sprintf(`[{ address = %q, name = "a", max_conns = 1 }, { address = %q, name = "b", max_conns = 1 }]`,
+		ns[0].Addr(), ns[1].Addr())
+	p := startPortico(t, t.TempDir(), tcpConf(listen, admin, servers, "", `{ enabled = false }`))
+	// websocket echo through the tcp listener: a tunnel that stays open
+	dial := func() (*websocket.Conn, string, error) {
+		c, res, err := websocket.DefaultDialer.Dial("ws://"+listen+"/ws", nil)
+		if err != nil {
+			return nil, "", err
+		}
+		return c, res.Header.Get("X-Node"), nil
+	}
+	c1, n1, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, n2, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if n1 == n2 || n1 == "" || n2 == "" {
+		t.Fatalf("two tunnels went to %q and %q, want one on each server (max_conns 1)", n1, n2)
+	}
+	if _, _, err := dial(); err == nil {
+		t.Fatal("a third tunnel was relayed while both servers are at max_conns")
+	}
+	p.waitLog(`"outcome":"busy"`, 10*time.Second)
+	c1.Close()
+	eventually(t, 10*time.Second, "a freed slot taking the next connection", func() bool {
+		c, n, err := dial()
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return n == n1
+	})
+}
