@@ -90,14 +90,14 @@ func newNodeTransport(connectTimeout, respTimeout time.Duration, nt *nodeTLS) *n
 
 // nodeConn is one connection to a node with its buffers.
 type nodeConn struct {
-	t     *nodeTransport
-	key   string   // the idle list it goes back to (nodeTLS.poolKey)
-	c     net.Conn // a *tls.Conn when the pool speaks TLS
+	t   *nodeTransport
+	key string   // the idle list it goes back to (nodeTLS.poolKey)
+	c   net.Conn // a *tls.Conn when the pool speaks TLS
 	// rc is the socket's, for the unsolicited-data check and
 	// flushAndWait; nil if unavailable, and under TLS, where readiness
 	// of the socket says nothing of the records above it.
-	rc syscall.RawConn
-	lr    limitReader     // bounds the response header
+	rc    syscall.RawConn
+	lr    limitReader // bounds the response header
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	since time.Time // idle since
