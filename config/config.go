@@ -191,6 +191,25 @@ type Pool struct {
 	RemovedGrace time.Duration
 	// Health is the active check.
 	Health Health
+	// TLS, when set (a tls = { ... } table), makes http/https listeners
+	// speak HTTPS to the pool's servers. nil = plain HTTP.
+	TLS *NodeTLS
+}
+
+// NodeTLS is a pool's tls = { ... } table: TLS from portico to its servers.
+type NodeTLS struct {
+	// CAFile verifies the servers' certificates; "" = the system roots.
+	CAFile string
+	// RootCAs is CAFile loaded; nil = the system roots.
+	RootCAs *x509.CertPool
+	// ServerName is the SNI and the name verified; "" = the request's
+	// Host (without port).
+	ServerName string
+	// SkipVerify turns certificate verification off. Default false.
+	SkipVerify bool
+	// Certificate is the client certificate presented to the servers
+	// (certificate and key files); nil = none.
+	Certificate *tls.Certificate
 }
 
 // Health is a pool's health = { ... } table.
@@ -205,7 +224,8 @@ type Health struct {
 	Rise int
 	// Fall consecutive failures take a server down. Default 3.
 	Fall int
-	// Scheme is "http" (default) or "https".
+	// Scheme is "http" or "https"; default "https" when the pool has a
+	// tls table, else "http".
 	Scheme string
 	// Port overrides the server's port for the check; 0 = the server's port.
 	Port int
@@ -213,6 +233,10 @@ type Health struct {
 	Host string
 	// TLSSkipVerify skips certificate verification of https checks.
 	TLSSkipVerify bool
+	// CAFile verifies https checks' certificates; "" = the pool's tls
+	// ca_file, else the system roots. RootCAs is it loaded.
+	CAFile  string
+	RootCAs *x509.CertPool
 	// ExpectMin and ExpectMax bound the passing status codes. Default 200-399
 	// (from expect = "200-399" or expect = "200").
 	ExpectMin, ExpectMax int

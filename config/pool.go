@@ -25,8 +25,9 @@ func (b *builder) pool(name string, rp rawPool) *Pool {
 		MinHealthy:        r.integer(rp.MinHealthy, key+".min_healthy", 1, 0, math.MaxInt32),
 		RemovedGrace:      r.duration(rp.RemovedGrace, key+".removed_grace", 30*time.Second, true),
 		QueueTimeout:      r.duration(rp.QueueTimeout, key+".queue_timeout", 5*time.Second, true),
-		Health:            b.health(key+".health", rp.Health),
+		TLS:               b.nodeTLS(key+".tls", rp.TLS),
 	}
+	p.Health = b.health(key+".health", rp.Health, p.TLS != nil)
 
 	members, entries := r.servers(rp.Servers, key+".servers")
 	for _, m := range members {
@@ -53,7 +54,13 @@ func isArray(f field) bool {
 }
 
 // health builds a pool's health = { ... } table at key.
-func (b *builder) health(key string, rh rawHealth) Health {
+// withTLS: the pool speaks TLS to its servers, and so do its checks
+// unless scheme says otherwise.
+func (b *builder) health(key string, rh rawHealth, withTLS bool) Health {
+	defScheme := "http"
+	if withTLS {
+		defScheme = "https"
+	}
 	r := b.r
 	h := Health{
 		Disabled:      !r.boolean(rh.Enabled, key+".enabled", true),
@@ -62,7 +69,7 @@ func (b *builder) health(key string, rh rawHealth) Health {
 		Timeout:       r.duration(rh.Timeout, key+".timeout", 2*time.Second, false),
 		Rise:          r.integer(rh.Rise, key+".rise", 2, 1, math.MaxInt32),
 		Fall:          r.integer(rh.Fall, key+".fall", 3, 1, math.MaxInt32),
-		Scheme:        r.oneOf(rh.Scheme, key+".scheme", "http", "http", "https"),
+		Scheme:        r.oneOf(rh.Scheme, key+".scheme", defScheme, "http", "https"),
 		Port:          r.integer(rh.Port, key+".port", 0, 0, 65535),
 		Host:          strings.ToLower(r.str(rh.Host, key+".host", "")),
 		TLSSkipVerify: r.boolean(rh.TLSSkipVerify, key+".tls_skip_verify", false),
@@ -86,6 +93,9 @@ func (b *builder) health(key string, rh rawHealth) Health {
 				r.errorf(key+".host", "invalid host %q (want a host name or IP address, without port): %w", h.Host, err)
 			}
 		}
+	}
+	if name := r.str(rh.CAFile, key+".ca_file", ""); rh.CAFile.set {
+		h.CAFile, h.RootCAs = b.caFile(key+".ca_file", name)
 	}
 	h.ExpectMin, h.ExpectMax = 200, 399
 	if s := r.str(rh.Expect, key+".expect", ""); rh.Expect.set && isString(rh.Expect) {

@@ -71,14 +71,23 @@ type rawRule struct {
 }
 
 type rawPool struct {
-	Servers           field     `toml:"servers"`
-	ConnectTimeout    field     `toml:"connect_timeout"`
-	ResponseTimeout   field     `toml:"response_timeout"`
-	SendProxyProtocol field     `toml:"send_proxy_protocol"`
-	MinHealthy        field     `toml:"min_healthy"`
-	RemovedGrace      field     `toml:"removed_grace"`
-	QueueTimeout      field     `toml:"queue_timeout"`
-	Health            rawHealth `toml:"health"`
+	Servers           field       `toml:"servers"`
+	ConnectTimeout    field       `toml:"connect_timeout"`
+	ResponseTimeout   field       `toml:"response_timeout"`
+	SendProxyProtocol field       `toml:"send_proxy_protocol"`
+	MinHealthy        field       `toml:"min_healthy"`
+	RemovedGrace      field       `toml:"removed_grace"`
+	QueueTimeout      field       `toml:"queue_timeout"`
+	Health            rawHealth   `toml:"health"`
+	TLS               *rawNodeTLS `toml:"tls"`
+}
+
+type rawNodeTLS struct {
+	CAFile      field `toml:"ca_file"`
+	ServerName  field `toml:"server_name"`
+	SkipVerify  field `toml:"skip_verify"`
+	Certificate field `toml:"certificate"`
+	Key         field `toml:"key"`
 }
 
 type rawHealth struct {
@@ -92,6 +101,7 @@ type rawHealth struct {
 	Port          field `toml:"port"`
 	Host          field `toml:"host"`
 	TLSSkipVerify field `toml:"tls_skip_verify"`
+	CAFile        field `toml:"ca_file"`
 	Expect        field `toml:"expect"`
 }
 

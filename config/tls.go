@@ -29,7 +29,12 @@ func resolve(dir, p string) string {
 // parsed and fingerprinted, so the fingerprint describes what was loaded.
 // It returns nil after reporting a problem.
 func (b *builder) certificate(rc rawCert, key string) *Certificate {
-	certKey, keyKey := key+".cert", key+".key"
+	return b.certificateAt(rc, key+".cert", key+".key")
+}
+
+// certificateAt is certificate with the keys of both files named by the
+// caller (a pool's tls table calls them certificate and key).
+func (b *builder) certificateAt(rc rawCert, certKey, keyKey string) *Certificate {
 	certName := b.r.str(rc.Cert, certKey, "")
 	keyName := b.r.str(rc.Key, keyKey, "")
 	if !rc.Cert.set {

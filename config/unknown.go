@@ -88,6 +88,8 @@ func knownFields(parent toml.Key) []string {
 		v = rawPool{}
 	case len(parent) == 3 && parent[0] == "pool" && parent[2] == "health":
 		v = rawHealth{}
+	case len(parent) == 3 && parent[0] == "pool" && parent[2] == "tls":
+		v = rawNodeTLS{}
 	default:
 		return nil
 	}

@@ -41,6 +41,11 @@ type HTTPProber struct {
 	TLSSkipVerify bool
 	// RootCAs verifies https certificates; nil = the system pool.
 	RootCAs *x509.CertPool
+	// TLS, when set, is the TLS configuration of https checks instead of
+	// one made of TLSSkipVerify and RootCAs (a client certificate, the
+	// node traffic's settings). Its ServerName, when "", is chosen as
+	// Host's documentation says.
+	TLS *tls.Config
 	// ExpectMin and ExpectMax bound the passing status codes, inclusive.
 	// Both 0 = 200-399; ExpectMax 0 alone = ExpectMin exactly.
 	ExpectMin, ExpectMax int
@@ -144,6 +149,13 @@ func (p *HTTPProber) probe(parent context.Context, addr string) (int, error) {
 	switch p.Scheme {
 	case "", "http":
 	case "https":
+		if p.TLS != nil {
+			tlsConf = p.TLS.Clone()
+			if tlsConf.ServerName == "" {
+				tlsConf.ServerName = serverName(p.Host, host)
+			}
+			break
+		}
 		tlsConf = &tls.Config{
 			ServerName:         serverName(p.Host, host),
 			InsecureSkipVerify: p.TLSSkipVerify,

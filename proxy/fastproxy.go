@@ -39,6 +39,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	st.nodeTry.reset()
 	chooseRequestID(&st.id, s.ids, false, nil) // a trusted peer never gets here
 	head := h.method[0] == 'H'
+	fc.host = hostHeader
 	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, v.Query, hostHeader)
 
 	status, out, keep := fc.exchange(lr, st, head)
@@ -117,6 +118,9 @@ type nodeCall struct {
 	// dial ends with it, and bind ties each node connection to it
 	ctx  context.Context
 	bind func(*nodeConn)
+	// host is the request's Host: the server name when the pool's TLS
+	// takes it from the request
+	host string
 }
 
 // roundTrip writes the request to a connection to addr and reads the
@@ -133,7 +137,7 @@ func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool, a *nodeT
 		ctx = fc.ctx
 	}
 	for {
-		nc, reused, err := t.get(ctx, addr)
+		nc, reused, err := t.get(ctx, addr, fc.host)
 		if err != nil {
 			return nil, nil, err
 		}

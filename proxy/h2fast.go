@@ -92,6 +92,7 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 	fp.info = st.w.relayInformational
 	fp.ctx = r.Context()
 	fp.bind = fp.bindNode
+	fp.host = r.Host
 	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer, &rs.id)
 	status, out := s.h2Exchange(fp, &st.w, head)
 	fp.release()

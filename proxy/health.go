@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"crypto/tls"
+
+	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
 )
 
@@ -23,7 +26,7 @@ func (s *Server) newChecker(p *pool) *healthcheck.Checker {
 		Prober: &healthcheck.HTTPProber{
 			Path: h.Path, Host: h.Host, Scheme: h.Scheme, Port: h.Port,
 			TLSSkipVerify: h.TLSSkipVerify, ExpectMin: h.ExpectMin, ExpectMax: h.ExpectMax,
-			Timeout: h.Timeout, ProxyProtocol: p.cfg.SendProxyProtocol,
+			Timeout: h.Timeout, ProxyProtocol: p.cfg.SendProxyProtocol, TLS: checkTLS(p.cfg),
 		},
 		// A server in maintenance is not probed: it may be down on
 		// purpose, and shows as maintenance, not as down.
@@ -40,4 +43,31 @@ func (s *Server) newChecker(p *pool) *healthcheck.Checker {
 			}
 		},
 	}
+}
+
+// checkTLS is the TLS of a pool's https checks: the pool's own (its CA,
+// client certificate, server_name), with health's ca_file and
+// tls_skip_verify taking precedence; nil for plain http checks. The SNI is
+// health.host when set, else server_name, else the server's address.
+func checkTLS(pc *config.Pool) *tls.Config {
+	h := pc.Health
+	if h.Scheme != "https" {
+		return nil
+	}
+	roots, skip := h.RootCAs, h.TLSSkipVerify
+	var cert *tls.Certificate
+	var name string
+	if t := pc.TLS; t != nil {
+		if roots == nil {
+			roots = t.RootCAs
+		}
+		skip = skip || t.SkipVerify
+		cert = t.Certificate
+		name = t.ServerName
+	}
+	c := nodeTLSConfig(roots, cert, skip)
+	if h.Host == "" {
+		c.ServerName = name
+	}
+	return c
 }

@@ -40,9 +40,10 @@ type nodeTransport struct {
 	respTimeout time.Duration // ResponseHeaderTimeout
 	maxIdle     int           // idle connections kept per node
 	idleTimeout time.Duration
+	tls         *nodeTLS // nil = plain HTTP
 
 	mu     sync.Mutex
-	idle   map[string][]*nodeConn // LIFO per node address: oldest at the bottom
+	idle   map[string][]*nodeConn // LIFO per node (poolKey): oldest at the bottom
 	closed bool
 	// sweep closes the connections idle for idleTimeout; one timer for
 	// the transport, armed while any connection is idle, instead of a
@@ -76,8 +77,9 @@ const (
 // by the client progress limit.
 const smallAnswer = nodeBufSize
 
-func newNodeTransport(connectTimeout, respTimeout time.Duration) *nodeTransport {
+func newNodeTransport(connectTimeout, respTimeout time.Duration, nt *nodeTLS) *nodeTransport {
 	return &nodeTransport{
+		tls:         nt,
 		dialer:      net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
 		respTimeout: respTimeout,
 		maxIdle:     256,
@@ -88,11 +90,14 @@ func newNodeTransport(connectTimeout, respTimeout time.Duration) *nodeTransport 
 
 // nodeConn is one connection to a node with its buffers.
 type nodeConn struct {
-	t     *nodeTransport
-	addr  string
-	c     net.Conn
-	rc    syscall.RawConn // for the unsolicited-data check; nil if unavailable
-	lr    limitReader     // bounds the response header
+	t   *nodeTransport
+	key string   // the idle list it goes back to (nodeTLS.poolKey)
+	c   net.Conn // a *tls.Conn when the pool speaks TLS
+	// rc is the socket's, for the unsolicited-data check and
+	// flushAndWait; nil if unavailable, and under TLS, where readiness
+	// of the socket says nothing of the records above it.
+	rc    syscall.RawConn
+	lr    limitReader // bounds the response header
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	since time.Time // idle since
@@ -137,7 +142,7 @@ func (t *nodeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for {
-		nc, reused, err := t.get(ctx, req.URL.Host)
+		nc, reused, err := t.get(ctx, req.URL.Host, req.Host)
 		if err != nil {
 			return nil, err
 		}
@@ -168,18 +173,25 @@ func nothingReceived(err error) bool {
 }
 
 // get takes the most recently used idle connection to addr, or dials one.
-func (t *nodeTransport) get(ctx context.Context, addr string) (*nodeConn, bool, error) {
+// host is the request's Host, the server name when the pool's TLS takes
+// it from the request.
+func (t *nodeTransport) get(ctx context.Context, addr, host string) (*nodeConn, bool, error) {
 	now := time.Now()
+	key, sn := addr, ""
+	if t.tls != nil {
+		sn = t.tls.serverName(host, addr)
+		key = t.tls.poolKey(addr, sn)
+	}
 	for {
 		t.mu.Lock()
-		l := t.idle[addr]
+		l := t.idle[key]
 		if len(l) == 0 {
 			t.mu.Unlock()
 			break
 		}
 		nc := l[len(l)-1]
 		l[len(l)-1] = nil
-		t.idle[addr] = l[:len(l)-1]
+		t.idle[key] = l[:len(l)-1]
 		t.mu.Unlock()
 		if now.Sub(nc.since) > t.idleTimeout || nc.dataWaiting() {
 			nc.c.Close()
@@ -191,10 +203,15 @@ func (t *nodeTransport) get(ctx context.Context, addr string) (*nodeConn, bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	nc := &nodeConn{t: t, addr: addr, c: c}
-	if sc, ok := c.(syscall.Conn); ok {
+	nc := &nodeConn{t: t, key: key}
+	if t.tls != nil {
+		if c, err = t.tls.handshake(ctx, c, sn, t.dialer.Timeout); err != nil {
+			return nil, false, err
+		}
+	} else if sc, ok := c.(syscall.Conn); ok {
 		nc.rc, _ = sc.SyscallConn()
 	}
+	nc.c = c
 	nc.step = nc.flushStep
 	nc.lr.r = c
 	nc.br = bufio.NewReaderSize(&nc.lr, nodeBufSize)
@@ -262,7 +279,7 @@ func (nc *nodeConn) flushStep(uintptr) bool {
 func (t *nodeTransport) put(nc *nodeConn) {
 	nc.since = time.Now()
 	t.mu.Lock()
-	l := t.idle[nc.addr]
+	l := t.idle[nc.key]
 	if t.closed || len(l) >= t.maxIdle {
 		t.mu.Unlock()
 		nc.c.Close()
@@ -277,7 +294,7 @@ func (t *nodeTransport) put(nc *nodeConn) {
 		copy(l, l[1:])
 		l = l[:len(l)-1]
 	}
-	t.idle[nc.addr] = append(l, nc)
+	t.idle[nc.key] = append(l, nc)
 	if !t.armed {
 		t.armed = true
 		if t.sweep == nil {

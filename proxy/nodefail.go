@@ -27,6 +27,14 @@ const (
 	// failBroken: the connection broke under the request (reset, or
 	// closed before an answer: a node process dying looks like this).
 	failBroken
+	// failTLS: the node's TLS refused the handshake or could not be
+	// verified (unknown authority, name mismatch, an alert). Not a
+	// passive health signal: with the server name taken from the
+	// request's Host a client could otherwise take nodes down by asking
+	// for names they do not serve; the active check, with its fixed
+	// name, judges the node's TLS. Not retried: the next node is
+	// configured alike. A 502.
+	failTLS
 	// failOther: anything else (no answer within response_timeout, a
 	// malformed answer, the client going away). Not a health signal.
 	failOther
@@ -40,6 +48,8 @@ func classifyNodeErr(err error) nodeFailure {
 		return failOther // the client or the server stopped asking
 	case isLocalError(err):
 		return failLocal
+	case isTLSRefusal(err):
+		return failTLS
 	case isDialError(err):
 		return failConnect
 	case isReset(err):
@@ -82,9 +92,11 @@ func isLocalError(err error) bool {
 		errors.Is(err, syscall.EADDRNOTAVAIL)
 }
 
+// isDialError reports a connection to a node that could not be made: the
+// dial, or the TLS handshake that is part of it, failed.
 func isDialError(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return errors.As(err, &op) && op.Op == "dial" || isTLSHandshake(err)
 }
 
 // isReset reports a connection that broke under the request: refused,
@@ -103,6 +115,10 @@ func isTimeout(err error) bool {
 // shortErr is an error without the addresses net.OpError puts in front,
 // so repeated failures read (and are rate-limited in the log) alike.
 func shortErr(err error) string {
+	var hs *tlsHandshakeError
+	if errors.As(err, &hs) {
+		return hs.Error()
+	}
 	var op *net.OpError
 	if errors.As(err, &op) {
 		return op.Op + ": " + op.Err.Error()

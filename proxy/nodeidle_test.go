@@ -26,7 +26,7 @@ func (c closeCounted) Close() error {
 func TestNodeIdleConnsClose(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		tr := newNodeTransport(time.Second, time.Second)
+		tr := newNodeTransport(time.Second, time.Second, nil)
 		if tr.idleTimeout != nodeIdleTimeout || nodeIdleTimeout != time.Minute {
 			t.Fatalf("idle timeout %v, %v; want the documented 60s", tr.idleTimeout, nodeIdleTimeout)
 		}
@@ -34,7 +34,7 @@ func TestNodeIdleConnsClose(t *testing.T) {
 		conn := func(addr string) *nodeConn {
 			a, b := net.Pipe()
 			t.Cleanup(func() { b.Close() })
-			return &nodeConn{t: tr, addr: addr, c: closeCounted{a, &closed}}
+			return &nodeConn{t: tr, key: addr, c: closeCounted{a, &closed}}
 		}
 		idle := func() int {
 			tr.mu.Lock()

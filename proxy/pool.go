@@ -19,6 +19,8 @@ type pool struct {
 	transport *http.Transport        // keep-alive connections to this pool's servers
 	fast      *nodeTransport         // replayable bodiless requests (most of them)
 	rp        *httputil.ReverseProxy // all but websocket upgrades (upgrade.go)
+	tls       *nodeTLS               // nil = plain HTTP to the servers
+	byName    *nameTransports        // with tls taking the server name from the Host
 }
 
 // next picks the next node that takes new work (ready and up), is not in

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -55,8 +56,12 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 	for _, name := range cfg.PoolNames {
 		pc := cfg.Pools[name]
 		p := &pool{cfg: pc, nodes: s.reg.nodesFor(pc), queue: s.reg.queueFor(name)}
-		p.transport = s.newTransport(pc)
-		p.fast = newNodeTransport(pc.ConnectTimeout, pc.ResponseTimeout)
+		p.tls = newNodeTLS(pc.TLS)
+		p.transport = newTransport(pc, p.tls, "")
+		if p.tls != nil && p.tls.fixed == "" {
+			p.byName = &nameTransports{pc: pc, tls: p.tls, m: map[string]*http.Transport{}}
+		}
+		p.fast = newNodeTransport(pc.ConnectTimeout, pc.ResponseTimeout, p.tls)
 		p.rp = s.newReverseProxy(p)
 		rt.pools[name] = p
 		if !pc.Health.Disabled {
@@ -76,11 +81,27 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 }
 
 // newTransport builds the keep-alive HTTP client for a pool's requests that
-// the fast node transport does not take (those with a body, mostly).
-func (s *Server) newTransport(pc *config.Pool) *http.Transport {
+// the fast node transport does not take (those with a body, mostly). With
+// the pool's TLS, it connects through nodeTLS.handshake, as the node
+// client does; host is the Host its requests carry (nameTransports), for the
+// server name when the pool takes it from the request.
+func newTransport(pc *config.Pool, nt *nodeTLS, host string) *http.Transport {
 	d := &net.Dialer{Timeout: pc.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := d.DialContext
+	if nt != nil {
+		// The request's URL keeps the scheme http: the connection is
+		// TLS underneath, which http.Transport needs not know (it would
+		// otherwise key and configure TLS itself, by the URL's host).
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return nt.handshake(ctx, c, nt.serverName(host, addr), pc.ConnectTimeout)
+		}
+	}
 	return &http.Transport{
-		DialContext:           d.DialContext,
+		DialContext:           dial,
 		ResponseHeaderTimeout: pc.ResponseTimeout,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   256,

@@ -348,8 +348,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		}()
 	}
 	for _, p := range old.pools {
-		p.transport.CloseIdleConnections()
-		p.fast.CloseIdleConnections()
+		p.closeIdle()
 	}
 	s.reloadSucceeded(rt.loaded)
 	s.metrics.reloaded(rt, true)
@@ -432,8 +431,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.admin.stop()
 	}
 	for _, p := range s.cur.Load().pools {
-		p.transport.CloseIdleConnections()
-		p.fast.CloseIdleConnections()
+		p.closeIdle()
 	}
 	s.bg.Wait()
 	return ctx.Err()

@@ -20,7 +20,7 @@ type retrier struct {
 
 func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := req.Context().Value(reqStateKey{}).(*reqState)
-	var tr http.RoundTripper = t.p.transport
+	var tr http.RoundTripper = t.p.bodyTransport(req.Host)
 	if replayable(req) {
 		tr = t.p.fast
 	}

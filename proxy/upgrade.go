@@ -243,6 +243,13 @@ func (h *httpHandler) handshake(w http.ResponseWriter, r *http.Request, st *reqS
 		if err != nil {
 			return err
 		}
+		if p.tls != nil {
+			// a *tls.Conn has no raw socket for the tunnel loop:
+			// loopSockets sends such a tunnel to the copy goroutines
+			if c, err = p.tls.handshake(ctx, c, p.tls.serverName(r.Host, n.addr), p.cfg.ConnectTimeout); err != nil {
+				return err
+			}
+		}
 		st.nodeTry.gotConn()
 		up = &trackedConn{Conn: c, tun: st.tun, ws: newWSFramer()}
 		st.tun.add(up)

@@ -73,7 +73,7 @@ func (ca *CA) Issue(dir string, validity time.Duration, names ...string) (certFi
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, // client too: mTLS tests
 	}
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {

@@ -15,6 +15,8 @@ package standin
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -60,6 +62,25 @@ func Start(name, addr string) (*Node, error) {
 		return nil, fmt.Errorf("stand-in node %s: %w", name, err)
 	}
 	return Serve(name, ln), nil
+}
+
+// StartTLS starts a node on addr that speaks HTTPS with certFile and
+// keyFile (PEM), HTTP/1.1 only. With clientCAs set, it requires a client
+// certificate signed by them.
+func StartTLS(name, addr, certFile, keyFile string, clientCAs *x509.CertPool) (*Node, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("stand-in node %s: %w", name, err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}}
+	if clientCAs != nil {
+		cfg.ClientCAs, cfg.ClientAuth = clientCAs, tls.RequireAndVerifyClientCert
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("stand-in node %s: %w", name, err)
+	}
+	return Serve(name, tls.NewListener(ln, cfg)), nil
 }
 
 // Serve runs a node on an existing listener.
