@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/portico-lb/portico/examples/standin"
 )
 
@@ -213,4 +216,33 @@ http {
 		code, _, _ := get(t, c, "https://login.example.com/login")
 		return code == 400 || code == http.StatusBadGateway
 	})
+}
+
+// A websocket through an https listener to TLS nodes: the node's greeting
+// and every echo come through the tunnel.
+func TestTLSToNodesWebsocket(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := testCerts(t, dir, "login.example.com")
+	ns := tlsNodes(t, ca, dir, "login.example.com", "a")
+	addr := freeAddr(t)
+	conf := tlsPoolConf(t, addr, serverList(ns), `{ ca_file = "ca.pem" }`,
+		`{ host = "login.example.com", interval = "100ms", rise = 1 }`)
+	startPortico(t, dir, conf)
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()},
+		NetDial: func(string, string) (net.Conn, error) { return net.Dial("tcp", addr) }, HandshakeTimeout: 10 * time.Second}
+	c, _, err := d.Dial("wss://login.example.com/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for _, msg := range []string{"one", "two"} {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := c.ReadMessage(); err != nil || string(got) != msg {
+			t.Fatalf("echo of %q: %q %v", msg, got, err)
+		}
+	}
 }
