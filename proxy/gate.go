@@ -187,7 +187,7 @@ func (s *slot) admit(raw net.Conn) {
 		}
 		s.serveFast(tc, cc)
 	default:
-		if s.srv.fastOff {
+		if s.srv.fastOff || lr.redirects() { // the fast path is for proxying
 			// for the 408 on a stalled head, and the write limit
 			s.handOff(&prefixConn{Conn: cc, wlimit: s.srv.progressLimit(lr.cfg.IdleTimeout)}, cc)
 			return

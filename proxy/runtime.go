@@ -32,6 +32,16 @@ type listenerRuntime struct {
 	certs *certSet
 	proto string // X-Forwarded-Proto: "http" or "https"
 	rm    *reqMetrics
+	resp  *respHeaders   // set and removed on every answer (answers.go)
+	pages map[int]string // error pages by status (answers.go)
+}
+
+// poolName is the listener's pool, "" for a redirect listener.
+func (l *listenerRuntime) poolName() string {
+	if l.pool == nil {
+		return ""
+	}
+	return l.pool.cfg.Name
 }
 
 func (l *listenerRuntime) trusted(a netip.Addr) bool { return inPrefixes(l.cfg.TrustedProxies, a) }
@@ -64,7 +74,8 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 		}
 	}
 	for _, lc := range cfg.Listeners {
-		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], adm: NewAdmitter(lc), proto: "http"}
+		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], adm: NewAdmitter(lc), proto: "http",
+			resp: newRespHeaders(lc), pages: errorPages(lc)}
 		lr.rm = newReqMetrics(s.metrics, lc.Name, lr.pool)
 		if lc.Mode == config.ModeHTTPS {
 			lr.proto = "https"
