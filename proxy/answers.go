@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
+	"strconv"
 
 	"github.com/portico-lb/portico/config"
 )
@@ -112,6 +114,29 @@ func (l *listenerRuntime) ownAnswer(hdr http.Header, status int, msg string) str
 		l.resp.apply(hdr)
 	}
 	return body
+}
+
+// requestTimeoutAnswer is the whole 408 for a request head that did not
+// arrive within read_header_timeout, written raw by the HTTP/1 fronts
+// (writeRequestTimeout), built once per listener runtime from ownAnswer.
+func (l *listenerRuntime) requestTimeoutAnswer() []byte {
+	hdr := http.Header{}
+	body := l.ownAnswer(hdr, http.StatusRequestTimeout, "request timeout")
+	b := []byte("HTTP/1.1 408 Request Timeout\r\n")
+	keys := make([]string, 0, len(hdr))
+	for k := range hdr {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range hdr[k] {
+			b = append(b, k+": "...)
+			b = appendFieldValue(b, v)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "Content-Length: "+strconv.Itoa(len(body))+"\r\nConnection: close\r\n\r\n"...)
+	return append(b, body...)
 }
 
 // errorPages converts a listener's pages once, so an answer copies none.

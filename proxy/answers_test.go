@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -193,6 +196,34 @@ func TestHTTPSLocation(t *testing.T) {
 	} {
 		if got := httpsLocation(tc.host, tc.port, tc.path, tc.query); got != tc.want {
 			t.Errorf("httpsLocation(%q, %d, %q, %q) = %q, want %q", tc.host, tc.port, tc.path, tc.query, got, tc.want)
+		}
+	}
+}
+
+// The raw 408 to a stalled request head is built from ownAnswer: the
+// listener's fields and its page, framed right.
+func TestRequestTimeoutAnswerCarriesTheListenerFields(t *testing.T) {
+	t.Parallel()
+	lc := &config.Listener{ResponseHeaders: []config.HeaderField{{Name: "Strict-Transport-Security", Value: answersHSTS}},
+		ErrorPages: map[int][]byte{408: []byte("<p>too slow</p>")}}
+	lr := &listenerRuntime{cfg: lc, resp: newRespHeaders(lc), pages: errorPages(lc)}
+	for _, tc := range []struct {
+		lr         *listenerRuntime
+		body, ct   string
+		hsts       string
+		rawAnswers []byte
+	}{
+		{lr, "<p>too slow</p>", "text/html; charset=utf-8", answersHSTS, lr.requestTimeoutAnswer()},
+		{nil, "request timeout\n", "text/plain; charset=utf-8", "", []byte(requestTimeout)},
+	} {
+		res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(tc.rawAnswers)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(res.Body)
+		if err != nil || res.StatusCode != 408 || !res.Close || string(b) != tc.body ||
+			res.Header.Get("Content-Type") != tc.ct || res.Header.Get("Strict-Transport-Security") != tc.hsts {
+			t.Errorf("%q: %v %d close=%v body %q header %v", tc.rawAnswers, err, res.StatusCode, res.Close, b, res.Header)
 		}
 	}
 }

@@ -34,6 +34,9 @@ type listenerRuntime struct {
 	rm    *reqMetrics
 	resp  *respHeaders   // set and removed on every answer (answers.go)
 	pages map[int]string // error pages by status (answers.go)
+	// timeout408 is the answer to a request head that missed
+	// read_header_timeout (requestTimeoutAnswer)
+	timeout408 []byte
 }
 
 // poolName is the listener's pool, "" for a redirect listener.
@@ -76,6 +79,7 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 	for _, lc := range cfg.Listeners {
 		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], adm: NewAdmitter(lc), proto: "http",
 			resp: newRespHeaders(lc), pages: errorPages(lc)}
+		lr.timeout408 = lr.requestTimeoutAnswer()
 		lr.rm = newReqMetrics(s.metrics, lc.Name, lr.pool)
 		if lc.Mode == config.ModeHTTPS {
 			lr.proto = "https"
