@@ -25,6 +25,9 @@ const (
 	ModeHTTP  = "http"
 	ModeHTTPS = "https"
 	ModeTCP   = "tcp"
+	// ModeRedirect answers every request with a redirect to https; it has
+	// no pool.
+	ModeRedirect = "redirect"
 )
 
 // Config is one validated configuration snapshot.
@@ -105,9 +108,9 @@ type Listener struct {
 	Name string
 	// Bind is host:port.
 	Bind string
-	// Mode is ModeHTTP, ModeHTTPS or ModeTCP.
+	// Mode is ModeHTTP, ModeHTTPS, ModeTCP or ModeRedirect.
 	Mode string
-	// Pool names the pool that serves this listener.
+	// Pool names the pool that serves this listener ("" for redirect).
 	Pool string
 	// Certificates (https only, at least one): the first is the default, SNI
 	// picks among all by their names.
@@ -140,6 +143,20 @@ type Listener struct {
 	MaxConns int
 	// Rules are the endpoint rules, in order; empty = no filtering.
 	Rules []*Rule
+	// HTTPSPort (redirect only) is the port redirects point to; it is
+	// left out of the location when 443. Default 443.
+	HTTPSPort int
+	// ResponseHeaders (not tcp) are set on every answer, replacing the
+	// node's fields of the same name, portico's own answers included.
+	// Sorted by name. Default none.
+	ResponseHeaders []HeaderField
+	// RemoveResponseHeaders (not tcp) are canonical field names removed
+	// from every answer. Default none.
+	RemoveResponseHeaders []string
+	// ErrorPages (not tcp) are the bodies of portico's own answers by
+	// status, served as text/html; charset=utf-8. Default none: a short
+	// text/plain message.
+	ErrorPages map[int][]byte
 }
 
 // Certificate is one loaded certificate/key pair.

@@ -28,6 +28,7 @@ func (b *builder) listener(key string, rl rawListener) *Listener {
 		MaxURLLength:        r.integer(rl.MaxURLLength, key+".max_url_length", 8192, 1, math.MaxInt32),
 		MaxConns:            r.integer(rl.MaxConns, key+".max_conns", 0, 0, math.MaxInt32),
 	}
+	b.answers(key, rl, l)
 
 	required := func(f field, name, what string) {
 		if !f.set {
@@ -36,8 +37,13 @@ func (b *builder) listener(key string, rl rawListener) *Listener {
 	}
 	required(rl.Name, "name", "every listener needs a unique name")
 	required(rl.Bind, "bind", `every listener needs a bind address ("host:port")`)
-	required(rl.Mode, "mode", `every listener needs a mode ("http", "https" or "tcp")`)
-	required(rl.Pool, "pool", "every listener needs the name of its pool")
+	required(rl.Mode, "mode", `every listener needs a mode ("http", "https", "tcp" or "redirect")`)
+	if l.Mode != ModeRedirect {
+		required(rl.Pool, "pool", "every listener needs the name of its pool")
+	} else if rl.Pool.set {
+		r.errorf(key+".pool", "a redirect listener has no pool: it answers every request itself")
+		l.Pool = ""
+	}
 	if rl.Name.set {
 		if err := checkName(l.Name); err != nil {
 			r.errorf(key+".name", "%w", err)
@@ -51,8 +57,8 @@ func (b *builder) listener(key string, rl rawListener) *Listener {
 			r.errorf(key+".bind", "invalid address %q: %w", l.Bind, err)
 		}
 	}
-	if rl.Mode.set && l.Mode != ModeHTTP && l.Mode != ModeHTTPS && l.Mode != ModeTCP {
-		r.errorf(key+".mode", `unknown mode %q (want "http", "https" or "tcp")`, l.Mode)
+	if rl.Mode.set && l.Mode != ModeHTTP && l.Mode != ModeHTTPS && l.Mode != ModeTCP && l.Mode != ModeRedirect {
+		r.errorf(key+".mode", `unknown mode %q (want "http", "https", "tcp" or "redirect")`, l.Mode)
 	}
 	if l.AcceptProxyProtocol && len(l.TrustedProxies) == 0 {
 		r.errorf(key+".accept_proxy_protocol",
@@ -73,12 +79,16 @@ func (b *builder) listener(key string, rl rawListener) *Listener {
 			}
 			l.Certificates = append(l.Certificates, c)
 		}
-	case len(rl.Certificates) > 0 && (l.Mode == ModeHTTP || l.Mode == ModeTCP):
+	case len(rl.Certificates) > 0 && (l.Mode == ModeHTTP || l.Mode == ModeTCP || l.Mode == ModeRedirect):
 		r.errorf(key+".certificates", "certificates are only for https listeners (this one is %q)", l.Mode)
 	}
 
 	if l.Mode == ModeTCP && len(rl.Rule) > 0 {
 		r.errorf(key+".rule[0]", "rules need an http or https listener: a tcp listener cannot see hosts or paths")
+		return l
+	}
+	if l.Mode == ModeRedirect && len(rl.Rule) > 0 {
+		r.errorf(key+".rule[0]", "rules need an http or https listener: a redirect listener only redirects (allow applies)")
 		return l
 	}
 	for i, rr := range rl.Rule {

@@ -56,6 +56,10 @@ type rawListener struct {
 	MaxHeaderCount      field     `toml:"max_header_count"`
 	MaxURLLength        field     `toml:"max_url_length"`
 	MaxConns            field     `toml:"max_conns"`
+	HTTPSPort           field     `toml:"https_port"`
+	ResponseHeaders     field     `toml:"response_headers"`
+	RemoveHeaders       field     `toml:"remove_response_headers"`
+	ErrorPages          field     `toml:"error_pages"`
 	Rule                []rawRule `toml:"rule"`
 }
 

@@ -64,7 +64,7 @@ func (s *Server) observe(lr *listenerRuntime, st *reqState, rl reqLine, status i
 		return
 	}
 	rec := accessRecord{listener: lr.cfg.Name, id: st.id, client: st.client, line: rl, status: status, bytes: out,
-		duration: d, connect: -1, ttfb: -1, pool: lr.pool.cfg.Name, server: nodeName(st.node),
+		duration: d, connect: -1, ttfb: -1, pool: lr.poolName(), server: nodeName(st.node),
 		retries: st.retries, errKind: st.errKind, reason: st.reason, rule: st.rule}
 	if !st.connected.IsZero() {
 		rec.connect = st.connected.Sub(start)
@@ -215,7 +215,7 @@ func (s *Server) logTCP(lr *listenerRuntime, cc *clientConn, n *Node, outcome st
 		slog.String("listener", lr.cfg.Name),
 		slog.String("client", cc.client.Addr().String()),
 		slog.Int("client_port", int(cc.client.Port())),
-		slog.String("pool", lr.pool.cfg.Name),
+		slog.String("pool", lr.poolName()),
 		slog.String("server", nodeName(n)),
 		slog.Int64("bytes_in", in),
 		slog.Int64("bytes_out", out),

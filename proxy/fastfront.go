@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -196,7 +195,7 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	if handedOff {
 		// net/http reads what br still holds, through prefixConn; the
 		// reader goes with it
-		pc := &prefixConn{Conn: c, br: fc.br, wlimit: fc.wd.limit}
+		pc := &prefixConn{Conn: c, br: fc.br, wlimit: fc.wd.limit, timeout: s.cur.Load().timeout408}
 		if !fc.headDL.IsZero() {
 			pc.headDL.Store(fc.headDL.UnixNano())
 		}
@@ -315,7 +314,7 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headV
 				// Part of a head, then nothing for read_header_timeout:
 				// the client learns why the connection closes.
 				fc.bw.Flush()
-				writeRequestTimeout(fc.c)
+				writeRequestTimeout(fc.c, lr.timeout408)
 			}
 			return headMore
 		}
@@ -334,18 +333,23 @@ func (fc *fastConn) handOff() bool {
 	return true
 }
 
-// requestTimeout is the answer to a request head that did not arrive
-// within read_header_timeout (HAProxy sends the same 408).
-const requestTimeout = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-	"Content-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n"
-
 // requestTimeoutWrite bounds the 408's write: the client has stalled, and
 // may not read either.
 const requestTimeoutWrite = time.Second
 
-func writeRequestTimeout(c net.Conn) {
+// requestTimeout is the 408 where no listener is known.
+const requestTimeout = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Content-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n"
+
+// writeRequestTimeout writes answer, the listener's 408 (HAProxy sends
+// the same) to a request head that did not arrive within
+// read_header_timeout.
+func writeRequestTimeout(c net.Conn, answer []byte) {
+	if answer == nil {
+		answer = []byte(requestTimeout)
+	}
 	c.SetWriteDeadline(time.Now().Add(requestTimeoutWrite))
-	io.WriteString(c, requestTimeout)
+	c.Write(answer)
 }
 
 // prefixConn is a connection handed to net/http's server: what the fast
@@ -366,8 +370,9 @@ func writeRequestTimeout(c net.Conn) {
 // limits of its own.
 type prefixConn struct {
 	net.Conn
-	br     *bufio.Reader
-	wlimit time.Duration
+	br      *bufio.Reader
+	wlimit  time.Duration
+	timeout []byte // the listener's 408 (listenerRuntime.timeout408)
 
 	// headDL (Unix ns, 0 for none) is the deadline of the request head
 	// the fast path began: net/http's first read deadline, its own
@@ -392,7 +397,7 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 		p.unanswered.Store(true)
 	}
 	if err != nil && isTimeout(err) && p.unanswered.Load() && !p.aborted.Load() && !p.quiet.Swap(true) {
-		writeRequestTimeout(p.Conn)
+		writeRequestTimeout(p.Conn, p.timeout)
 	}
 	return n, err
 }

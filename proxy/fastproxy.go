@@ -102,9 +102,10 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 	case err != nil:
 		return fc.fail(st, err)
 	case res == nil:
+		fc.rh.lines = lr.resp.applyLines(fc.rh.lines)
 		return fc.relaySimple(p.fast, nc, head)
 	}
-	return fc.relay(p.fast, nc, res, head)
+	return fc.relay(p.fast, nc, res, head, lr.resp)
 }
 
 // nodeCall is one fast-path request to a node and the head of its
@@ -231,5 +232,5 @@ func (fc *fastConn) closeAfterAnswer() bool {
 func failure(s *Server, st *reqState, err error) (status int, msg string) {
 	status, msg, st.errKind = failureStatus(err)
 	s.logProxyError(st, err)
-	return status, msg + "\n"
+	return status, msg
 }

@@ -118,8 +118,9 @@ type dateLine struct {
 // connection to the pool when its response was read to the end. A body
 // of known length up to smallAnswer is read before anything is written,
 // so that the node connection goes back first, as in relaySimple.
-func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, head bool) (status int, out int64, keep bool) {
+func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, head bool, resp *respHeaders) (status int, out int64, keep bool) {
 	removeHopByHop(res.Header)
+	resp.apply(res.Header) // after: the node's Connection cannot name what portico sets
 	fc.announceTrailers(res)
 	bodyless := head || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified
 	chunked := !bodyless && res.ContentLength < 0
@@ -277,15 +278,13 @@ func (fc *fastConn) copyBody(res *http.Response, chunked bool) (out int64, eof b
 // fail answers a request no node answered, as proxyError does.
 func (fc *fastConn) fail(st *reqState, err error) (status int, out int64, keep bool) {
 	status, msg := failure(fc.sl.srv, st, err)
-	hdr := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "X-Content-Type-Options": {"nosniff"}}
-	if status == http.StatusServiceUnavailable {
-		hdr["Retry-After"] = []string{"5"}
-	}
-	hdr["Content-Length"] = []string{strconv.Itoa(len(msg))}
+	hdr := make(http.Header, 6)
+	body := st.lr.ownAnswer(hdr, status, msg)
+	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	fc.writeHead(status, hdr, fc.closeAfterAnswer())
 	if fc.h.method[0] != 'H' {
-		fc.bw.WriteString(msg)
-		out = int64(len(msg))
+		fc.bw.WriteString(body)
+		out = int64(len(body))
 	}
 	return status, out, true
 }

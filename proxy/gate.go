@@ -177,7 +177,7 @@ func (s *slot) admit(raw net.Conn) {
 				s.handOff(tc, cc) // net/http's HTTP/2 server needs the *tls.Conn
 			} else {
 				// for the 408 on a stalled head, and the write limit
-				s.handOff(&prefixConn{Conn: tc, wlimit: s.srv.progressLimit(lr.cfg.IdleTimeout)}, cc)
+				s.handOff(&prefixConn{Conn: tc, wlimit: s.srv.progressLimit(lr.cfg.IdleTimeout), timeout: lr.timeout408}, cc)
 			}
 			return
 		}
@@ -187,9 +187,9 @@ func (s *slot) admit(raw net.Conn) {
 		}
 		s.serveFast(tc, cc)
 	default:
-		if s.srv.fastOff {
+		if s.srv.fastOff || lr.redirects() { // the fast path is for proxying
 			// for the 408 on a stalled head, and the write limit
-			s.handOff(&prefixConn{Conn: cc, wlimit: s.srv.progressLimit(lr.cfg.IdleTimeout)}, cc)
+			s.handOff(&prefixConn{Conn: cc, wlimit: s.srv.progressLimit(lr.cfg.IdleTimeout), timeout: lr.timeout408}, cc)
 			return
 		}
 		s.serveFast(cc, cc)

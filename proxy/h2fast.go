@@ -142,9 +142,10 @@ func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out i
 	case err != nil:
 		return h2Fail(s.srv, w, rs, err, head)
 	case res == nil:
+		fp.rh.lines = rs.lr.resp.applyLines(fp.rh.lines)
 		return w.relaySimple(p.fast, nc, &fp.rh, head)
 	}
-	return w.relay(s.srv, p.fast, nc, res)
+	return w.relay(s.srv, p.fast, nc, res, rs.lr.resp)
 }
 
 // relaySimple relays an answer parseRespHead took: its field lines as
@@ -222,8 +223,9 @@ func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
 // relay relays an answer http.ReadResponse read, as ReverseProxy does:
 // hop-by-hop fields dropped, trailers announced and relayed, a body of
 // unknown length flushed as it comes.
-func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.Response) (int, int64) {
+func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.Response, resp *respHeaders) (int, int64) {
 	removeHopByHop(res.Header)
+	resp.apply(res.Header) // after: the node's Connection cannot name what portico sets
 	hdr := w.Header()
 	for k, vv := range res.Header {
 		hdr[k] = vv
@@ -293,16 +295,11 @@ func (w *h2Writer) relayInformational(res *http.Response) error {
 // h2Fail answers a request no node answered, as proxyError does.
 func h2Fail(srv *Server, w *h2Writer, rs *reqState, err error, head bool) (int, int64) {
 	status, msg := failure(srv, rs, err)
-	hdr := w.Header()
-	hdr["Content-Type"] = []string{"text/plain; charset=utf-8"}
-	hdr["X-Content-Type-Options"] = []string{"nosniff"}
-	if status == http.StatusServiceUnavailable {
-		hdr["Retry-After"] = []string{"5"}
-	}
+	body := rs.lr.ownAnswer(w.Header(), status, msg)
 	w.WriteHeader(status)
-	io.WriteString(w, msg) // for HEAD too: the length is announced
+	io.WriteString(w, body) // for HEAD too: the length is announced
 	if head {
 		return status, 0
 	}
-	return status, int64(len(msg))
+	return status, int64(len(body))
 }

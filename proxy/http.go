@@ -50,7 +50,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := &reqState{lr: lr, cc: clientConnOf(r.Context())}
 	sw := &st.sw
-	sw.ResponseWriter = w
+	sw.ResponseWriter, sw.resp = w, lr.resp
 	st.nodeTry.reset()
 	peer := netip.Addr{}
 	if st.cc != nil {
@@ -61,6 +61,10 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.trusted = lr.trusted(peer)
 	st.client = clientAddr(peer, r.Header, lr)
 	chooseRequestID(&st.id, s.ids, st.trusted, r.Header["X-Request-Id"])
+	if lr.redirects() {
+		h.serveRedirect(sw, r, st, start)
+		return
+	}
 
 	reason := h.admit(sw, r, st)
 	if reason == "" {
@@ -87,7 +91,7 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 	st.canonical = v.Canonical
 	if !v.Allow {
 		st.reason, st.rule = v.Reason, v.Decision.Rule
-		plain(w, r, v.Status, v.Message)
+		plain(w, r, lr, v.Status, v.Message)
 		return v.Reason
 	}
 	if up := r.Header.Values("Upgrade"); len(up) > 0 {
@@ -115,9 +119,10 @@ func headerCount(h http.Header) int {
 	return n
 }
 
-func plain(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+// plain answers with portico's own answer (ownAnswer) on the net/http
+// path. lr may be nil.
+func plain(w http.ResponseWriter, r *http.Request, lr *listenerRuntime, code int, msg string) {
+	body := lr.ownAnswer(w.Header(), code, msg)
 	if r.ProtoMajor == 1 && code >= 400 && code < 500 && code != http.StatusForbidden {
 		// A malformed HTTP/1 request may have left the stream in doubt;
 		// a denial (403) or a node-side error (5xx) has not. HTTP/2
@@ -126,7 +131,7 @@ func plain(w http.ResponseWriter, r *http.Request, code int, msg string) {
 		w.Header().Set("Connection", "close")
 	}
 	w.WriteHeader(code)
-	io.WriteString(w, msg+"\n")
+	io.WriteString(w, body)
 }
 
 // proxy forwards an admitted request. A websocket upgrade is proxied by
@@ -226,7 +231,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, st *reqState
 	if st != nil && st.body != nil && st.body.stalled.Load() {
 		// the client stopped sending its body: the node request is
 		// already cancelled, and the connection closes after this
-		plain(w, r, http.StatusRequestTimeout, "request timeout")
+		plain(w, r, st.lr, http.StatusRequestTimeout, "request timeout")
 		st.errKind = "client-timeout"
 		return
 	}
@@ -238,10 +243,11 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, st *reqState
 		var status int
 		var msg string
 		status, msg, kind = failureStatus(err)
-		if status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "5")
+		var lr *listenerRuntime
+		if st != nil {
+			lr = st.lr
 		}
-		plain(w, r, status, msg)
+		plain(w, r, lr, status, msg)
 	}
 	if st == nil {
 		return
@@ -272,6 +278,7 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	resp   *respHeaders // the listener's response header table
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -279,6 +286,9 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.status = code
 	}
 	if h := w.Header(); code >= 200 {
+		// every answer written through the handler: ReverseProxy's, the
+		// upgrade's non-101 relay, portico's own
+		w.resp.apply(h)
 		if _, ok := h["Content-Type"]; !ok {
 			// A proxy relays the node's Content-Type or none; net/http
 			// would otherwise guess one from the body.

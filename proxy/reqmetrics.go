@@ -34,6 +34,9 @@ type counterRef struct{ c prometheus.Counter }
 type observerRef struct{ o prometheus.Observer }
 
 func newReqMetrics(m *metrics, listener string, p *pool) *reqMetrics {
+	if p == nil { // a redirect listener: its answers are counted without a server
+		return &reqMetrics{m: m, listener: listener, nodeIdx: map[*Node]int{}, codes: make([]codeCounters, 1)}
+	}
 	rm := &reqMetrics{m: m, listener: listener, pool: p.cfg.Name,
 		nodeIdx: make(map[*Node]int, len(p.nodes)), codes: make([]codeCounters, len(p.nodes)+1)}
 	for i, n := range p.nodes {

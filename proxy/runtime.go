@@ -33,6 +33,19 @@ type listenerRuntime struct {
 	certs *certSet
 	proto string // X-Forwarded-Proto: "http" or "https"
 	rm    *reqMetrics
+	resp  *respHeaders   // set and removed on every answer (answers.go)
+	pages map[int]string // error pages by status (answers.go)
+	// timeout408 is the answer to a request head that missed
+	// read_header_timeout (requestTimeoutAnswer)
+	timeout408 []byte
+}
+
+// poolName is the listener's pool, "" for a redirect listener.
+func (l *listenerRuntime) poolName() string {
+	if l.pool == nil {
+		return ""
+	}
+	return l.pool.cfg.Name
 }
 
 func (l *listenerRuntime) trusted(a netip.Addr) bool { return inPrefixes(l.cfg.TrustedProxies, a) }
@@ -69,7 +82,9 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 		}
 	}
 	for _, lc := range cfg.Listeners {
-		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], adm: NewAdmitter(lc), proto: "http"}
+		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], adm: NewAdmitter(lc), proto: "http",
+			resp: newRespHeaders(lc), pages: errorPages(lc)}
+		lr.timeout408 = lr.requestTimeoutAnswer()
 		lr.rm = newReqMetrics(s.metrics, lc.Name, lr.pool)
 		if lc.Mode == config.ModeHTTPS {
 			lr.proto = "https"

@@ -164,7 +164,10 @@ func (s *Server) openSlots(rt *runtime) ([]*slot, error) {
 		sl := &slot{srv: s, bind: bind, ln: ln, closing: make(chan struct{})}
 		sl.tls = &tls.Config{
 			MinVersion: tls.VersionTLS12,
-			NextProtos: []string{"h2", "http/1.1"},
+			// http/1.0 last: a client offering only it (curl --http1.0,
+			// old monitoring agents) is served over HTTP/1.x, as nginx
+			// and HAProxy do, instead of failing the handshake
+			NextProtos: []string{"h2", "http/1.1", "http/1.0"},
 			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				lr := sl.cur.Load()
 				if lr == nil || lr.certs == nil {

@@ -89,6 +89,7 @@ func (h *httpHandler) serveUpgrade(w *statusWriter, r *http.Request, st *reqStat
 		s.proxyError(w, r, st, fmt.Errorf("hijack: %w", err))
 		return false
 	}
+	st.lr.resp.apply(res.Header) // the 101 is an answer too
 	head, headLen := switchHead(res, br)
 	var early []byte // what the client sent after its request
 	if n := crw.Reader.Buffered(); n > 0 {
