@@ -174,10 +174,16 @@ type Certificate struct {
 // Paths is a segment-boundary prefix of the canonical path.
 type Rule struct {
 	// Hosts are lower-cased, without port or trailing dot, IPv6 without
-	// brackets (see NormalizeHost); empty = any host.
+	// brackets (see NormalizeHost); empty = any host. A leading "*."
+	// label ("*.example.com") matches exactly one label, not the apex.
 	Hosts []string
-	// Paths are prefixes beginning with "/"; empty = every path.
+	// Paths are prefixes beginning with "/"; empty = every path. They are
+	// matched against the path with ";" parameters removed, so they hold
+	// no ';'.
 	Paths []string
+	// IgnoreCase matches Paths ignoring ASCII case, for nodes that route
+	// that way.
+	IgnoreCase bool
 	// Allow are the clients this rule admits; empty = nobody (the rule denies).
 	Allow []netip.Prefix
 }

@@ -217,8 +217,14 @@ pool = "p"
   paths = ["/a%2fb"]
 ` + poolP, "listener[0].rule[0].paths[0]", 7, `must not contain "%"`},
 		{"wildcard rule host", web + `  [[listener.rule]]
-  hosts = ["*.example.com"]
+  hosts = ["a.*.example.com"]
 ` + poolP, "listener[0].rule[0].hosts[0]", 7, "wildcard host"},
+		{"wildcard apex", web + `  [[listener.rule]]
+  hosts = ["*.com"]
+` + poolP, "listener[0].rule[0].hosts[0]", 7, "at least two labels"},
+		{"parameter in rule path", web + `  [[listener.rule]]
+  paths = ["/admin;x"]
+` + poolP, "listener[0].rule[0].paths[0]", 7, `must not contain ";"`},
 		{"no servers", web + `[pool.p]
 servers = []
 `, "pool.p.servers", 7, "a pool needs at least one server"},

@@ -48,7 +48,7 @@ func NormalizeHost(host string) (string, error) {
 	}
 	h = strings.ToLower(strings.TrimSuffix(h, "."))
 	if strings.Contains(h, "*") {
-		return "", fmt.Errorf("wildcard host %q is not supported; list each host name", host)
+		return "", fmt.Errorf("wildcard host %q is not supported here; a rule's hosts accept only a leading \"*.\" label", host)
 	}
 	if a, err := netip.ParseAddr(h); err == nil {
 		return a.String(), nil
@@ -144,6 +144,9 @@ func checkRulePath(p string) error {
 	if strings.Contains(p, "%") {
 		return errors.New(`must not contain "%" (write the decoded character)`)
 	}
+	if strings.Contains(p, ";") {
+		return errors.New(`must not contain ";": requests are matched with ";" parameters removed`)
+	}
 	for _, seg := range strings.Split(p, "/") {
 		if seg == ".." || seg == "." {
 			return fmt.Errorf("must not contain a %q segment", seg)
@@ -155,6 +158,22 @@ func checkRulePath(p string) error {
 		}
 	}
 	return nil
+}
+
+// ruleHost normalizes a host of a rule: a name, an IP address, or a
+// wildcard "*.example.com" (one label, any name, not the apex).
+func ruleHost(host string) (string, error) {
+	if rest, ok := strings.CutPrefix(host, "*."); ok {
+		h, err := NormalizeHost(rest)
+		if err != nil {
+			return "", fmt.Errorf("wildcard host %q: %w", host, err)
+		}
+		if _, err := netip.ParseAddr(h); err == nil || !strings.Contains(h, ".") {
+			return "", fmt.Errorf("wildcard host %q: want \"*.\" before a domain name with at least two labels", host)
+		}
+		return "*." + h, nil
+	}
+	return NormalizeHost(host)
 }
 
 // checkName accepts listener and pool names: they appear in logs, metrics

@@ -91,32 +91,37 @@ func (b *builder) listener(key string, rl rawListener) *Listener {
 		r.errorf(key+".rule[0]", "rules need an http or https listener: a redirect listener only redirects (allow applies)")
 		return l
 	}
+	built := make([]builtRule, 0, len(rl.Rule))
 	for i, rr := range rl.Rule {
 		rule := b.rule(fmt.Sprintf("%s.rule[%d]", key, i), rr)
 		l.Rules = append(l.Rules, rule.Rule)
+		built = append(built, rule)
 		if l.Mode == ModeHTTPS && certsOK {
 			for _, h := range rule.hosts {
-				if !coveredBy(h.s, l.Certificates) {
+				if !coveredBy(certName(h.s), l.Certificates) {
 					r.warnf(h.key, "host %q is not covered by any certificate of listener %q; its clients will get a certificate error",
 						h.s, l.Name)
 				}
 			}
 		}
 	}
+	b.checkRuleShapes(built)
 	return l
 }
 
-// builtRule is a Rule with the key paths of its hosts, for warnings.
+// builtRule is a Rule with the key paths of its hosts and paths, for
+// warnings.
 type builtRule struct {
 	*Rule
-	hosts []elem
+	key          string
+	hosts, paths []elem
 }
 
 func (b *builder) rule(key string, rr rawRule) builtRule {
 	r := b.r
-	out := builtRule{Rule: &Rule{}}
+	out := builtRule{Rule: &Rule{}, key: key}
 	for _, e := range r.strings(rr.Hosts, key+".hosts") {
-		h, err := NormalizeHost(e.s)
+		h, err := ruleHost(e.s)
 		if err != nil {
 			r.errorf(e.key, "%w", err)
 			continue
@@ -130,7 +135,9 @@ func (b *builder) rule(key string, rr rawRule) builtRule {
 			continue
 		}
 		out.Paths = append(out.Paths, e.s)
+		out.paths = append(out.paths, e)
 	}
 	out.Allow = r.prefixes(rr.Allow, key+".allow")
+	out.IgnoreCase = r.boolean(rr.IgnoreCase, key+".ignore_case", false)
 	return out
 }

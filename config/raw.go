@@ -69,9 +69,10 @@ type rawCert struct {
 }
 
 type rawRule struct {
-	Hosts field `toml:"hosts"`
-	Paths field `toml:"paths"`
-	Allow field `toml:"allow"`
+	Hosts      field `toml:"hosts"`
+	Paths      field `toml:"paths"`
+	Allow      field `toml:"allow"`
+	IgnoreCase field `toml:"ignore_case"`
 }
 
 type rawPool struct {

@@ -64,6 +64,7 @@ func (b *builder) crossCheck(c *Config) {
 		}
 	}
 
+	b.checkTCPBypass(c)
 	for _, name := range c.PoolNames {
 		if !used[name] {
 			r.warnf("pool."+name, "pool %q is not used by any listener", name)

@@ -87,6 +87,18 @@ func (a *Admitter) AllowsClient(c netip.Addr) bool {
 	return a.allow == nil || inPrefixes(a.allow, c)
 }
 
+// AdmitConn decides on one tcp connection: a tcp listener sees no host or
+// path, so its allow list alone applies.
+func (a *Admitter) AdmitConn(c netip.Addr) Admission {
+	if !a.AllowsClient(c) {
+		return deny(http.StatusForbidden, "allow", "forbidden")
+	}
+	return Admission{Allow: true}
+}
+
+// AllowList is the listener's allow list; nil admits everyone.
+func (a *Admitter) AllowList() []netip.Prefix { return a.allow }
+
 // Admit decides on one request. It does not allocate for an origin-form
 // target that passes.
 func (a *Admitter) Admit(r AdmitRequest) Admission {

@@ -61,6 +61,8 @@ func TestAdmit(t *testing.T) {
 		{"admin by a user", AdmitRequest{Target: "/admin", Host: "x.test", Client: user}, 403, "rule", "/admin", 0},
 		{"dot segments", AdmitRequest{Target: "/login/../admin", Host: "x.test", Client: user}, 403, "rule", "/admin", 0},
 		{"encoded dot segments", AdmitRequest{Target: "/login/%2e%2e/admin", Host: "x.test", Client: user}, 403, "rule", "/admin", 0},
+		{"parameters", AdmitRequest{Target: "/admin;x", Host: "x.test", Client: user}, 403, "rule", "/admin;x", 0},
+		{"encoded parameters", AdmitRequest{Target: "/admin%3bx/y", Host: "x.test", Client: user}, 403, "rule", "/admin;x/y", 0},
 		{"double slash", AdmitRequest{Target: "//admin", Host: "x.test", Client: user}, 403, "rule", "/admin", 0},
 		{"encoded slash", AdmitRequest{Target: "/login%2fadmin", Host: "x.test", Client: user}, 400, "bad-path", "", -1},
 		{"asterisk", AdmitRequest{Target: "*", Host: "x.test", Client: user}, 400, "bad-path", "", -1},

@@ -148,7 +148,7 @@ func (s *slot) admit(raw net.Conn) {
 
 	switch lr.cfg.Mode {
 	case "tcp":
-		if !lr.adm.AllowsClient(cc.client.Addr()) {
+		if !lr.adm.AdmitConn(cc.client.Addr()).Allow {
 			s.reject(cc, lr, "allow", "client not in the listener's allow list")
 			return
 		}

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // explainConf is the issue's policy: the dashboard host for the operations
@@ -86,8 +91,11 @@ func TestExplainCommand(t *testing.T) {
 		{[]string{"login.example.com", "/admin"}, 3, []string{"no CLIENT_IP given"}},
 		{[]string{"-listener", "ops", "x.example.com", "/", "203.0.113.7"}, 3, []string{"listener ops", "NOT in it"}},
 		{[]string{"-listener", "ops", "x.example.com", "/", "192.168.1.1"}, 0, []string{"ALLOW (no rules)"}},
-		{[]string{"-listener", "nope", "x.example.com", "/"}, 1, []string{`no such http/https listener "nope"`}},
-		{[]string{"-listener", "tcp", "x.example.com", "/"}, 1, []string{`no such http/https listener "tcp"`}},
+		{[]string{"-listener", "nope", "x.example.com", "/"}, 1, []string{`no such listener "nope"`}},
+		{[]string{"-listener", "tcp", "x.example.com", "/", "203.0.113.7"}, 0,
+			[]string{"listener tcp (tcp", "rules do not apply", "allow list: none", "connection passed"}},
+		{[]string{"login.example.com", "/login;x", "203.0.113.7"}, 0, []string{"match key: /login", "ALLOW: rule 1"}},
+		{[]string{"login.example.com", "/login/../admin%3bx", "203.0.113.7"}, 3, []string{"match key: /admin", "DENY"}},
 		{[]string{"login.example.com", "/login", "not-an-ip"}, 2, []string{`bad CLIENT_IP "not-an-ip"`}},
 		{[]string{"login.example.com"}, 2, []string{"usage"}},
 	} {
@@ -100,5 +108,101 @@ func TestExplainCommand(t *testing.T) {
 				t.Errorf("%q: output lacks %q:\n%s", tc.args, w, out)
 			}
 		}
+	}
+}
+
+// TestExplainAgreesWithTheLiveAnswer sends the issue's spellings of a
+// restricted path to a running portico and asks -explain about the same
+// request: the exit status and the live status agree, with and without
+// ignore_case, and -explain of a tcp listener says what its allow list does.
+func TestExplainAgreesWithTheLiveAnswer(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a")
+	dir := t.TempDir()
+	web, fold, tcp, admin := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	conf := fmt.Sprintf(`
+[admin]
+bind = %q
+[[listener]]
+name = "web"
+bind = %q
+mode = "http"
+pool = "nodes"
+  [[listener.rule]]
+  paths = ["/admin"]
+  allow = ["10.0.0.0/8"]
+  [[listener.rule]]
+  paths = ["/"]
+  allow = ["0.0.0.0/0", "::/0"]
+[[listener]]
+name = "fold"
+bind = %q
+mode = "http"
+pool = "nodes"
+  [[listener.rule]]
+  paths = ["/admin"]
+  allow = ["10.0.0.0/8"]
+  ignore_case = true
+  [[listener.rule]]
+  paths = ["/"]
+  allow = ["0.0.0.0/0", "::/0"]
+[[listener]]
+name = "raw"
+bind = %q
+mode = "tcp"
+pool = "nodes"
+allow = ["10.0.0.0/8"]
+[pool.nodes]
+servers = [%q]
+health = { enabled = false }
+`, admin, web, fold, tcp, ns[0].Addr())
+	p := startPortico(t, dir, conf)
+	explain := func(args ...string) (int, string) {
+		out, err := exec.Command(binary, append([]string{"-explain", "-config", p.conf}, args...)...).CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	live := func(addr, target string) int {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: login.example.com\r\nConnection: close\r\n\r\n", target)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", target, err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, l := range []struct{ name, addr string }{{"web", web}, {"fold", fold}} {
+		for _, target := range []string{"/admin", "/Admin", "/%41dmin", "/admin;x", "/admin%3b", "/admin;x/y", "/ADMIN/", "/adminx"} {
+			status := live(l.addr, target)
+			code, out := explain("-listener", l.name, "login.example.com", target, "127.0.0.1")
+			if want := map[int]int{200: 0, 403: 3}[status]; code != want || status != 200 && status != 403 {
+				t.Errorf("%s %s: live %d, -explain exit %d:\n%s", l.name, target, status, code, out)
+			}
+		}
+	}
+	code, out := explain("-listener", "raw", "x", "/", "127.0.0.1")
+	if code != 3 || !strings.Contains(out, "127.0.0.1 is NOT in it -> connection closed") {
+		t.Errorf("tcp listener: exit %d:\n%s", code, out)
+	}
+	c, err := net.Dial("tcp", tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("tcp listener: the connection was not closed (%d, %v)", n, err)
 	}
 }

@@ -165,13 +165,18 @@ func runExplain(path, listener string, args []string, stdout, stderr io.Writer) 
 	}
 	var l *config.Listener
 	for _, c := range cfg.Listeners {
-		if c.Mode != config.ModeTCP && (listener == "" || c.Name == listener) {
+		// By name any listener; by default the first that sees requests.
+		if listener == "" && c.Mode != config.ModeTCP || listener != "" && c.Name == listener {
 			l = c
 			break
 		}
 	}
 	if l == nil {
-		fmt.Fprintf(stderr, "no such http/https listener %q\n", listener)
+		if listener == "" {
+			fmt.Fprintln(stderr, "no http/https listener; name one with -listener")
+		} else {
+			fmt.Fprintf(stderr, "no such listener %q\n", listener)
+		}
 		return 1
 	}
 	client := netip.IPv4Unspecified()
@@ -182,6 +187,9 @@ func runExplain(path, listener string, args []string, stdout, stderr io.Writer) 
 			return 2
 		}
 		client = a.Unmap()
+	}
+	if l.Mode == config.ModeTCP {
+		return explainTCP(l, client, len(args) == 3, stdout)
 	}
 	// The verdict is the one every front gets from the same admission
 	// function; filter.Explain adds the account of each rule.
@@ -207,6 +215,42 @@ func runExplain(path, listener string, args []string, stdout, stderr io.Writer) 
 	// The exit status carries the verdict, for scripts that test a policy.
 	fmt.Fprintf(stdout, "verdict: %d (%s)\n", v.Status, v.Reason)
 	return explainDenied
+}
+
+// explainTCP explains a tcp listener's verdict on a connection: it sees
+// no host or path, so only its allow list applies.
+func explainTCP(l *config.Listener, client netip.Addr, haveClient bool, stdout io.Writer) int {
+	adm := proxy.NewAdmitter(l)
+	fmt.Fprintf(stdout, "listener %s (tcp, %s)\n", l.Name, l.Bind)
+	fmt.Fprintln(stdout, "tcp listener: it sees no host or path, so rules do not apply; only its allow list does")
+	allow := adm.AllowList()
+	switch {
+	case allow == nil:
+		fmt.Fprintln(stdout, "allow list: none, every client is admitted")
+	case !haveClient:
+		fmt.Fprintln(stdout, "(no CLIENT_IP given: the allow list is not applied)")
+		adm = adm.WithoutAllowList()
+	default:
+		fmt.Fprintf(stdout, "client: %s\n", client)
+		by := ""
+		for _, p := range allow {
+			if p.Contains(client) {
+				by = p.String()
+				break
+			}
+		}
+		if by != "" {
+			fmt.Fprintf(stdout, "listener allow list: %s is in %s\n", client, by)
+		} else {
+			fmt.Fprintf(stdout, "listener allow list: %s is NOT in it -> connection closed\n", client)
+		}
+	}
+	if v := adm.AdmitConn(client); !v.Allow {
+		fmt.Fprintf(stdout, "verdict: connection closed (%s)\n", v.Reason)
+		return explainDenied
+	}
+	fmt.Fprintln(stdout, "verdict: connection passed to the pool")
+	return 0
 }
 
 // explainDenied is -explain's exit status when the request would be refused

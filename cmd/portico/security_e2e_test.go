@@ -160,7 +160,10 @@ func craftedCases() []crafted {
 		denied("dotdot with parameter", req("GET /login/..;/admin HTTP/1.1")),
 		denied("encoded dotdot with parameter", req("GET /login/%2e%2e;x=1/admin HTTP/1.1")),
 		denied("dot with parameter", req("GET /login/.;/../admin HTTP/1.1")),
-		denied("parameter on public segment", req("GET /login;jsessionid=x HTTP/1.1")),
+		// Judged as /login (parameters removed for matching), forwarded as sent.
+		passes("parameter on public segment", req("GET /login;jsessionid=x HTTP/1.1"), "/login;jsessionid=x"),
+		denied("parameter on private segment", req("GET /admin;x HTTP/1.1")),
+		denied("encoded parameter on private segment", req("GET /admin%3bx/y HTTP/1.1")),
 		denied("fragment", req("GET /login#/../admin HTTP/1.1")),
 		denied("encoded NUL", req("GET /login%00 HTTP/1.1")),
 		denied("encoded NUL before dotdot", req("GET /login%00/../admin HTTP/1.1")),

@@ -65,11 +65,9 @@ const stackPath = 512
 // segments dropped ("//admin" is "/admin"); a trailing slash is kept.
 //
 // The result is decoded text (e.g. "é", a literal '%', '?' or '#' that
-// arrived escaped). ';' is an ordinary character: "/login;x" is the path
-// with the single segment "login;x", which does not match the rule prefix
-// "/login" and so falls to later rules; since that exact path is what the
-// node receives, nothing is skipped. Characters such as U+00E9 are
-// literal; only the look-alikes described at ErrLookalike are refused.
+// arrived escaped). ';' is kept: "/login;x" is forwarded as it came, and
+// the rules judge it by MatchKey, as "/login". Characters such as U+00E9
+// are literal; only the look-alikes described at ErrLookalike are refused.
 //
 // For a path already canonical (the common case) the input string is
 // returned without allocating.

@@ -49,6 +49,9 @@ func Explain(p *Policy, host, rawPath string, client netip.Addr) string {
 		return b.String()
 	}
 	d := p.Decide(h, canonical, client)
+	if d.Key != canonical {
+		fmt.Fprintf(&b, "match key: %s (\";\" parameters removed for matching)\n", d.Key)
+	}
 	for i := range p.rules {
 		r := &p.rules[i]
 		fmt.Fprintf(&b, "rule %d: %s\n", i, describeRule(r))
@@ -60,14 +63,14 @@ func Explain(p *Policy, host, rawPath string, client netip.Addr) string {
 		case !r.matchHost(h):
 			fmt.Fprintf(&b, "  host %s is not listed: no match\n", hostText(h))
 		default:
-			prefix, ok := r.matchPath(canonical)
+			prefix, ok := r.matchPath(d.Key)
 			switch {
 			case !ok:
-				fmt.Fprintf(&b, "  no path prefix matches %s on a segment boundary: no match\n", canonical)
+				fmt.Fprintf(&b, "  no path prefix matches %s on a segment boundary%s: no match\n", d.Key, caseText(r))
 			case len(r.paths) == 0:
 				b.WriteString("  matches (any path)\n")
 			default:
-				fmt.Fprintf(&b, "  path prefix %q matches %s\n", prefix, canonical)
+				fmt.Fprintf(&b, "  path prefix %q matches %s%s\n", prefix, d.Key, caseText(r))
 			}
 			if ok {
 				if d.Allow {
@@ -108,7 +111,18 @@ func describeRule(r *rule) string {
 		}
 		allow = strings.Join(a, ", ")
 	}
-	return fmt.Sprintf("hosts [%s] paths [%s] allow [%s]", hosts, paths, allow)
+	s := fmt.Sprintf("hosts [%s] paths [%s] allow [%s]", hosts, paths, allow)
+	if r.ignoreCase {
+		s += " ignore_case"
+	}
+	return s
+}
+
+func caseText(r *rule) string {
+	if r.ignoreCase {
+		return " (ignoring case)"
+	}
+	return ""
 }
 
 func hostText(h string) string {

@@ -21,6 +21,8 @@ type rule struct {
 	hosts   []string // normalized; empty = any host
 	paths   []string // empty = every path
 	allow   []netip.Prefix
+	// ignoreCase matches paths ignoring ASCII case.
+	ignoreCase bool
 }
 
 // Compile builds the policy of one listener from its rules, in order.
@@ -33,11 +35,14 @@ func Compile(rules []*config.Rule) *Policy {
 		if r == nil {
 			continue
 		}
-		c := rule{present: true}
+		c := rule{present: true, ignoreCase: r.IgnoreCase}
 		for _, h := range r.Hosts {
 			// config already normalizes; doing it again costs nothing at
 			// load time and keeps both sides of the comparison identical.
-			if n, ok := NormalizeHost(h); ok && n != "" {
+			// A wildcard ("*.example.com") is kept as config wrote it.
+			if strings.HasPrefix(h, "*.") {
+				h = strings.ToLower(h)
+			} else if n, ok := NormalizeHost(h); ok && n != "" {
 				h = n
 			}
 			c.hosts = append(c.hosts, h)
@@ -88,6 +93,9 @@ type Decision struct {
 	// By is the allow-list entry that admitted the client (the zero Prefix
 	// when denied or when there are no rules).
 	By netip.Prefix
+	// Key is the path the rules were matched against (MatchKey of the
+	// canonical path); "" when there are no rules.
+	Key string
 }
 
 // Explain returns the reason for the decision in one line, e.g.
@@ -107,26 +115,29 @@ func (d Decision) Explain() string {
 
 // Decide applies the rules to a request: the first rule whose Hosts (if
 // any) contains host and one of whose Paths is a segment-boundary prefix
-// of canonicalPath decides; the request is allowed when client is in that
-// rule's Allow list. With rules but no match, the request is denied.
+// of the path's MatchKey (ignoring ASCII case for ignore_case rules)
+// decides; the request is allowed when client is in that rule's Allow
+// list. With rules but no match, the request is denied.
 //
 // host must come from NormalizeHost and canonicalPath from Canonicalize:
-// Decide compares strings and does not re-check them. It does not allocate.
+// Decide compares strings and does not re-check them. It does not allocate
+// for a path without ';'.
 func (p *Policy) Decide(host, canonicalPath string, client netip.Addr) Decision {
 	client = client.Unmap()
 	if p.Empty() {
 		return Decision{Allow: true, Rule: -1, Client: client}
 	}
+	key := MatchKey(canonicalPath)
 	for i := range p.rules {
 		r := &p.rules[i]
 		if !r.matchHost(host) {
 			continue
 		}
-		prefix, ok := r.matchPath(canonicalPath)
+		prefix, ok := r.matchPath(key)
 		if !ok {
 			continue
 		}
-		d := Decision{Rule: i, Client: client, Prefix: prefix}
+		d := Decision{Rule: i, Client: client, Prefix: prefix, Key: key}
 		for _, a := range r.allow {
 			if a.Contains(client) {
 				d.Allow, d.By = true, a
@@ -135,7 +146,7 @@ func (p *Policy) Decide(host, canonicalPath string, client netip.Addr) Decision 
 		}
 		return d
 	}
-	return Decision{Rule: -1, Client: client}
+	return Decision{Rule: -1, Client: client, Key: key}
 }
 
 func (r *rule) matchHost(host string) bool {
@@ -146,35 +157,23 @@ func (r *rule) matchHost(host string) bool {
 		return true
 	}
 	for _, h := range r.hosts {
-		if h == host {
+		if h == host || h != "" && h[0] == '*' && matchWildcard(h, host) {
 			return true
 		}
 	}
 	return false
 }
 
-// matchPath returns the first of the rule's prefixes matching p.
+// matchPath returns the first of the rule's prefixes matching the match
+// key p.
 func (r *rule) matchPath(p string) (string, bool) {
 	if len(r.paths) == 0 {
 		return "", true
 	}
 	for _, prefix := range r.paths {
-		if PrefixMatch(prefix, p) {
+		if prefixMatch(prefix, p, r.ignoreCase) {
 			return prefix, true
 		}
 	}
 	return "", false
-}
-
-// PrefixMatch reports whether prefix matches the canonical path p on a
-// segment boundary. "/login" matches "/login", "/login/" and "/login/x",
-// not "/loginx". A prefix ending in "/" names a subtree: "/u/" matches
-// "/u/" and "/u/x" but not the bare "/u", which is a different resource
-// (a rule meaning both lists both). "/" matches every path. Matching is
-// case-sensitive, like the paths themselves.
-func PrefixMatch(prefix, p string) bool {
-	if prefix == "" || !strings.HasPrefix(p, prefix) {
-		return false
-	}
-	return len(p) == len(prefix) || prefix[len(prefix)-1] == '/' || p[len(prefix)] == '/'
 }

@@ -51,7 +51,7 @@ func TestDecideIdentityRules(t *testing.T) {
 		{"login.example.com", "/u/x/y", pub, true, 1},
 		{"login.example.com", "/login/", pub, true, 1},
 		{"login.example.com", "/login/x", pub, true, 1},
-		{"login.example.com", "/login;x", pub, false, 2},
+		{"login.example.com", "/login;x", pub, true, 1}, // judged as /login
 		{"login.example.com", "/LOGIN", pub, false, 2},
 		{"login.example.com", "/admin", pub, false, 2},
 		{"login.example.com", "/admin", "10.200.0.1", true, 2},
