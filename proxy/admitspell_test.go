@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// The spellings of a restricted path reach no front, with and
+// The known spellings of a restricted path reach no front, with and
 // without ignore_case: ";" parameters (raw or %3b) are always judged as
 // the bare segment, case only when the rule ignores it. Each front gets
 // the same verdict from Admit, and an admitted spelling reaches the node.

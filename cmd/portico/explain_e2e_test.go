@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// explainConf is the issue's policy: the dashboard host for the operations
+// explainConf is a typical policy: the dashboard host for the operations
 // network, the authentication endpoints for everyone, the rest for 10/8.
 const explainConf = `
 [[listener]]
@@ -68,7 +68,7 @@ func runExplainCmd(t *testing.T, args ...string) (int, string) {
 	return 0, string(out)
 }
 
-// TestExplainCommand runs `portico -explain` on the issue's policy: the
+// TestExplainCommand runs `portico -explain` on a typical policy: the
 // output names the canonical path, the deciding rule and the verdict, and
 // the exit status is 0 for forwarded, 3 for refused.
 func TestExplainCommand(t *testing.T) {
@@ -111,7 +111,7 @@ func TestExplainCommand(t *testing.T) {
 	}
 }
 
-// TestExplainAgreesWithTheLiveAnswer sends the issue's spellings of a
+// TestExplainAgreesWithTheLiveAnswer sends the known spellings of a
 // restricted path to a running portico and asks -explain about the same
 // request: the exit status and the live status agree, with and without
 // ignore_case, and -explain of a tcp listener says what its allow list does.

@@ -51,7 +51,7 @@ func TestPrefixMatchFold(t *testing.T) {
 	}
 }
 
-// The spellings of a restricted "/admin", judged with and without
+// The known spellings of a restricted "/admin", judged with and without
 // ignore_case: parameters are always removed, case only with ignore_case.
 func TestDecideSpellings(t *testing.T) {
 	t.Parallel()
