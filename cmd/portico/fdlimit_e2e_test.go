@@ -17,54 +17,6 @@ import (
 	"time"
 )
 
-// startPorticoUnder is startPortico with a command prefix: the binary runs
-// as `prefix... portico -config FILE` (e.g. under prlimit). It returns once
-// portico logged that it started.
-func startPorticoUnder(t testing.TB, dir, conf string, prefix ...string) *proc {
-	t.Helper()
-	path := filepath.Join(dir, "portico.toml")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, dir: dir, conf: path, grew: make(chan struct{}), done: make(chan struct{})}
-	args := append(append([]string{}, prefix[1:]...), binary, "-config", path)
-	p.cmd = exec.Command(prefix[0], args...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			l := sc.Text()
-			p.mu.Lock()
-			p.logs.WriteString(l + "\n")
-			p.lines = append(p.lines, l)
-			close(p.grew)
-			p.grew = make(chan struct{})
-			p.mu.Unlock()
-		}
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			logs := p.Logs()
-			if len(logs) > 64<<10 {
-				logs = logs[:64<<10] + "\n[... cut]"
-			}
-			t.Logf("portico logs:\n%s", logs)
-		}
-	})
-	p.waitLog("portico started", 20*time.Second)
-	return p
-}
-
 // line returns the first line logged so far that contains s, or "".
 func (p *proc) line(s string) string {
 	p.mu.Lock()
@@ -114,7 +66,7 @@ func TestOpenFilesLimitCapsConnections(t *testing.T) {
 	ns := nodes(t, "a", "b", "c")
 	dir := t.TempDir()
 	listen, admin := freeAddr(t), freeAddr(t)
-	p := startPorticoUnder(t, dir, fmt.Sprintf(`
+	p := startPorticoCmd(t, dir, fmt.Sprintf(`
 [admin]
 bind = %q
 [[listener]]
@@ -125,7 +77,7 @@ pool = "nodes"
 [pool.nodes]
 servers = %s
 health = { interval = "500ms" }
-`, admin, listen, serverList(ns)), prlimit, fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit))
+`, admin, listen, serverList(ns)), []string{prlimit, fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit)})
 
 	// The start line says the cap and where it comes from.
 	var start struct {

@@ -144,12 +144,21 @@ func startPortico(t testing.TB, dir, conf string) *proc {
 // startPorticoArgs is startPortico with extra command-line flags.
 func startPorticoArgs(t testing.TB, dir, conf string, args ...string) *proc {
 	t.Helper()
+	return startPorticoCmd(t, dir, conf, nil, args...)
+}
+
+// startPorticoCmd is startPortico with a command prefix (the binary runs
+// as `prefix... portico -config FILE args...`, e.g. under prlimit) and
+// extra flags.
+func startPorticoCmd(t testing.TB, dir, conf string, prefix []string, args ...string) *proc {
+	t.Helper()
 	path := filepath.Join(dir, "portico.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{t: t, dir: dir, conf: path, grew: make(chan struct{}), done: make(chan struct{})}
-	p.cmd = exec.Command(binary, append([]string{"-config", path}, args...)...)
+	argv := append(append(append([]string{}, prefix...), binary, "-config", path), args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +184,11 @@ func startPorticoArgs(t testing.TB, dir, conf string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("portico logs:\n%s", p.Logs())
+			logs := p.Logs()
+			if len(logs) > 64<<10 {
+				logs = logs[:64<<10] + "\n[... cut]"
+			}
+			t.Logf("portico logs:\n%s", logs)
 		}
 	})
 	p.waitLog("portico started", 20*time.Second)
