@@ -219,7 +219,12 @@ health = { interval = "1h" }
 		lines = accessLines(t, path)
 		return len(lines) == 2
 	})
+	// The line of a request is written after its answer, so the two
+	// lines may come in either order.
 	ok, denied := lines[0], lines[1]
+	if ok["path"] != "/login" {
+		ok, denied = denied, ok
+	}
 	mu.Lock()
 	port := float64(ports[0])
 	mu.Unlock()
