@@ -1,60 +1,31 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/portico-lb/portico/examples/standin"
 )
 
-// testPKI is a throwaway CA that writes PEM files under dir, for tests of
-// this package.
+// testPKI writes certificates from a throwaway CA (the stand-in CA every
+// test of portico uses) under dir, with the file layout the example
+// configurations name.
 type testPKI struct {
-	t      testing.TB
-	dir    string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	serial int64
+	t   testing.TB
+	dir string
+	ca  *standin.CA
 }
 
 // newTestPKI makes a CA; files go under a fresh temporary folder.
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "portico test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, err := standin.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testPKI{t: t, dir: t.TempDir(), ca: ca, caKey: key, serial: 1}
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
+	return &testPKI{t: t, dir: t.TempDir(), ca: ca}
 }
 
 // issue writes base.crt and base.key (base relative to p.dir, e.g.
@@ -62,57 +33,19 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 // validFor (negative: already expired).
 func (p *testPKI) issue(base string, validFor time.Duration, names ...string) {
 	p.t.Helper()
-	key := newKey(p.t)
-	p.writeCert(base+".crt", p.sign(&key.PublicKey, validFor, names))
-	p.writeKey(base+".key", key)
+	if err := p.ca.IssueFiles(filepath.Join(p.dir, base+".crt"), filepath.Join(p.dir, base+".key"), validFor, names...); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 // mismatched writes base.crt for names and base.key holding a different key.
 func (p *testPKI) mismatched(base string, names ...string) {
 	p.t.Helper()
-	key := newKey(p.t)
-	p.writeCert(base+".crt", p.sign(&key.PublicKey, 90*24*time.Hour, names))
-	p.writeKey(base+".key", newKey(p.t))
-}
-
-func (p *testPKI) sign(pub *ecdsa.PublicKey, validFor time.Duration, names []string) []byte {
-	p.t.Helper()
-	p.serial++
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(validFor),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if validFor < 0 {
-		tmpl.NotBefore = now.Add(2 * validFor)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, pub, p.caKey)
-	if err != nil {
+	p.issue(base, 90*24*time.Hour, names...)
+	p.issue(base+".other", 90*24*time.Hour, names...)
+	if err := os.Rename(filepath.Join(p.dir, base+".other.key"), filepath.Join(p.dir, base+".key")); err != nil {
 		p.t.Fatal(err)
 	}
-	return der
-}
-
-func (p *testPKI) writeCert(rel string, der []byte) {
-	p.t.Helper()
-	// The chain: leaf, then the CA.
-	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.ca.Raw})...)
-	p.write(rel, data)
-}
-
-func (p *testPKI) writeKey(rel string, key *ecdsa.PrivateKey) {
-	p.t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.write(rel, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 // write puts data at rel under p.dir, creating folders.

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"encoding/pem"
 	"strings"
 	"testing"
 )
@@ -22,7 +21,7 @@ health = ` + health + `
 func TestNodeTLS(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t).standardCerts()
-	pki.write("nodes-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pki.ca.Raw}))
+	pki.write("nodes-ca.pem", pki.ca.PEM)
 
 	c, err := Parse([]byte(nodeTLSConfig(`{ ca_file = "nodes-ca.pem", server_name = "Login.Example.com", certificate = "tls/login.example.com.crt", key = "tls/login.example.com.key" }`, `{ path = "/" }`)), "n.toml", pki.dir)
 	if err != nil {

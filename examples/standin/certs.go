@@ -22,7 +22,7 @@ type CA struct {
 	PEM  []byte
 }
 
-// NewCA makes a new CA valid for a day.
+// NewCA makes a new CA valid for a year (the leaves it issues say how long they are valid).
 func NewCA() (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -32,7 +32,7 @@ func NewCA() (*CA, error) {
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "portico stand-in CA"},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
@@ -59,21 +59,36 @@ func (ca *CA) Pool() *x509.CertPool {
 // first names the files) valid for validity, and returns the two paths.
 // IP addresses among names become IP SANs.
 func (ca *CA) Issue(dir string, validity time.Duration, names ...string) (certFile, keyFile string, err error) {
+	certFile = filepath.Join(dir, names[0]+".crt")
+	keyFile = filepath.Join(dir, names[0]+".key")
+	return certFile, keyFile, ca.IssueFiles(certFile, keyFile, validity, names...)
+}
+
+// IssueFiles writes a leaf certificate for names to certFile (the leaf, then
+// the CA: the chain a server sends) and its key to keyFile, creating their
+// folders. The leaf is usable by servers and clients (mTLS). A negative
+// validity writes one that expired that long ago; IP addresses among names
+// become IP SANs.
+func (ca *CA) IssueFiles(certFile, keyFile string, validity time.Duration, names ...string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		return "", "", err
+		return err
 	}
+	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(validity),
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, // client too: mTLS tests
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	if validity < 0 {
+		tmpl.NotBefore = now.Add(2 * validity)
 	}
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
@@ -84,22 +99,25 @@ func (ca *CA) Issue(dir string, validity time.Duration, names ...string) (certFi
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return "", "", err
+		return err
 	}
-	certFile = filepath.Join(dir, names[0]+".crt")
-	keyFile = filepath.Join(dir, names[0]+".key")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", err
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.PEM...)
+	if err := writeFile(certFile, chain, 0o644); err != nil {
+		return err
 	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return "", "", fmt.Errorf("write %s: %w", certFile, err)
+	return writeFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+func writeFile(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
 	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		return "", "", fmt.Errorf("write %s: %w", keyFile, err)
+	if err := os.WriteFile(path, data, perm); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return certFile, keyFile, nil
+	return nil
 }
