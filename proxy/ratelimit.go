@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// rateLimiter is a token bucket per client address: each client may make
+// burst requests at once and then rate per second. Memory is bounded: at
+// most max buckets, the least recently used one reused for a new client
+// when full. A known client costs no allocation, and once the table is
+// full neither does a new one.
+type rateLimiter struct {
+	rate  float64 // tokens per second
+	burst float64
+	max   int
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets map[netip.Addr]*bucket
+	lru     bucket // sentinel: lru.next is the most recently used
+}
+
+type bucket struct {
+	client     netip.Addr
+	tokens     float64
+	last       time.Time
+	prev, next *bucket
+}
+
+// newRateLimiter makes a limiter of rate tokens per second, burst at
+// most, for at most max clients; now is the clock (time.Now when nil).
+func newRateLimiter(rate float64, burst, max int, now func() time.Time) *rateLimiter {
+	if now == nil {
+		now = time.Now
+	}
+	l := &rateLimiter{rate: rate, burst: float64(burst), max: max, now: now,
+		buckets: make(map[netip.Addr]*bucket)}
+	l.lru.next, l.lru.prev = &l.lru, &l.lru
+	return l
+}
+
+// take spends one token of client's bucket. When none is left it reports
+// false and how long until the next token.
+func (l *rateLimiter) take(client netip.Addr) (bool, time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[client]
+	switch {
+	case b != nil:
+		l.unlink(b)
+		b.tokens += now.Sub(b.last).Seconds() * l.rate
+		if b.tokens > l.burst {
+			b.tokens = l.burst
+		}
+		b.last = now
+	case len(l.buckets) >= l.max:
+		// Reuse the least recently used bucket: its client starts over
+		// with a full bucket when it returns, which only errs towards
+		// admitting.
+		b = l.lru.prev
+		l.unlink(b)
+		delete(l.buckets, b.client)
+		b.client, b.tokens, b.last = client, l.burst, now
+		l.buckets[client] = b
+	default:
+		b = &bucket{client: client, tokens: l.burst, last: now}
+		l.buckets[client] = b
+	}
+	l.pushFront(b)
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return false, wait
+}
+
+// peek reports whether client would get a token now, without spending
+// it (for -explain).
+func (l *rateLimiter) peek(client netip.Addr) bool {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[client]
+	return b == nil || b.tokens+now.Sub(b.last).Seconds()*l.rate >= 1
+}
+
+// size is the number of buckets held.
+func (l *rateLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}
+
+func (l *rateLimiter) unlink(b *bucket) {
+	b.prev.next, b.next.prev = b.next, b.prev
+	b.prev, b.next = nil, nil
+}
+
+func (l *rateLimiter) pushFront(b *bucket) {
+	b.prev, b.next = &l.lru, l.lru.next
+	l.lru.next.prev = b
+	l.lru.next = b
+}
