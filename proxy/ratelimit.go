@@ -2,8 +2,12 @@ package proxy
 
 import (
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/portico-lb/portico/config"
 )
 
 // rateLimiter is a token bucket per client address: each client may make
@@ -104,4 +108,98 @@ func (l *rateLimiter) pushFront(b *bucket) {
 	b.prev, b.next = &l.lru, l.lru.next
 	l.lru.next.prev = b
 	l.lru.next = b
+}
+
+// limitKey identifies a rule's limiter across reloads: the same listener,
+// a rule that matches the same hosts and paths, the same limit settings.
+// A reload that keeps all three keeps the buckets; one that changes the
+// limit starts fresh.
+type limitKey struct {
+	listener, rule, limit string
+}
+
+func limitKeyFor(listener string, r *config.Rule) limitKey {
+	rule := strings.Join(r.Hosts, ",") + "\x00" + strings.Join(r.Paths, ",") + "\x00" + strconv.FormatBool(r.IgnoreCase)
+	return limitKey{listener: listener, rule: rule, limit: r.Limit.String()}
+}
+
+// limiterFor returns the rule's limiter, kept from an earlier runtime when
+// the key is the same; now is its clock.
+func (r *registry) limiterFor(listener string, ru *config.Rule, now func() time.Time) *rateLimiter {
+	k := limitKeyFor(listener, ru)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l, ok := r.limits[k]
+	if !ok {
+		l = newRateLimiter(ru.Limit.PerSecond(), ru.Limit.Burst, ru.Limit.Clients, now)
+		r.limits[k] = l
+	}
+	return l
+}
+
+// sweepLimiters drops the limiters cfg no longer has, once its runtime is
+// published.
+func (r *registry) sweepLimiters(cfg *config.Config) {
+	keep := make(map[limitKey]bool)
+	for _, l := range cfg.Listeners {
+		for _, ru := range l.Rules {
+			if ru != nil && ru.Limit != nil {
+				keep[limitKeyFor(l.Name, ru)] = true
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.limits {
+		if !keep[k] {
+			delete(r.limits, k)
+		}
+	}
+}
+
+// retryAfter is a Retry-After value: whole seconds until wait has passed,
+// at least 1.
+func retryAfter(wait time.Duration) string {
+	s := int64((wait + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
+}
+
+// clientConns counts one slot's open connections per client address, for
+// max_conns_per_client. An address is held only while it has
+// connections, so the table is bounded by the connections open.
+type clientConns struct {
+	mu sync.Mutex
+	m  map[netip.Addr]int
+}
+
+// acquire counts a connection from a unless a already has max.
+func (c *clientConns) acquire(a netip.Addr, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[a] >= max {
+		return false
+	}
+	if c.m == nil {
+		c.m = make(map[netip.Addr]int)
+	}
+	c.m[a]++
+	return true
+}
+
+// release gives back one connection of a.
+func (c *clientConns) release(a netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.m[a]; n > 1 {
+		c.m[a] = n - 1
+	} else {
+		delete(c.m, a)
+	}
+}
+
+// count is the connections a holds, and the addresses held.
+func (c *clientConns) count(a netip.Addr) (n, addrs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[a], len(c.m)
 }
