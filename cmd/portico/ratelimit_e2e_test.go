@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +18,7 @@ import (
 // per client, then 20 an hour (a token every 3 minutes, so none comes
 // back during the test), 127.0.0.3 exempt; the rest is unlimited. A tcp
 // listener to the same node allows two connections per client. Access
-// lines go to stderr.
+// lines go to stderr; a 429 gets the listener's error page and header.
 func rateLimitConf(web, tcp, admin, servers string, burst int) string {
 	return fmt.Sprintf(`
 [admin]
@@ -29,6 +31,8 @@ name = "web"
 bind = %q
 mode = "http"
 pool = "nodes"
+response_headers = { Strict-Transport-Security = "max-age=600" }
+error_pages = { "429" = "pages/429.html" }
   [[listener.rule]]
   paths = ["/login"]
   allow = ["0.0.0.0/0", "::/0"]
@@ -93,7 +97,7 @@ func burstThenRefused(statuses []int, ok int) bool {
 
 // TestRateLimitPerClient runs the real binary: one client address loops
 // 100 requests to a limited path and gets exactly burst 200s, then 429s
-// with Retry-After, each one access line with reason rate-limit and
+// with Retry-After and the listener's error page, each one access line with reason rate-limit and
 // counted in portico_requests_limited_total; another address is
 // unaffected, and an exempt one is never limited. Under a client loop on
 // an unlimited path, a reload that keeps the limit keeps the buckets (the
@@ -104,6 +108,7 @@ func TestRateLimitPerClient(t *testing.T) {
 	dir := t.TempDir()
 	web, tcp, admin := freeAddr(t), freeAddr(t), freeAddr(t)
 	const burst = 40
+	writePage(t, dir, "pages/429.html", "<p>slow down</p>")
 	p, tr := startUnderTraffic(t, dir, rateLimitConf(web, tcp, admin, serverList(ns), burst),
 		trafficSpec{Kind: trafficHTTP, Addr: web, Path: "/"})
 
@@ -115,6 +120,16 @@ func TestRateLimitPerClient(t *testing.T) {
 	if retry != "180" {
 		t.Errorf("Retry-After %q, want 180 (a token every 3 minutes at 20/h)", retry)
 	}
+	res, err := one.Get("http://login.example.com/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || string(body) != "<p>slow down</p>" ||
+		res.Header.Get("Strict-Transport-Security") != "max-age=600" || res.Header.Get("Retry-After") == "" {
+		t.Errorf("the 429 lacks the listener's page or headers: %d %v %q", res.StatusCode, res.Header, body)
+	}
 	if got, _ := loginLoop(t, fromClient("127.0.0.2", web), burst); !burstThenRefused(got, burst) {
 		t.Errorf("127.0.0.2 after 127.0.0.1 was limited: %v, want %d 200s", got, burst)
 	}
@@ -122,12 +137,12 @@ func TestRateLimitPerClient(t *testing.T) {
 		t.Errorf("exempt 127.0.0.3: %v, want only 200s", got)
 	}
 
-	limited := `portico_requests_limited_total{listener="web",rule="0"} 60`
+	limited := `portico_requests_limited_total{listener="web",rule="0"} 61`
 	eventually(t, 10*time.Second, limited, func() bool { return strings.Contains(scrape(t, admin), limited) })
-	if m := scrape(t, admin); !strings.Contains(m, `portico_denied_total{listener="web",reason="rate-limit"} 60`) {
+	if m := scrape(t, admin); !strings.Contains(m, `portico_denied_total{listener="web",reason="rate-limit"} 61`) {
 		t.Errorf("denials not counted:\n%s", grepLines(m, "rate-limit"))
 	}
-	eventually(t, 10*time.Second, "60 access lines with reason rate-limit", func() bool {
+	eventually(t, 10*time.Second, "61 access lines with reason rate-limit", func() bool {
 		n := 0
 		for _, l := range strings.Split(p.Logs(), "\n") {
 			if strings.Contains(l, `"log":"access"`) && strings.Contains(l, `"path":"/login"`) &&
@@ -136,7 +151,7 @@ func TestRateLimitPerClient(t *testing.T) {
 				n++
 			}
 		}
-		return n == 60
+		return n == 61
 	})
 
 	// A reload that changes nothing of the limit keeps the buckets.
@@ -163,6 +178,7 @@ func TestMaxConnsPerClientTCP(t *testing.T) {
 	ns := nodes(t, "a")
 	dir := t.TempDir()
 	web, tcp, admin := freeAddr(t), freeAddr(t), freeAddr(t)
+	writePage(t, dir, "pages/429.html", "<p>slow down</p>")
 	startPortico(t, dir, rateLimitConf(web, tcp, admin, serverList(ns), 40))
 
 	// keep-alive requests prove each tunnel is open to the node
@@ -213,4 +229,16 @@ func TestMaxConnsPerClientTCP(t *testing.T) {
 // reset (portico closed with the request unread).
 func isClosedByPeer(err error) bool {
 	return strings.Contains(err.Error(), "connection reset")
+}
+
+// writePage writes a file under dir, making its folder.
+func writePage(t *testing.T, dir, name, content string) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
