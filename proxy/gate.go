@@ -212,8 +212,14 @@ func (s *slot) admitClient(cc *clientConn, lr *listenerRuntime) bool {
 	}
 	a := cc.client.Addr().Unmap()
 	if !s.perClient.acquire(a, max) {
-		s.srv.metrics.limitedBy(lr.cfg.Name, "conns")
-		s.reject(cc, lr, "client-conn-limit", "the client has max_conns_per_client connections open")
+		// Counted, not logged at Info: a flood would write a line per
+		// connection (as for max_conns).
+		m := s.srv.metrics
+		m.denied(lr.cfg.Name, "client-conn-limit")
+		m.limitedBy(lr.cfg.Name, "conns")
+		s.srv.log.Debug("connection refused", "listener", lr.cfg.Name, "client", cc.client.String(),
+			"reason", "client-conn-limit")
+		cc.Close()
 		return false
 	}
 	closed := cc.onClose

@@ -209,6 +209,9 @@ func TestMaxConnsPerClientTCP(t *testing.T) {
 	other.Close()
 	want := `portico_requests_limited_total{listener="raw",rule="conns"} 1`
 	eventually(t, 10*time.Second, want, func() bool { return strings.Contains(scrape(t, admin), want) })
+	if m := scrape(t, admin); !strings.Contains(m, `portico_denied_total{listener="raw",reason="client-conn-limit"} 1`) {
+		t.Errorf("the closed connection is not a denial:\n%s", grepLines(m, "denied"))
+	}
 
 	first.Close()
 	eventually(t, 10*time.Second, "a new connection from 127.0.0.1 once one closed", func() bool {
