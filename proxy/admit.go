@@ -13,10 +13,11 @@ import (
 
 // Admission is the front door's verdict on one request: limits, the
 // listener's allow list, the canonical path, the host, the endpoint
-// rules, then the deciding rule's rate limit, in that order. Every front (the HTTP/1.1 fast path, the HTTP/2
-// fast path, net/http's handler, websocket upgrades) and -explain get it
-// from Admitter.Admit, so none of them can decide differently; a front
-// that parses a request its own way only fills in AdmitRequest.
+// rules, then the deciding rule's rate limit, in that order. Every front
+// (the HTTP/1.1 fast path, the HTTP/2 fast path, net/http's handler,
+// websocket upgrades) and -explain get it from Admitter.Admit, so none
+// of them can decide differently; a front that parses a request its own
+// way only fills in AdmitRequest.
 type Admission struct {
 	// Allow reports whether the request may be proxied.
 	Allow bool

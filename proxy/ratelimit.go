@@ -82,16 +82,6 @@ func (l *rateLimiter) take(client netip.Addr) (bool, time.Duration) {
 	return false, wait
 }
 
-// peek reports whether client would get a token now, without spending
-// it (for -explain).
-func (l *rateLimiter) peek(client netip.Addr) bool {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[client]
-	return b == nil || b.tokens+now.Sub(b.last).Seconds()*l.rate >= 1
-}
-
 // size is the number of buckets held.
 func (l *rateLimiter) size() int {
 	l.mu.Lock()
