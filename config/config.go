@@ -141,6 +141,10 @@ type Listener struct {
 	MaxURLLength int
 	// MaxConns caps concurrent client connections; 0 = no cap (default).
 	MaxConns int
+	// MaxConnsPerClient caps concurrent connections from one client
+	// address (the peer, or a trusted PROXY header's source); a
+	// connection over it is closed. 0 = no cap (default).
+	MaxConnsPerClient int
 	// Rules are the endpoint rules, in order; empty = no filtering.
 	Rules []*Rule
 	// HTTPSPort (redirect only) is the port redirects point to; it is
@@ -186,6 +190,9 @@ type Rule struct {
 	IgnoreCase bool
 	// Allow are the clients this rule admits; empty = nobody (the rule denies).
 	Allow []netip.Prefix
+	// Limit, when set, limits the rate of the requests this rule admits,
+	// per client. nil = no limit (default).
+	Limit *Limit
 }
 
 // Pool is one [pool.NAME] table.

@@ -27,6 +27,11 @@ func (b *builder) listener(key string, rl rawListener) *Listener {
 		MaxHeaderCount:      r.integer(rl.MaxHeaderCount, key+".max_header_count", 100, 1, math.MaxInt32),
 		MaxURLLength:        r.integer(rl.MaxURLLength, key+".max_url_length", 8192, 1, math.MaxInt32),
 		MaxConns:            r.integer(rl.MaxConns, key+".max_conns", 0, 0, math.MaxInt32),
+		MaxConnsPerClient:   r.integer(rl.MaxConnsPerClient, key+".max_conns_per_client", 0, 0, math.MaxInt32),
+	}
+	if l.MaxConns > 0 && l.MaxConnsPerClient >= l.MaxConns {
+		r.warnf(key+".max_conns_per_client", "%d is not below max_conns (%d), so it never refuses a connection max_conns would not",
+			l.MaxConnsPerClient, l.MaxConns)
 	}
 	b.answers(key, rl, l)
 
@@ -96,6 +101,7 @@ func (b *builder) listener(key string, rl rawListener) *Listener {
 		rule := b.rule(fmt.Sprintf("%s.rule[%d]", key, i), rr)
 		l.Rules = append(l.Rules, rule.Rule)
 		built = append(built, rule)
+		b.checkLimit(rule)
 		if l.Mode == ModeHTTPS && certsOK {
 			for _, h := range rule.hosts {
 				if !coveredBy(certName(h.s), l.Certificates) {
@@ -139,5 +145,6 @@ func (b *builder) rule(key string, rr rawRule) builtRule {
 	}
 	out.Allow = r.prefixes(rr.Allow, key+".allow")
 	out.IgnoreCase = r.boolean(rr.IgnoreCase, key+".ignore_case", false)
+	out.Limit = b.limit(key+".limit", rr.Limit)
 	return out
 }

@@ -56,6 +56,7 @@ type rawListener struct {
 	MaxHeaderCount      field     `toml:"max_header_count"`
 	MaxURLLength        field     `toml:"max_url_length"`
 	MaxConns            field     `toml:"max_conns"`
+	MaxConnsPerClient   field     `toml:"max_conns_per_client"`
 	HTTPSPort           field     `toml:"https_port"`
 	ResponseHeaders     field     `toml:"response_headers"`
 	RemoveHeaders       field     `toml:"remove_response_headers"`
@@ -69,10 +70,11 @@ type rawCert struct {
 }
 
 type rawRule struct {
-	Hosts      field `toml:"hosts"`
-	Paths      field `toml:"paths"`
-	Allow      field `toml:"allow"`
-	IgnoreCase field `toml:"ignore_case"`
+	Hosts      field     `toml:"hosts"`
+	Paths      field     `toml:"paths"`
+	Allow      field     `toml:"allow"`
+	IgnoreCase field     `toml:"ignore_case"`
+	Limit      *rawLimit `toml:"limit"`
 }
 
 type rawPool struct {

@@ -82,6 +82,8 @@ func knownFields(parent toml.Key) []string {
 		v = rawListener{}
 	case p == "listener\x00rule":
 		v = rawRule{}
+	case p == "listener\x00rule\x00limit":
+		v = rawLimit{}
 	case p == "listener\x00certificates":
 		v = rawCert{}
 	case len(parent) == 2 && parent[0] == "pool":

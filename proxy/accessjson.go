@@ -177,7 +177,7 @@ func (h *accessJSON) writeRequest(t time.Time, r *accessRecord) error {
 	if r.reason != "" {
 		b = append(b, `,"reason":`...)
 		b = appendString(b, r.reason)
-		if r.reason == "rule" {
+		if r.reason == "rule" || r.reason == "rate-limit" {
 			b = append(b, `,"rule":`...)
 			b = strconv.AppendInt(b, int64(r.rule), 10)
 		}

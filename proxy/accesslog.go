@@ -113,7 +113,7 @@ type accessRecord struct {
 	retries       int
 	errKind       string
 	reason        string // admission's denial reason
-	rule          int    // the deciding rule's index when reason is "rule" (-1: none matched)
+	rule          int    // the deciding rule's index when reason is "rule" (-1: none matched) or "rate-limit"
 	websocket     bool
 	closed        string
 }
@@ -169,7 +169,7 @@ func (r *accessRecord) attrs() []slog.Attr {
 	}
 	if r.reason != "" {
 		attrs = append(attrs, slog.String("reason", r.reason))
-		if r.reason == "rule" {
+		if r.reason == "rule" || r.reason == "rate-limit" {
 			attrs = append(attrs, slog.Int("rule", r.rule))
 		}
 	}

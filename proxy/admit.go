@@ -5,25 +5,27 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/proxy/filter"
 )
 
 // Admission is the front door's verdict on one request: limits, the
-// listener's allow list, the canonical path, the host, then the endpoint
-// rules, in that order. Every front (the HTTP/1.1 fast path, the HTTP/2
-// fast path, net/http's handler, websocket upgrades) and -explain get it
-// from Admitter.Admit, so none of them can decide differently; a front
-// that parses a request its own way only fills in AdmitRequest.
+// listener's allow list, the canonical path, the host, the endpoint
+// rules, then the deciding rule's rate limit, in that order. Every front
+// (the HTTP/1.1 fast path, the HTTP/2 fast path, net/http's handler,
+// websocket upgrades) and -explain get it from Admitter.Admit, so none
+// of them can decide differently; a front that parses a request its own
+// way only fills in AdmitRequest.
 type Admission struct {
 	// Allow reports whether the request may be proxied.
 	Allow bool
-	// Status is the answer to a denied request: 400, 403, 414 or 431.
+	// Status is the answer to a denied request: 400, 403, 414, 429 or 431.
 	Status int
 	// Reason names the check that denied it, as logs and the
-	// portico_denied_total metric say: limit, allow, bad-path, bad-host or
-	// rule. "" when allowed.
+	// portico_denied_total metric say: limit, allow, bad-path, bad-host,
+	// rule or rate-limit. "" when allowed.
 	Reason string
 	// Message is the short text a denied client gets.
 	Message string
@@ -38,6 +40,13 @@ type Admission struct {
 	// says which rule decided and why.
 	Rules    bool
 	Decision filter.Decision
+	// Limit is the rate limit of the rule that admitted the request (nil
+	// when it has none), and Exempt whether the client is exempt from it.
+	Limit  *config.Limit
+	Exempt bool
+	// RetryAfter, on a rate-limit denial (429), is the time until the
+	// client's next token.
+	RetryAfter time.Duration
 }
 
 // AdmitRequest is what admission needs of a request, as a front parsed it.
@@ -57,16 +66,45 @@ type AdmitRequest struct {
 }
 
 // Admitter applies one listener's admission settings. It is immutable and
-// built with the runtime (or by -explain from the same configuration).
+// built with the runtime (or by -explain from the same configuration);
+// the rate limiters it takes tokens from are the server's, and outlive it.
 type Admitter struct {
 	maxURL, maxFields int
 	allow             []netip.Prefix // nil = everyone
 	policy            *filter.Policy
+	limits            []ruleLimit // by rule index; nil when no rule has a limit
 }
 
-// NewAdmitter compiles a listener's admission settings.
+// ruleLimit is one rule's rate limit.
+type ruleLimit struct {
+	cfg     *config.Limit // nil: the rule has no limit
+	buckets *rateLimiter  // nil: nothing is counted (-explain)
+}
+
+// NewAdmitter compiles a listener's admission settings. Its rate limits
+// are reported (Admission.Limit) but never counted: that is -explain's
+// admitter, which must not spend a client's tokens.
 func NewAdmitter(l *config.Listener) *Admitter {
-	return &Admitter{maxURL: l.MaxURLLength, maxFields: l.MaxHeaderCount, allow: l.Allow, policy: filter.Compile(l.Rules)}
+	return newAdmitter(l, nil)
+}
+
+// newAdmitter is NewAdmitter with each limited rule's buckets from
+// buckets (nil: none counted).
+func newAdmitter(l *config.Listener, buckets func(*config.Rule) *rateLimiter) *Admitter {
+	a := &Admitter{maxURL: l.MaxURLLength, maxFields: l.MaxHeaderCount, allow: l.Allow, policy: filter.Compile(l.Rules)}
+	for i, r := range l.Rules {
+		if r == nil || r.Limit == nil {
+			continue
+		}
+		if a.limits == nil {
+			a.limits = make([]ruleLimit, len(l.Rules))
+		}
+		a.limits[i].cfg = r.Limit
+		if buckets != nil {
+			a.limits[i].buckets = buckets(r)
+		}
+	}
+	return a
 }
 
 // Policy is the listener's compiled endpoint rules (for -explain's account
@@ -132,6 +170,17 @@ func (a *Admitter) Admit(r AdmitRequest) Admission {
 	if !v.Decision.Allow {
 		v.Status, v.Reason, v.Message = http.StatusForbidden, "rule", "forbidden"
 		return v
+	}
+	if i := v.Decision.Rule; i >= 0 && i < len(a.limits) && a.limits[i].cfg != nil {
+		// The rule that admitted the request limits its rate.
+		rl := &a.limits[i]
+		v.Limit, v.Exempt = rl.cfg, inPrefixes(rl.cfg.Exempt, v.Decision.Client)
+		if !v.Exempt && rl.buckets != nil {
+			if ok, wait := rl.buckets.take(v.Decision.Client); !ok {
+				v.Status, v.Reason, v.Message, v.RetryAfter = http.StatusTooManyRequests, "rate-limit", "too many requests", wait
+				return v
+			}
+		}
 	}
 	v.Allow = true
 	return v

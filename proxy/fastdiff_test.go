@@ -285,6 +285,21 @@ func startDiffServer(tb testing.TB, node string, opts Options) *Server {
 // startDiffServerMode is startDiffServer with the listener's mode and any
 // further listener keys (certificates); before runs before Start.
 func startDiffServerMode(tb testing.TB, node, mode, extra string, opts Options, before func(*Server)) *Server {
+	return startDiffServerRules(tb, node, mode, extra, diffRules, opts, before)
+}
+
+// diffRules are the diff listener's rules: /denied for 10.0.0.0/8 only,
+// the rest for everyone.
+const diffRules = `  [[listener.rule]]
+  paths = ["/denied"]
+  allow = ["10.0.0.0/8"]
+  [[listener.rule]]
+  paths = ["/"]
+  allow = ["0.0.0.0/0", "::/0"]
+`
+
+// diffConfig is the diff listener's configuration with its rules.
+func diffConfig(tb testing.TB, node, mode, extra, rules string) *config.Config {
 	src := fmt.Sprintf(`
 [admin]
 bind = ""
@@ -297,23 +312,23 @@ pool = "nodes"
 max_url_length = 1024
 max_header_count = 20
 %s
-  [[listener.rule]]
-  paths = ["/denied"]
-  allow = ["10.0.0.0/8"]
-  [[listener.rule]]
-  paths = ["/"]
-  allow = ["0.0.0.0/0", "::/0"]
-
+%s
 [pool.nodes]
 servers = ["%s"]
 response_timeout = "1s"
 health = { enabled = false }
-`, mode, extra, node)
+`, mode, extra, rules, node)
 	cfg, err := config.Parse([]byte(src), "diff.toml", tb.TempDir())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	cfg.Listeners[0].Bind = "127.0.0.1:0"
+	return cfg
+}
+
+// startDiffServerRules is startDiffServerMode with the listener's rules.
+func startDiffServerRules(tb testing.TB, node, mode, extra, rules string, opts Options, before func(*Server)) *Server {
+	cfg := diffConfig(tb, node, mode, extra, rules)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -27,7 +27,7 @@ import (
 // Anything else leaves the fast path before a byte of it is consumed: the
 // connection, with everything read so far, is handed to the listener's
 // net/http server and stays there. That includes every request that would
-// be refused (limits, allow list, bad path or host, rules), so denials are
+// be refused (limits, allow list, bad path or host, rules, rate limits), so denials are
 // judged, answered, logged and counted by exactly one piece of code, and
 // every request from a trusted proxy (its forwarding headers are merged
 // there). HTTP/2 streams have a fast path of their own (h2fast.go), which

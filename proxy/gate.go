@@ -26,6 +26,9 @@ type slot struct {
 	cur   atomic.Pointer[listenerRuntime]
 	front atomic.Pointer[frontend]
 	conns atomic.Int64
+	// perClient counts connections by client address, for
+	// max_conns_per_client (ratelimit.go)
+	perClient clientConns
 
 	closing chan struct{}
 	wg      sync.WaitGroup // the accept loop and gate goroutines
@@ -145,6 +148,9 @@ func (s *slot) admit(raw net.Conn) {
 		}
 		cc.client, cc.Conn = client, pc
 	}
+	if !s.admitClient(cc, lr) {
+		return
+	}
 
 	switch lr.cfg.Mode {
 	case "tcp":
@@ -194,6 +200,31 @@ func (s *slot) admit(raw net.Conn) {
 		}
 		s.serveFast(cc, cc)
 	}
+}
+
+// admitClient applies max_conns_per_client to the connection's client
+// (the peer, or the PROXY header's source): over it, the connection is
+// closed. An admitted connection is counted until it closes.
+func (s *slot) admitClient(cc *clientConn, lr *listenerRuntime) bool {
+	max := lr.cfg.MaxConnsPerClient
+	if max <= 0 {
+		return true
+	}
+	a := cc.client.Addr().Unmap()
+	if !s.perClient.acquire(a, max) {
+		// Counted, not logged at Info: a flood would write a line per
+		// connection (as for max_conns).
+		m := s.srv.metrics
+		m.denied(lr.cfg.Name, "client-conn-limit")
+		m.limitedBy(lr.cfg.Name, "conns")
+		s.srv.log.Debug("connection refused", "listener", lr.cfg.Name, "client", cc.client.String(),
+			"reason", "client-conn-limit")
+		cc.Close()
+		return false
+	}
+	closed := cc.onClose
+	cc.onClose = func() { s.perClient.release(a); closed() }
+	return true
 }
 
 func (s *slot) reject(cc *clientConn, lr *listenerRuntime, reason, msg string) {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,8 @@ type reqState struct {
 	body    *bodyWatch // an HTTP/1 request body on its way to a node
 	id      requestID
 	// reason and rule say why admission denied the request: the
-	// Admission's Reason and, for "rule", its Decision.Rule
+	// Admission's Reason and, for "rule" and "rate-limit", its
+	// Decision.Rule
 	reason string
 	rule   int
 	sw     statusWriter // part of the state: one allocation per request
@@ -75,6 +77,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The access line carries the reason and rule: this one is for
 		// debugging without an access log.
 		s.metrics.denied(lr.cfg.Name, reason)
+		if reason == "rate-limit" {
+			s.metrics.limitedBy(lr.cfg.Name, strconv.Itoa(st.rule))
+		}
 		s.log.Debug("request denied", "listener", lr.cfg.Name, "client", st.client.String(),
 			"method", r.Method, "host", r.Host, "uri", truncate(r.RequestURI, 256), "reason", reason,
 			"status", sw.status, "request_id", st.id.String())
@@ -91,6 +96,9 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 	st.canonical = v.Canonical
 	if !v.Allow {
 		st.reason, st.rule = v.Reason, v.Decision.Rule
+		if v.Status == http.StatusTooManyRequests {
+			w.Header()["Retry-After"] = []string{retryAfter(v.RetryAfter)}
+		}
 		plain(w, r, lr, v.Status, v.Message)
 		return v.Reason
 	}
@@ -123,9 +131,9 @@ func headerCount(h http.Header) int {
 // path. lr may be nil.
 func plain(w http.ResponseWriter, r *http.Request, lr *listenerRuntime, code int, msg string) {
 	body := lr.ownAnswer(w.Header(), code, msg)
-	if r.ProtoMajor == 1 && code >= 400 && code < 500 && code != http.StatusForbidden {
+	if r.ProtoMajor == 1 && code >= 400 && code < 500 && code != http.StatusForbidden && code != http.StatusTooManyRequests {
 		// A malformed HTTP/1 request may have left the stream in doubt;
-		// a denial (403) or a node-side error (5xx) has not. HTTP/2
+		// a denial (403, 429) or a node-side error (5xx) has not. HTTP/2
 		// framing is never in doubt, and closing would end every
 		// stream on the connection.
 		w.Header().Set("Connection", "close")

@@ -26,6 +26,7 @@ type metrics struct {
 	tcpConns      *prometheus.CounterVec
 	tlsFailures   *prometheus.CounterVec
 	denials       *prometheus.CounterVec
+	limited       *prometheus.CounterVec
 	retries       *prometheus.CounterVec
 	transitions   *prometheus.CounterVec
 	checkDuration *prometheus.HistogramVec
@@ -61,8 +62,11 @@ func newMetrics(s *Server) *metrics {
 	m.tlsFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_tls_handshake_failures_total",
 		Help: "Failed or timed-out TLS handshakes, by listener."}, []string{"listener"})
 	m.denials = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_denied_total",
-		Help: "Requests and connections denied, by listener and reason (allow, rule, bad-path, bad-host, upgrade, limit, conn-limit, proxy-untrusted, proxy-header)."},
+		Help: "Requests and connections denied, by listener and reason (allow, rule, bad-path, bad-host, upgrade, limit, rate-limit, conn-limit, client-conn-limit, proxy-untrusted, proxy-header)."},
 		[]string{"listener", "reason"})
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_requests_limited_total",
+		Help: "Requests refused with 429 by a rule's rate limit, by listener and rule index; rule=\"conns\" counts connections closed by max_conns_per_client."},
+		[]string{"listener", "rule"})
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_retries_total",
 		Help: "Attempts moved to another server after a failed connection, by pool."}, []string{"pool"})
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_server_transitions_total",
@@ -82,7 +86,7 @@ func newMetrics(s *Server) *metrics {
 		Help: "Node connections portico could not open for lack of its own resources (file descriptors, buffers, source ports); never counted against a node."})
 	f(m.localErrors)
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.bytes, m.connsActive, m.connsTotal,
-		m.tunnels, m.tcpConns, m.tlsFailures, m.denials, m.retries, m.transitions, m.checkDuration,
+		m.tunnels, m.tcpConns, m.tlsFailures, m.denials, m.limited, m.retries, m.transitions, m.checkDuration,
 		m.reloads, m.reloadFails, m.lastReload, m.generation} {
 		f(c)
 	}
@@ -195,11 +199,12 @@ func (m *metrics) connOpened(listener string) {
 	m.connsActive.WithLabelValues(listener).Inc()
 	m.connsTotal.WithLabelValues(listener).Inc()
 }
-func (m *metrics) connClosed(listener string)     { m.connsActive.WithLabelValues(listener).Dec() }
-func (m *metrics) tlsFailed(listener string)      { m.tlsFailures.WithLabelValues(listener).Inc() }
-func (m *metrics) denied(listener, reason string) { m.denials.WithLabelValues(listener, reason).Inc() }
-func (m *metrics) retried(pool string)            { m.retries.WithLabelValues(pool).Inc() }
-func (m *metrics) localError()                    { m.localErrors.Inc() }
+func (m *metrics) connClosed(listener string)      { m.connsActive.WithLabelValues(listener).Dec() }
+func (m *metrics) tlsFailed(listener string)       { m.tlsFailures.WithLabelValues(listener).Inc() }
+func (m *metrics) denied(listener, reason string)  { m.denials.WithLabelValues(listener, reason).Inc() }
+func (m *metrics) retried(pool string)             { m.retries.WithLabelValues(pool).Inc() }
+func (m *metrics) limitedBy(listener, rule string) { m.limited.WithLabelValues(listener, rule).Inc() }
+func (m *metrics) localError()                     { m.localErrors.Inc() }
 func (m *metrics) tunnel(listener, kind string, d float64) {
 	m.tunnels.WithLabelValues(listener, kind).Add(d)
 }

@@ -86,13 +86,14 @@ func (n *Node) retire() []*tunnel {
 type registry struct {
 	mu     sync.Mutex
 	nodes  map[nodeKey]*Node
-	queues map[string]*poolQueue // by pool name: waiters for a free slot
-	admin  adminStates           // run-time admin states, by pool and server name
+	queues map[string]*poolQueue     // by pool name: waiters for a free slot
+	admin  adminStates               // run-time admin states, by pool and server name
+	limits map[limitKey]*rateLimiter // the rules' rate limiters (ratelimit.go)
 }
 
 func newRegistry() *registry {
 	return &registry{nodes: make(map[nodeKey]*Node), queues: make(map[string]*poolQueue),
-		admin: adminStates{m: make(map[adminKey]string)}}
+		admin: adminStates{m: make(map[adminKey]string)}, limits: make(map[limitKey]*rateLimiter)}
 }
 
 func keyFor(p *config.Pool, m config.Server) nodeKey {

@@ -82,7 +82,8 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 		}
 	}
 	for _, lc := range cfg.Listeners {
-		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], adm: NewAdmitter(lc), proto: "http",
+		buckets := func(r *config.Rule) *rateLimiter { return s.reg.limiterFor(lc.Name, r, s.clock) }
+		lr := &listenerRuntime{cfg: lc, pool: rt.pools[lc.Pool], adm: newAdmitter(lc, buckets), proto: "http",
 			resp: newRespHeaders(lc), pages: errorPages(lc)}
 		lr.timeout408 = lr.requestTimeoutAnswer()
 		lr.rm = newReqMetrics(s.metrics, lc.Name, lr.pool)

@@ -33,6 +33,9 @@ type Options struct {
 	// Process reports the open-files limit and CPUs that the connection
 	// cap is derived from, at start and at each reload. Nil: ProcessLimits.
 	Process func() config.Process
+	// Clock is the time the rules' rate limits count in. Nil: time.Now.
+	// Tests move it by hand instead of sleeping.
+	Clock func() time.Time
 }
 
 // Server is portico's data plane. Create it with New, then Start; Reload
@@ -63,6 +66,7 @@ type Server struct {
 	cur     atomic.Pointer[runtime]
 	conns   *connGate // the process-wide connection cap (conncap.go)
 	process func() config.Process
+	clock   func() time.Time // for the rate limits (Options.Clock)
 
 	drain       context.Context // cancelled at the end of shutdown: closes tunnels
 	cancelDrain context.CancelFunc
@@ -103,6 +107,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.conns, s.process = newConnGate(), opts.Process
 	if s.process == nil {
 		s.process = ProcessLimits
+	}
+	s.clock = opts.Clock
+	if s.clock == nil {
+		s.clock = time.Now
 	}
 	s.l4 = newL4Set(log, s.tunBufs)
 	s.drain, s.cancelDrain = context.WithCancel(context.Background())
@@ -332,6 +340,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 			}()
 		}
 	}
+	s.reg.sweepLimiters(cfg)
 	gone := s.reg.sweep(cfg)
 	for _, n := range gone {
 		if s.reg.addrStillServed(n.pool, n.addr) {

@@ -36,6 +36,7 @@ allow = ["0.0.0.0/0", "::/0"]
   [[listener.rule]]
   paths = ["/authorize", "/login", "/oauth/token", "/.well-known/", "/u/", "/testall"]
   allow = ["0.0.0.0/0", "::/0"]
+  limit = { rate = "1/h", burst = 1, exempt = ["10.0.0.0/8"] }
   [[listener.rule]]
   paths = ["/"]
   allow = ["10.0.0.0/8"]
@@ -79,7 +80,9 @@ func TestExplainCommand(t *testing.T) {
 		want []string
 	}{
 		{[]string{"login.example.com", "/login/x", "203.0.113.7"}, 0,
-			[]string{"listener web", "-> /login/x", `path prefix "/login" matches /login/x`, "ALLOW: rule 1"}},
+			[]string{"listener web", "-> /login/x", `path prefix "/login" matches /login/x`, "ALLOW: rule 1",
+				"rate limit of rule 1: 1/h, burst 1, per client, 100000 clients, exempt 10.0.0.0/8; over it a client gets 429"}},
+		{[]string{"login.example.com", "/login", "10.9.8.7"}, 0, []string{"10.9.8.7 is exempt, never limited"}},
 		{[]string{"login.example.com", "/login/../admin", "203.0.113.7"}, 3,
 			[]string{"-> /admin", "rule 2", "DENY (403)", "203.0.113.7 is not in its allow list"}},
 		{[]string{"login.example.com", "/admin", "10.9.8.7"}, 0, []string{"ALLOW: rule 2"}},
@@ -204,5 +207,14 @@ health = { enabled = false }
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Errorf("tcp listener: the connection was not closed (%d, %v)", n, err)
+	}
+}
+
+// A rule without a limit gets no rate limit line (its limit is that of
+// the deciding rule, not of the listener's other rules).
+func TestExplainNamesOnlyTheDecidingRulesLimit(t *testing.T) {
+	t.Parallel()
+	if code, out := runExplainCmd(t, "login.example.com", "/admin", "10.1.2.3"); code != 0 || strings.Contains(out, "rate limit") {
+		t.Errorf("exit %d; a rule without a limit got a rate limit line:\n%s", code, out)
 	}
 }

@@ -208,6 +208,15 @@ func runExplain(path, listener string, args []string, stdout, stderr io.Writer) 
 	default:
 		fmt.Fprint(stdout, filter.Explain(adm.Policy(), args[0], args[1], client))
 	}
+	if v.Limit != nil {
+		// -explain's admitter counts nothing: the buckets live in the
+		// running portico.
+		what := "over it a client gets 429 with Retry-After"
+		if v.Exempt {
+			what = fmt.Sprintf("%s is exempt, never limited", client)
+		}
+		fmt.Fprintf(stdout, "rate limit of rule %d: %s; %s\n", v.Decision.Rule, v.Limit, what)
+	}
 	if v.Allow {
 		fmt.Fprintf(stdout, "verdict: forward to the pool as %s%s\n", filter.Escape(v.Canonical), v.Query)
 		return 0
