@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -36,7 +37,18 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // peerProc runs a third-party server in the foreground, killed by PID at cleanup.
 func peerProc(t testing.TB, waitAddr string, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	var d net.Dialer
+	return peerProcIn(t, d.DialContext, waitAddr, nil, name, args...)
+}
+
+// peerProcIn is peerProc under a command prefix (`ip netns exec NS`, which
+// executes the server in its own place: the PID is the server's), waiting
+// for waitAddr with dial ("" waitAddr: returns once started).
+func peerProcIn(t testing.TB, dial func(context.Context, string, string) (net.Conn, error),
+	waitAddr string, prefix []string, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	argv := append(append(append([]string{}, prefix...), name), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -51,13 +63,18 @@ func peerProc(t testing.TB, waitAddr string, name string, args ...string) *exec.
 			t.Logf("%s output:\n%s", filepath.Base(name), out.String())
 		}
 	})
+	if waitAddr == "" {
+		return cmd
+	}
 	eventually(t, 15*time.Second, name+" listening on "+waitAddr, func() bool {
 		select {
 		case <-done:
 			t.Fatalf("%s exited at start: %s", name, out.String())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", waitAddr, time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c, err := dial(ctx, "tcp", waitAddr)
 		if err != nil {
 			return false
 		}
