@@ -129,12 +129,21 @@ http {
 // startHAProxy runs haproxy in the foreground with the given config body.
 func startHAProxy(t testing.TB, waitAddr, body string) {
 	t.Helper()
+	var d net.Dialer
+	startHAProxyIn(t, d.DialContext, nil, waitAddr, body)
+}
+
+// startHAProxyIn is startHAProxy under a command prefix (`ip netns exec
+// NS`), waiting for waitAddr with dial.
+func startHAProxyIn(t testing.TB, dial func(context.Context, string, string) (net.Conn, error),
+	prefix []string, waitAddr, body string) {
+	t.Helper()
 	bin := requirePeer(t, "haproxy")
 	dir := t.TempDir()
 	conf := "global\n    maxconn 512\ndefaults\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n" + body
 	path := filepath.Join(dir, "haproxy.cfg")
 	os.WriteFile(path, []byte(conf), 0o644)
-	peerProc(t, waitAddr, bin, "-db", "-f", path)
+	peerProcIn(t, dial, waitAddr, prefix, bin, "-db", "-f", path)
 }
 
 // startHAProxyNode runs haproxy as a node with accept-proxy, answering with
