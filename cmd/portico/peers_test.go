@@ -13,7 +13,7 @@ import (
 )
 
 // requirePeer finds a third-party peer (nginx, haproxy, curl, promtool,
-// chromium). Under CI (PORTICO_REQUIRE_PEERS=1) a missing peer fails the
+// chromium, keepalived). Under CI (PORTICO_REQUIRE_PEERS=1) a missing peer fails the
 // test; on a developer machine without it, the test is skipped.
 func requirePeer(t testing.TB, name string) string {
 	t.Helper()
