@@ -113,8 +113,8 @@ func TestL4FleetKeepsClientAddressAndLosesNothingOnStop(t *testing.T) {
 	tr.waitSince(after, 200, 30*time.Second).requireNoFailures(t, "with portico on lb1 stopped")
 	st := tr.stop()
 	during := tr.window(before, after)
-	t.Logf("portico on lb1 stopped (SIGTERM) under the loop: %d of %d requests failed (%d sent while it stopped), longest gap %v",
-		st.Failures, st.Requests, during.Requests, st.LongestGap.Round(time.Millisecond))
+	t.Logf("portico on lb1 stopped (SIGTERM) under the loop: %d of %d requests failed (%d sent while it stopped), longest gap %v; failures: %s",
+		st.Failures, st.Requests, during.Requests, st.LongestGap.Round(time.Millisecond), strings.Join(st.Errors, "; "))
 	// A request can be in flight on the stopping portico only if its
 	// connection reached the listener's queue as it closed: at most one
 	// per client worker.
