@@ -47,7 +47,8 @@ const pairFailoverBound = (pairCheckFall+1)*max(pairCheckInterval, pairCheckMaxT
 	3*pairAdvertInt + pairClientTimeout
 
 // pairPorticoConf is the configuration both porticos run: the same file on
-// both hosts, so the same fingerprint.
+// both hosts, so the same fingerprint. Its ports are fixed: each host is a
+// namespace of this test's own, where nothing else binds.
 func pairPorticoConf(servers string) string {
 	return fmt.Sprintf(`
 [admin]
