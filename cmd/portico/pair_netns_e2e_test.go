@@ -105,12 +105,8 @@ func startPair(t *testing.T) *pairLab {
 	for _, host := range []string{"lb1", "lb2"} {
 		pl.portico[host] = startPorticoIn(t, lab, host, conf)
 	}
-	example, err := os.ReadFile("../../examples/keepalived/keepalived.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for host, peer := range map[string]string{"lb1": "lb2", "lb2": "lb1"} {
-		startKeepalived(t, lab, host, renderKeepalived(t, string(example), host, lab.addr(host), lab.addr(peer)))
+		startKeepalived(t, lab, host, renderKeepalived(t, host, lab.addr(host), lab.addr(peer)))
 	}
 	eventually(t, 20*time.Second, "the VIP on lb1", func() bool { return lab.hasAddr("lb1", pairVIP) })
 	if lab.hasAddr("lb2", pairVIP) {
@@ -119,32 +115,40 @@ func startPair(t *testing.T) *pairLab {
 	return pl
 }
 
-// renderKeepalived turns the example (written for lb1) into host's
-// configuration with the lab's addresses. Each substitution must find its
-// text: an example changed out of this shape fails here, not silently.
-func renderKeepalived(t *testing.T, example, host, self, peer string) string {
+// The example's addresses, by host.
+var keepalivedExampleAddr = map[string]string{"lb1": "10.0.0.2", "lb2": "10.0.0.3"}
+
+// renderKeepalived reads host's example (examples/keepalived) and puts the
+// lab's addresses in place of the example's. Each substitution must find
+// its text: an example changed out of this shape fails here, not silently.
+func renderKeepalived(t *testing.T, host, self, peer string) string {
 	t.Helper()
-	subst := [][2]string{
-		{"unicast_src_ip 10.0.0.2", "unicast_src_ip " + self},
-		{"unicast_peer {\n        10.0.0.3\n", "unicast_peer {\n        " + peer + "\n"},
+	file := "examples/keepalived/keepalived-" + host + ".conf"
+	b, err := os.ReadFile("../../" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	exSelf, exPeer := keepalivedExampleAddr[host], keepalivedExampleAddr["lb1"]
+	if host == "lb1" {
+		exPeer = keepalivedExampleAddr["lb2"]
+	}
+	for _, s := range [][2]string{
+		{"unicast_src_ip " + exSelf + "\n", "unicast_src_ip " + self + "\n"},
+		{"unicast_peer {\n        " + exPeer + "\n", "unicast_peer {\n        " + peer + "\n"},
 		{"10.0.0.100/24 dev eth0", pairVIP + "/24 dev eth0"},
-	}
-	if host == "lb2" {
-		subst = append(subst, [2]string{"router_id portico-lb1", "router_id portico-lb2"},
-			[2]string{"priority 150", "priority 100"})
-	}
-	for _, s := range subst {
-		if strings.Count(example, s[0]) != 1 {
-			t.Fatalf("examples/keepalived/keepalived.conf: want %q exactly once", s[0])
+	} {
+		if strings.Count(conf, s[0]) != 1 {
+			t.Fatalf("%s: want %q exactly once", file, s[0])
 		}
-		example = strings.Replace(example, s[0], s[1], 1)
+		conf = strings.Replace(conf, s[0], s[1], 1)
 	}
 	for _, want := range []string{"interval 1 ", "fall 2 ", "advert_int 1\n", "--max-time 1 ", "127.0.0.1:9090/healthz"} {
-		if !strings.Contains(example, want) {
-			t.Fatalf("examples/keepalived/keepalived.conf has no %q: the failover bound here assumes it", want)
+		if !strings.Contains(conf, want) {
+			t.Fatalf("%s has no %q: the failover bound here assumes it", file, want)
 		}
 	}
-	return example
+	return conf
 }
 
 // startKeepalived runs keepalived (VRRP only) in the foreground in host.
