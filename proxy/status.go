@@ -7,14 +7,13 @@ import (
 	"github.com/portico-lb/portico/healthcheck"
 )
 
-// Status is the JSON document served at /status.
+// Status is the JSON document served at /status. Fingerprint identifies
+// the running configuration's content (config.Config.Fingerprint):
+// instances showing the same one run the same configuration.
 type Status struct {
-	Version    string    `json:"version"`
-	Started    time.Time `json:"started"`
-	Generation uint64    `json:"generation"`
-	// Fingerprint identifies the running configuration's content (see
-	// config.Config.Fingerprint): instances showing the same one run the
-	// same configuration.
+	Version     string           `json:"version"`
+	Started     time.Time        `json:"started"`
+	Generation  uint64           `json:"generation"`
 	Fingerprint string           `json:"fingerprint"`
 	LoadedAt    time.Time        `json:"loaded_at"`
 	ConfigPath  string           `json:"config_path,omitempty"`
