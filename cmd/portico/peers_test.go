@@ -13,8 +13,8 @@ import (
 )
 
 // requirePeer finds a third-party peer (nginx, haproxy, curl, promtool,
-// chromium, keepalived). Under CI (PORTICO_REQUIRE_PEERS=1) a missing peer fails the
-// test; on a developer machine without it, the test is skipped.
+// chromium, keepalived). Under CI (PORTICO_REQUIRE_PEERS=1) a missing peer
+// fails the test; on a developer machine without it, the test is skipped.
 func requirePeer(t testing.TB, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
@@ -43,7 +43,7 @@ func peerProc(t testing.TB, waitAddr string, name string, args ...string) *exec.
 
 // peerProcIn is peerProc under a command prefix (`ip netns exec NS`, which
 // executes the server in its own place: the PID is the server's), waiting
-// for waitAddr with dial ("" waitAddr: returns once started).
+// for waitAddr with dial.
 func peerProcIn(t testing.TB, dial func(context.Context, string, string) (net.Conn, error),
 	waitAddr string, prefix []string, name string, args ...string) *exec.Cmd {
 	t.Helper()
@@ -63,9 +63,6 @@ func peerProcIn(t testing.TB, dial func(context.Context, string, string) (net.Co
 			t.Logf("%s output:\n%s", filepath.Base(name), out.String())
 		}
 	})
-	if waitAddr == "" {
-		return cmd
-	}
 	eventually(t, 15*time.Second, name+" listening on "+waitAddr, func() bool {
 		select {
 		case <-done:
