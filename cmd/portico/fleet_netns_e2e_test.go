@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -13,7 +14,8 @@ import (
 // checks each one's /healthz; the porticos accept the header from the
 // balancer only. The client's address must survive both hops to the node,
 // and a portico stopped gracefully (SIGTERM) under a client loop must cost
-// no request that was not in flight on it.
+// no request that was not in flight on it; so must a hung one, which only
+// the balancer's check of /healthz can find out.
 
 var fleetHosts = map[string]int{"client": 10, "l4": 30, "lb1": 1, "lb2": 2, "nodes": 20}
 
@@ -68,8 +70,14 @@ func porticoRequests(t *testing.T, lab *netLab, host string) float64 {
 	return parseProm(t, []byte(body)).sum("portico_requests_total", map[string]string{"listener": "http"})
 }
 
-func TestL4FleetKeepsClientAddressAndLosesNothingOnStop(t *testing.T) {
-	t.Parallel()
+// fleetClientTimeout bounds each request of the client loop: a request
+// caught by a hung portico fails after it.
+const fleetClientTimeout = 2 * time.Second
+
+// startFleet starts the nodes, a portico in lb1 and lb2 and HAProxy in l4,
+// and returns the balancer's front address.
+func startFleet(t *testing.T) (*netLab, map[string]*proc, string) {
+	t.Helper()
 	lab := newNetLab(t, fleetHosts)
 	balancer := lab.addr("l4")
 	conf := fleetPorticoConf(balancer, startNodesIn(t, lab))
@@ -81,8 +89,69 @@ func TestL4FleetKeepsClientAddressAndLosesNothingOnStop(t *testing.T) {
 	front := balancer + ":8080"
 	startHAProxyIn(t, lab.dial("l4", time.Second), lab.prefix("l4"), front,
 		fleetHAProxy(front, lab.addr("lb1"), lab.addr("lb2")))
+	return lab, porticos, front
+}
 
-	// The node sees the client's own address, through the balancer and portico.
+// One portico of the fleet stopped gracefully (SIGTERM) or hung (SIGSTOP:
+// its kernel still accepts connections, only the balancer's check of
+// /healthz can tell) under a client loop: no request fails beyond those
+// in flight on it, at most one per client worker.
+func TestL4FleetKeepsClientAddressAndLosesOnlyInFlight(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		sig  syscall.Signal
+	}{
+		{"stopped", syscall.SIGTERM},
+		{"hung", syscall.SIGSTOP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			lab, porticos, front := startFleet(t)
+			requireClientAddressAtNode(t, lab, front)
+
+			tr := startTraffic(t, trafficSpec{Kind: trafficTCP, Addr: front, Dial: lab.dial("client", time.Second),
+				Timeout: fleetClientTimeout, Workers: 4, Pace: 10 * time.Millisecond, MaxDuration: 90 * time.Second,
+				ExpectFailures: true})
+			tr.waitSince(0, 100, 30*time.Second).requireNoFailures(t, "through the balancer")
+			// Both porticos take traffic: the balancer's checks pass on both.
+			for _, host := range []string{"lb1", "lb2"} {
+				base := porticoRequests(t, lab, host)
+				eventually(t, 10*time.Second, "requests answered by portico on "+host, func() bool {
+					return porticoRequests(t, lab, host) > base
+				})
+			}
+
+			failing := porticos["lb1"]
+			switch tc.sig {
+			case syscall.SIGTERM:
+				if err := failing.stop(); err != nil {
+					t.Fatalf("portico on lb1 did not stop cleanly: %v", err)
+				}
+			case syscall.SIGSTOP:
+				// Runs before portico's own cleanup: a stopped process would
+				// not act on SIGTERM.
+				t.Cleanup(func() { failing.cmd.Process.Signal(syscall.SIGCONT) })
+				failing.signal(syscall.SIGSTOP)
+			}
+			// Were lb1 still in rotation, every worker would meet it again
+			// within these requests.
+			tr.waitSince(tr.mark(), 300, 60*time.Second)
+			st := tr.stop()
+			t.Logf("portico on lb1 %s under the loop: %d of %d requests failed, longest gap %v; failures: %s",
+				tc.name, st.Failures, st.Requests, st.LongestGap.Round(time.Millisecond), strings.Join(st.Errors, "; "))
+			if st.Failures > int64(tr.spec.Workers) {
+				t.Fatalf("%d requests failed with portico on lb1 %s, more than the %d that can be in flight on it: %v",
+					st.Failures, tc.name, tr.spec.Workers, st)
+			}
+		})
+	}
+}
+
+// requireClientAddressAtNode: the node sees the client's own address,
+// through the balancer (PROXY v2) and portico (X-Forwarded-For).
+func requireClientAddressAtNode(t *testing.T, lab *netLab, front string) {
+	t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: lab.dial("client", 2*time.Second), DisableKeepAlives: true}}
 	for range 8 {
@@ -91,35 +160,5 @@ func TestL4FleetKeepsClientAddressAndLosesNothingOnStop(t *testing.T) {
 			t.Fatalf("through HAProxy and portico: status %d, the node saw X-Forwarded-For %q, want the client's %s",
 				code, h.Get("X-Seen-XFF"), lab.addr("client"))
 		}
-	}
-
-	tr := startTraffic(t, trafficSpec{Kind: trafficTCP, Addr: front, Dial: lab.dial("client", 2*time.Second),
-		Timeout: 5 * time.Second, Workers: 4, Pace: 10 * time.Millisecond, MaxDuration: 90 * time.Second,
-		ExpectFailures: true})
-	tr.waitSince(0, 100, 30*time.Second).requireNoFailures(t, "through the balancer")
-	// Both porticos take traffic: the balancer's checks pass on both.
-	for _, host := range []string{"lb1", "lb2"} {
-		base := porticoRequests(t, lab, host)
-		eventually(t, 10*time.Second, "requests answered by portico on "+host, func() bool {
-			return porticoRequests(t, lab, host) > base
-		})
-	}
-
-	before := tr.mark()
-	if err := porticos["lb1"].stop(); err != nil {
-		t.Fatalf("portico on lb1 did not stop cleanly: %v", err)
-	}
-	after := tr.mark()
-	tr.waitSince(after, 200, 30*time.Second).requireNoFailures(t, "with portico on lb1 stopped")
-	st := tr.stop()
-	during := tr.window(before, after)
-	t.Logf("portico on lb1 stopped (SIGTERM) under the loop: %d of %d requests failed (%d sent while it stopped), longest gap %v; failures: %s",
-		st.Failures, st.Requests, during.Requests, st.LongestGap.Round(time.Millisecond), strings.Join(st.Errors, "; "))
-	// A request can be in flight on the stopping portico only if its
-	// connection reached the listener's queue as it closed: at most one
-	// per client worker.
-	if st.Failures > int64(tr.spec.Workers) {
-		t.Fatalf("%d requests failed while one portico stopped, more than the %d that can be in flight: %v",
-			st.Failures, tr.spec.Workers, st)
 	}
 }
