@@ -188,7 +188,7 @@ func (b *builder) errorPages(f field, key string) map[int][]byte {
 			r.errorf(k, "error page %s is not UTF-8 text (it is served as text/html; charset=utf-8)", path)
 			continue
 		}
-		b.hashFile(path, data) // a changed page is a changed configuration
+		b.hashFile(name, data) // a changed page is a changed configuration
 		out[n] = data
 	}
 	return out

@@ -50,8 +50,11 @@ type Config struct {
 	Pools map[string]*Pool
 	// PoolNames is the sorted list of pool names, for stable iteration.
 	PoolNames []string
-	// Fingerprint is a hash of the TOML bytes and of every certificate and key
-	// file loaded: equal fingerprints mean a reload would change nothing.
+	// Fingerprint is a SHA-256 over the configuration's data (not its text:
+	// comments, white space and key order do not count) and the content of
+	// every file it names and loads (certificates, keys, CA bundles, error
+	// pages, the admin token); see fingerprint.go. Equal fingerprints mean a
+	// reload would change nothing, and two instances configure the same.
 	Fingerprint [32]byte
 	// Warnings are non-fatal findings (certificates expiring within 30 days,
 	// rule hosts not covered by a listener's certificates, unused pools).

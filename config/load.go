@@ -3,7 +3,6 @@ package config
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -69,7 +68,10 @@ func parse(data []byte, file, dir string, now time.Time) (*Config, error) {
 	checkKeys(r, md.Undecoded())
 
 	b := &builder{r: r, dir: dir, now: now, hash: sha256.New()}
-	b.hashFile("", data)
+	if err := b.hashDocument(data); err != nil {
+		r.problems = append(r.problems, decodeProblem(file, err))
+		return nil, r.err()
+	}
 	c := b.build(&raw)
 	if err := r.err(); err != nil {
 		return nil, err
@@ -77,18 +79,6 @@ func parse(data []byte, file, dir string, now time.Time) (*Config, error) {
 	c.Warnings = r.warningLines()
 	copy(c.Fingerprint[:], b.hash.Sum(nil))
 	return c, nil
-}
-
-// hashFile adds one input to the fingerprint, framed so that moving bytes
-// between files or names changes the sum.
-func (b *builder) hashFile(name string, data []byte) {
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(name)))
-	b.hash.Write(n[:])
-	b.hash.Write([]byte(name))
-	binary.BigEndian.PutUint64(n[:], uint64(len(data)))
-	b.hash.Write(n[:])
-	b.hash.Write(data)
 }
 
 // decodeErrRE takes apart the decoder's type errors, which are not

@@ -60,7 +60,7 @@ func (b *builder) caFile(key, name string) (string, *x509.CertPool) {
 		b.r.errorf(key, "cannot read CA file %q: %w", name, err)
 		return "", nil
 	}
-	b.hashFile(path, data)
+	b.hashFile(name, data)
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
 		b.r.errorf(key, "no PEM CERTIFICATE in CA file %q", name)

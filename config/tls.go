@@ -64,8 +64,8 @@ func (b *builder) certificateAt(rc rawCert, certKey, keyKey string) *Certificate
 	if err1 != nil || err2 != nil {
 		return nil
 	}
-	b.hashFile(c.CertFile, certPEM)
-	b.hashFile(c.KeyFile, keyPEM)
+	b.hashFile(certName, certPEM)
+	b.hashFile(keyName, keyPEM)
 
 	if !hasPEMBlock(certPEM, "CERTIFICATE") {
 		b.r.errorf(certKey, "no PEM CERTIFICATE block in %q", certName)

@@ -109,6 +109,9 @@ func newMetrics(s *Server) *metrics {
 			"Unix time at which each configured certificate expires.", []string{"listener", "certificate", "subject"}, nil),
 		build: prometheus.NewDesc("portico_build_info", "Always 1; the version label says which build runs.",
 			[]string{"version"}, nil),
+		configInfo: prometheus.NewDesc("portico_config_info",
+			"Always 1; the fingerprint label identifies the running configuration's content (equal on instances that run the same configuration).",
+			[]string{"fingerprint"}, nil),
 		conns: prometheus.NewDesc("portico_connections",
 			"Client connections admitted now across all listeners (tunnels included), counted against portico_max_connections.",
 			nil, nil),
@@ -125,7 +128,7 @@ type stateCollector struct {
 	s                               *Server
 	up, inflight, certExpiry, build *prometheus.Desc
 	inflightOld, tunnels, admin     *prometheus.Desc
-	conns, maxConns                 *prometheus.Desc
+	conns, maxConns, configInfo     *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -138,6 +141,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.build
 	ch <- c.conns
 	ch <- c.maxConns
+	ch <- c.configInfo
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -149,6 +153,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if rt == nil {
 		return
 	}
+	// Read from the runtime at each scrape: a reload that changes the
+	// fingerprint leaves no series with the old one behind.
+	ch <- prometheus.MustNewConstMetric(c.configInfo, prometheus.GaugeValue, 1, rt.cfg.FingerprintHex())
 	for _, name := range rt.cfg.PoolNames {
 		for _, n := range rt.pools[name].nodes {
 			v := 0.0

@@ -7,11 +7,14 @@ import (
 	"github.com/portico-lb/portico/healthcheck"
 )
 
-// Status is the JSON document served at /status.
+// Status is the JSON document served at /status. Fingerprint identifies
+// the running configuration's content (config.Config.Fingerprint):
+// instances showing the same one run the same configuration.
 type Status struct {
 	Version     string           `json:"version"`
 	Started     time.Time        `json:"started"`
 	Generation  uint64           `json:"generation"`
+	Fingerprint string           `json:"fingerprint"`
 	LoadedAt    time.Time        `json:"loaded_at"`
 	ConfigPath  string           `json:"config_path,omitempty"`
 	LastReload  ReloadStatus     `json:"last_reload"`
@@ -107,7 +110,7 @@ type TransitionLog struct {
 func (s *Server) Status() Status {
 	rt := s.cur.Load()
 	st := Status{Version: s.version, Started: s.started, Generation: rt.gen, LoadedAt: rt.loaded,
-		ConfigPath: rt.cfg.Path}
+		Fingerprint: rt.cfg.FingerprintHex(), ConfigPath: rt.cfg.Path}
 	s.reload.mu.Lock()
 	st.LastReload = ReloadStatus{OK: s.reload.lastErr == "", LastOK: s.reload.lastOK,
 		Error: s.reload.lastErr, ErrorTime: s.reload.lastErrTime}

@@ -202,8 +202,9 @@ func TestDrainUnderTraffic(t *testing.T) {
 	}
 	tr.since(m).requireNoFailures(t, "draining b")
 
-	// A reload keeps the run-time state.
-	p.reload(conf+"\n# reloaded\n", "configuration reloaded")
+	// A reload keeps the run-time state. (A changed value: a comment alone
+	// configures the same, and that reload would change nothing.)
+	p.reload("shutdown_grace = \"29s\"\n"+conf, "configuration reloaded")
 	if st := srvState(t, admin, "b"); st.AdminState != "drain" || st.AdminSource != "runtime" {
 		t.Fatalf("after SIGHUP: %+v", st)
 	}

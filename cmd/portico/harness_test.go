@@ -49,10 +49,15 @@ func TestMain(m *testing.M) {
 
 // runNodeProcess is the test binary re-executed as a stand-in node in its
 // own process (see nodeProcess), so a test can kill a node for real. It
-// prints the node's address and serves until killed or until its stdin
-// closes (the test that started it is gone).
+// listens on PORTICO_TEST_NODE_ADDR (default 127.0.0.1:0), prints the
+// node's address and serves until killed or until its stdin closes (the
+// test that started it is gone).
 func runNodeProcess(name string) {
-	n, err := standin.Start(name, "127.0.0.1:0")
+	addr := os.Getenv("PORTICO_TEST_NODE_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	n, err := standin.Start(name, addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -66,8 +71,16 @@ func runNodeProcess(name string) {
 // returns its address and a function that kills it with SIGKILL.
 func nodeProcess(t testing.TB, name string) (addr string, kill func()) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "PORTICO_TEST_NODE="+name)
+	return nodeProcessAt(t, nil, name, "")
+}
+
+// nodeProcessAt is nodeProcess listening on listen (host:port, "" for
+// 127.0.0.1:0), run under a command prefix (e.g. `ip netns exec NS`).
+func nodeProcessAt(t testing.TB, prefix []string, name, listen string) (addr string, kill func()) {
+	t.Helper()
+	argv := append(append([]string{}, prefix...), os.Args[0])
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "PORTICO_TEST_NODE="+name, "PORTICO_TEST_NODE_ADDR="+listen)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

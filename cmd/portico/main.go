@@ -136,6 +136,7 @@ func runCheck(path string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid (%d listeners, %d pools)\n", path, len(cfg.Listeners), len(cfg.Pools))
 	fmt.Fprintf(stdout, "connection cap: %s\n", connCap)
+	fmt.Fprintf(stdout, "fingerprint: %s\n", cfg.FingerprintHex())
 	return 0
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,8 +13,8 @@ import (
 )
 
 // requirePeer finds a third-party peer (nginx, haproxy, curl, promtool,
-// chromium). Under CI (PORTICO_REQUIRE_PEERS=1) a missing peer fails the
-// test; on a developer machine without it, the test is skipped.
+// chromium, keepalived). Under CI (PORTICO_REQUIRE_PEERS=1) a missing peer
+// fails the test; on a developer machine without it, the test is skipped.
 func requirePeer(t testing.TB, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
@@ -36,7 +37,18 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // peerProc runs a third-party server in the foreground, killed by PID at cleanup.
 func peerProc(t testing.TB, waitAddr string, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	var d net.Dialer
+	return peerProcIn(t, d.DialContext, waitAddr, nil, name, args...)
+}
+
+// peerProcIn is peerProc under a command prefix (`ip netns exec NS`, which
+// executes the server in its own place: the PID is the server's), waiting
+// for waitAddr with dial.
+func peerProcIn(t testing.TB, dial func(context.Context, string, string) (net.Conn, error),
+	waitAddr string, prefix []string, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	argv := append(append(append([]string{}, prefix...), name), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -57,7 +69,9 @@ func peerProc(t testing.TB, waitAddr string, name string, args ...string) *exec.
 			t.Fatalf("%s exited at start: %s", name, out.String())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", waitAddr, time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c, err := dial(ctx, "tcp", waitAddr)
 		if err != nil {
 			return false
 		}
@@ -112,12 +126,21 @@ http {
 // startHAProxy runs haproxy in the foreground with the given config body.
 func startHAProxy(t testing.TB, waitAddr, body string) {
 	t.Helper()
+	var d net.Dialer
+	startHAProxyIn(t, d.DialContext, nil, waitAddr, body)
+}
+
+// startHAProxyIn is startHAProxy under a command prefix (`ip netns exec
+// NS`), waiting for waitAddr with dial.
+func startHAProxyIn(t testing.TB, dial func(context.Context, string, string) (net.Conn, error),
+	prefix []string, waitAddr, body string) {
+	t.Helper()
 	bin := requirePeer(t, "haproxy")
 	dir := t.TempDir()
 	conf := "global\n    maxconn 512\ndefaults\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n" + body
 	path := filepath.Join(dir, "haproxy.cfg")
 	os.WriteFile(path, []byte(conf), 0o644)
-	peerProc(t, waitAddr, bin, "-db", "-f", path)
+	peerProcIn(t, dial, waitAddr, prefix, bin, "-db", "-f", path)
 }
 
 // startHAProxyNode runs haproxy as a node with accept-proxy, answering with

@@ -58,6 +58,11 @@ func TestStatusPageShowsNodeGoingDown(t *testing.T) {
 	pg.waitFor(t, 15*time.Second, "both servers shown up", func(s pageState) bool {
 		return len(s.Servers) == 2 && s.server(a).is("up") && s.server(b).is("up")
 	})
+	// The configuration's fingerprint, shortened, to compare instances at a glance.
+	fp := statusIdentity(t, admin).Fingerprint[:12]
+	pg.waitFor(t, 5*time.Second, "the config fingerprint "+fp, func(s pageState) bool {
+		return strings.Contains(s.Text, "config fingerprint") && strings.Contains(s.Text, fp)
+	})
 
 	// Traffic until the page shows a request rate for both servers.
 	stop := make(chan struct{})

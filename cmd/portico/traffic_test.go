@@ -67,6 +67,12 @@ type trafficSpec struct {
 	// if any request failed.
 	ExpectFailures bool
 
+	// Dial, when set, opens the client's connections (from inside a
+	// network namespace, say) instead of a plain dial of Addr.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Timeout bounds each request, dial included. Default 10s.
+	Timeout time.Duration
+
 	// Off, when not empty, is why a test runs without traffic, for the
 	// helpers that start traffic by default (startUnderTraffic).
 	Off string
@@ -86,6 +92,10 @@ type trafficStats struct {
 	Statuses map[int]int64    // answers by status (0: no answer)
 	Stopped  string           // why the loop ended; "" while it runs
 	Elapsed  time.Duration    // from start to end (or to now)
+	// LongestGap is the longest time between two successful answers, as
+	// a client sees an outage (over the whole loop, the first success
+	// counts from the start; an outage not over yet is not counted).
+	LongestGap time.Duration
 }
 
 const maxTrafficErrors = 20
@@ -96,9 +106,9 @@ func (s trafficStats) String() string {
 		nodes = append(nodes, fmt.Sprintf("%q:%d", n, c))
 	}
 	sort.Strings(nodes)
-	return fmt.Sprintf("%d requests, %d failed, per node {%s}, statuses %v, in %v (stopped: %q); failures: %s",
+	return fmt.Sprintf("%d requests, %d failed, per node {%s}, statuses %v, in %v, longest gap %v (stopped: %q); failures: %s",
 		s.Requests, s.Failures, strings.Join(nodes, " "), s.Statuses, s.Elapsed.Round(time.Millisecond),
-		s.Stopped, strings.Join(s.Errors, "; "))
+		s.LongestGap.Round(time.Millisecond), s.Stopped, strings.Join(s.Errors, "; "))
 }
 
 // requireOnlyRefused fails the test if a request failed other than by a
@@ -124,8 +134,9 @@ type trafficRec struct {
 	seq     int64
 	node    string
 	status  int
-	fail    string // "" when the request succeeded
-	refused bool   // the connection to portico was refused
+	fail    string    // "" when the request succeeded
+	refused bool      // the connection to portico was refused
+	at      time.Time // when it finished
 }
 
 // traffic is a running client loop.
@@ -172,11 +183,17 @@ func startTraffic(t testing.TB, spec trafficSpec) *traffic {
 	if spec.MaxDuration <= 0 {
 		spec.MaxDuration = 60 * time.Second
 	}
-	addr := spec.Addr
+	if spec.Timeout <= 0 {
+		spec.Timeout = 10 * time.Second
+	}
+	addr, dial := spec.Addr, spec.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
+			return dial(ctx, network, addr)
 		},
 		MaxIdleConnsPerHost: spec.Workers,
 	}
@@ -198,7 +215,7 @@ func startTraffic(t testing.TB, spec trafficSpec) *traffic {
 	}
 	x := &traffic{
 		t: t, spec: spec, start: time.Now(),
-		client: &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		client: &http.Client{Transport: tr, Timeout: spec.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		url:   scheme + "://" + spec.Host + spec.Path,
 		stopc: make(chan struct{}), done: make(chan struct{}), grew: make(chan struct{}),
@@ -246,6 +263,7 @@ func (x *traffic) work() {
 			return
 		}
 		rec := x.one(n)
+		rec.at = time.Now()
 		x.mu.Lock()
 		x.recs = append(x.recs, rec)
 		close(x.grew)
@@ -319,9 +337,19 @@ func (x *traffic) window(from, to trafficMark) trafficStats {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	st := trafficStats{PerNode: map[string]int64{}, Statuses: map[int]int64{}, Stopped: x.stopped}
+	var lastOK time.Time
+	if from == 0 {
+		lastOK = x.start
+	}
 	for _, r := range x.recs {
 		if r.seq <= int64(from) || (to >= 0 && r.seq > int64(to)) {
 			continue
+		}
+		if r.fail == "" {
+			if !lastOK.IsZero() {
+				st.LongestGap = max(st.LongestGap, r.at.Sub(lastOK))
+			}
+			lastOK = r.at
 		}
 		st.Requests++
 		st.PerNode[r.node]++

@@ -9,9 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +16,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/sys/unix"
 )
 
 // An HTTP/2 upload to a node that reads slower than the client sends must
@@ -203,85 +199,15 @@ func startSlowReader(t *testing.T, ln net.Listener, rate int) string {
 	return ln.Addr().String()
 }
 
-// cappedNetns creates a network namespace for the test with loopback up
-// and TCP buffers capped, removed at cleanup. Without root or iproute2 the
-// test is skipped, or fails under CI (PORTICO_REQUIRE_PEERS=1).
+// cappedNetns creates a network namespace for the test (netns_test.go)
+// with TCP buffers capped.
 func cappedNetns(t *testing.T) string {
 	t.Helper()
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("PORTICO_REQUIRE_PEERS") != "" {
-			t.Fatalf("network namespaces unavailable: "+format, args...)
-		}
-		t.Skipf("network namespaces unavailable (run as root with iproute2; CI requires it): "+format, args...)
-	}
-	ip, err := exec.LookPath("ip")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"} {
-			if fileExists(p) {
-				ip, err = p, nil
-				break
-			}
-		}
-	}
-	if err != nil {
-		unavailable("no ip command")
-	}
-	if os.Geteuid() != 0 {
-		unavailable("not root")
-	}
-	ns := fmt.Sprintf("portico-upload-%d", os.Getpid())
-	if out, err := exec.Command(ip, "netns", "add", ns).CombinedOutput(); err != nil {
-		unavailable("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command(ip, "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-		}
-	})
-	for _, args := range [][]string{
-		{"-n", ns, "link", "set", "lo", "up"},
-		{"netns", "exec", ns, "sh", "-c",
-			"echo '4096 16384 65536' >/proc/sys/net/ipv4/tcp_wmem && echo '4096 16384 65536' >/proc/sys/net/ipv4/tcp_rmem"},
-	} {
-		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
+	ip := ipTool(t)
+	ns := newNetns(t, ip, "upload", netnsSuffix())
+	runIP(t, ip, "netns", "exec", ns, "sh", "-c",
+		"echo '4096 16384 65536' >/proc/sys/net/ipv4/tcp_wmem && echo '4096 16384 65536' >/proc/sys/net/ipv4/tcp_rmem")
 	return ns
-}
-
-// inNetns runs fn on the calling goroutine, locked to a thread that is
-// switched into the named namespace for the duration. Sockets opened and
-// processes started by fn belong to the namespace. If the thread cannot be
-// switched back it stays locked, and the runtime discards it when the
-// goroutine ends.
-func inNetns(t *testing.T, ns string, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	self, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer self.Close()
-	target, err := os.Open(filepath.Join("/var/run/netns", ns))
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("setns %s: %v", ns, err)
-	}
-	defer func() {
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Fatalf("setns back from %s: %v", ns, err)
-		}
-		runtime.UnlockOSThread()
-	}()
-	fn()
 }
 
 // procMemKiB reads a Vm* field of /proc/PID/status in KiB.
