@@ -60,7 +60,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	if _, err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "idlemem:", err)
 		os.Exit(1)
 	}
@@ -109,40 +109,46 @@ func (o *options) validate() error {
 	return nil
 }
 
-func run(ctx context.Context, o options) error {
+// result is one measurement.
+type result struct {
+	open          int   // connections that opened
+	before, after usage // the proxy before opening them and with them idle
+}
+
+func run(ctx context.Context, o options) (result, error) {
 	if err := o.validate(); err != nil {
-		return err
+		return result{}, err
 	}
 	if err := checkFDs(raiseFDLimit(), o.kind, o.n); err != nil {
-		return err
+		return result{}, err
 	}
 	dir, err := os.MkdirTemp("", "idlemem-")
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	defer os.RemoveAll(dir)
 	ca, err := standin.NewCA()
 	if err != nil {
-		return fmt.Errorf("CA: %w", err)
+		return result{}, fmt.Errorf("CA: %w", err)
 	}
 	cert, key, err := ca.Issue(filepath.Join(dir, "tls"), 24*time.Hour, serverName)
 	if err != nil {
-		return fmt.Errorf("certificate: %w", err)
+		return result{}, fmt.Errorf("certificate: %w", err)
 	}
 	nodeAddr, stopNode, err := startNode()
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	defer stopNode()
 	s := setup{dir: dir, node: nodeAddr, cert: cert, key: key, n: o.n, plainTCP: o.mode == "tcp"}
 	p, err := startPeer(ctx, s, o.peer, o.bin)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	defer p.stop()
 	dial, err := dialer(o.kind, p, ca.Pool())
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	return measure(ctx, o, p, dial)
 }
@@ -150,78 +156,90 @@ func run(ctx context.Context, o options) error {
 // measure warms the proxy up, reads its memory, opens the connections,
 // reads it again once stable, checks a sample of the connections still
 // answers, and prints the result.
-func measure(ctx context.Context, o options, p *peer, dial dialFunc) error {
+func measure(ctx context.Context, o options, p *peer, dial dialFunc) (result, error) {
 	// A few connections first, so that one-time costs (code paged in,
 	// TLS and HTTP/2 state set up once) land before the baseline.
 	warm, failed, first := openAll(ctx, dial, 16, o.sources, 16)
 	closeAll(warm)
 	if failed > 0 {
-		return fmt.Errorf("warm-up: %d of 16 connections failed, first: %w", failed, first)
+		return result{}, fmt.Errorf("warm-up: %d of 16 connections failed, first: %w", failed, first)
 	}
-	pid := p.cmd.Process.Pid
-	readRSS := func() (int64, error) { u, err := treeUsage(pid); return u.rssKiB, err }
+	var r result
 	rt0, err := p.runtime(ctx)
 	if err != nil {
-		return err
+		return r, err
 	}
-	before, stable0, err := settle(ctx, readRSS, time.Second, 256, 30)
-	if err != nil {
-		return err
+	if r.before, err = settledUsage(ctx, p, 30); err != nil {
+		return r, err
 	}
 	start := time.Now()
 	conns, failed, first := openAll(ctx, dial, o.n, o.sources, o.parallel)
 	defer closeAll(conns)
-	opened := time.Since(start)
-	ok := o.n - failed
-	fmt.Printf("%s, %s: %d of %d connections open in %v", p.name, o.kind, ok, o.n, opened.Round(time.Millisecond))
+	r.open = o.n - failed
+	fmt.Printf("%s, %s: %d of %d connections open in %v\n", p.name, o.kind, r.open, o.n, time.Since(start).Round(time.Millisecond))
 	if failed > 0 {
-		fmt.Printf(" (%d failed, first: %v)", failed, first)
+		return r, fmt.Errorf("%d of %d connections failed, first: %w", failed, o.n, first)
 	}
-	fmt.Println()
-	after, stable1, err := settle(ctx, readRSS, time.Second, 256, 60)
-	if err != nil {
-		return err
-	}
-	u, err := treeUsage(pid)
-	if err != nil {
-		return err
+	if r.after, err = settledUsage(ctx, p, 60); err != nil {
+		return r, err
 	}
 	rt1, err := p.runtime(ctx)
 	if err != nil {
-		return err
+		return r, err
 	}
-	fmt.Printf("%s RSS: %d KiB before%s, %d KiB after%s, over %d process(es), %d descriptors open\n",
-		p.name, before, unsettled(stable0), after, unsettled(stable1), u.procs, u.fds)
-	per := float64(max(ok, 1))
-	fmt.Printf("RESULT peer=%s kind=%s n=%d kib_per_conn=%.1f\n", p.name, o.kind, ok, float64(after-before)/per)
+	report(p.name, o.kind, r, rt0, rt1)
+	if err := recheck(conns); err != nil {
+		return r, err
+	}
+	if o.hold > 0 {
+		fmt.Printf("holding the connections for %v (%s pid %d)\n", o.hold, p.name, p.cmd.Process.Pid)
+		select {
+		case <-time.After(o.hold):
+		case <-ctx.Done():
+		}
+	}
+	return r, nil
+}
+
+// settledUsage reads the proxy's RSS once a second until three reads
+// agree within 256 KiB (at most `limit` reads), then its descriptors.
+func settledUsage(ctx context.Context, p *peer, limit int) (usage, error) {
+	pid := p.cmd.Process.Pid
+	read := func() (int64, error) { u, err := treeUsage(pid); return u.rssKiB, err }
+	rss, stable, err := settle(ctx, read, time.Second, 256, limit)
+	if err != nil {
+		return usage{}, err
+	}
+	if !stable {
+		fmt.Printf("%s RSS still moving after %d reads\n", p.name, limit)
+	}
+	u, err := treeUsage(pid)
+	u.rssKiB = rss
+	return u, err
+}
+
+// report prints a result; rt0 and rt1 are portico's runtime figures
+// before and after (nil for HAProxy).
+func report(name, kind string, r result, rt0, rt1 map[string]float64) {
+	fmt.Printf("%s RSS: %d KiB before, %d KiB after, over %d process(es), %d descriptors open\n",
+		name, r.before.rssKiB, r.after.rssKiB, r.after.procs, r.after.fds)
+	per := float64(max(r.open, 1))
+	fmt.Printf("RESULT peer=%s kind=%s n=%d kib_per_conn=%.1f\n", name, kind, r.open,
+		float64(r.after.rssKiB-r.before.rssKiB)/per)
 	if rt0 != nil {
 		fmt.Printf("Go runtime per connection: %+.2f goroutines, heap in use %+.1f KiB, stacks in use %+.1f KiB\n",
 			(rt1["go_goroutines"]-rt0["go_goroutines"])/per,
 			(rt1["go_memstats_heap_inuse_bytes"]-rt0["go_memstats_heap_inuse_bytes"])/per/1024,
 			(rt1["go_memstats_stack_inuse_bytes"]-rt0["go_memstats_stack_inuse_bytes"])/per/1024)
 	}
-	if err := recheck(conns); err != nil {
-		return err
-	}
-	if o.hold > 0 {
-		fmt.Printf("holding the connections for %v (%s pid %d)\n", o.hold, p.name, pid)
-		select {
-		case <-time.After(o.hold):
-		case <-ctx.Done():
-		}
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d connections failed", failed)
-	}
-	return nil
 }
 
-// recheck does one more exchange on every 100th open connection: they
-// must have stayed open through the measurement.
+// recheck does one more exchange on every 100th open connection (every
+// one under 200): they must have stayed open through the measurement.
 func recheck(conns []idleConn) error {
 	checked, bad := 0, 0
 	var first error
-	for i := 0; i < len(conns); i += 100 {
+	for i := 0; i < len(conns); i += max(1, len(conns)/100) {
 		if conns[i] == nil {
 			continue
 		}
@@ -238,11 +256,4 @@ func recheck(conns []idleConn) error {
 		return fmt.Errorf("%d idle connections no longer answer, first: %w", bad, first)
 	}
 	return nil
-}
-
-func unsettled(stable bool) string {
-	if stable {
-		return ""
-	}
-	return " (still moving)"
 }
