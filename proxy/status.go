@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"os"
 	"sync"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 // Status is the JSON document served at /status.
 type Status struct {
 	Version     string           `json:"version"`
+	PID         int              `json:"pid"` // changes with a binary upgrade
 	Started     time.Time        `json:"started"`
 	Generation  uint64           `json:"generation"`
 	LoadedAt    time.Time        `json:"loaded_at"`
@@ -106,7 +108,7 @@ type TransitionLog struct {
 // Status reports the running state.
 func (s *Server) Status() Status {
 	rt := s.cur.Load()
-	st := Status{Version: s.version, Started: s.started, Generation: rt.gen, LoadedAt: rt.loaded,
+	st := Status{Version: s.version, PID: os.Getpid(), Started: s.started, Generation: rt.gen, LoadedAt: rt.loaded,
 		ConfigPath: rt.cfg.Path}
 	s.reload.mu.Lock()
 	st.LastReload = ReloadStatus{OK: s.reload.lastErr == "", LastOK: s.reload.lastOK,
