@@ -76,7 +76,47 @@ func startUpgradable(t *testing.T, dir, conf string) *upgradeProc {
 		close(p.done)
 	}()
 	p.cleanupAndWait()
+	// Runs before the stop above: a successor holds the log pipe, so
+	// the log would not end while it lives.
+	t.Cleanup(u.killSuccessors)
 	return u
+}
+
+// killSuccessors kills, by pid, every process the log says an upgrade
+// started.
+func (u *upgradeProc) killSuccessors() {
+	u.mu.Lock()
+	var pids []int
+	for _, l := range u.lines {
+		if _, rest, ok := strings.Cut(l, `"new_pid":`); ok {
+			end := strings.IndexAny(rest, ",}")
+			if pid, err := strconv.Atoi(rest[:max(end, 0)]); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	u.mu.Unlock()
+	for _, pid := range pids {
+		killPID(u.t, pid)
+	}
+}
+
+// logged waits until some line, in any order, contains s, and returns it.
+func (u *upgradeProc) logged(s string) string {
+	u.t.Helper()
+	var line string
+	eventually(u.t, 20*time.Second, "a log line with "+s, func() bool {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		for _, l := range u.lines {
+			if strings.Contains(l, s) {
+				line = l
+				return true
+			}
+		}
+		return false
+	})
+	return line
 }
 
 // installBinary puts a copy of src at dst the way a package manager does:
@@ -100,7 +140,7 @@ func installBinary(t *testing.T, dst, src string) {
 }
 
 // successor returns the pid of the process that took over, once /status
-// answers with a pid other than old; it is killed by that pid at cleanup.
+// answers with a pid other than old.
 func (u *upgradeProc) successor(admin string, old int) int {
 	t := u.t
 	t.Helper()
@@ -109,7 +149,6 @@ func (u *upgradeProc) successor(admin string, old int) int {
 		pid = statusPID(t, admin)
 		return pid != old && pid != 0
 	})
-	t.Cleanup(func() { killPID(t, pid) })
 	return pid
 }
 
@@ -244,6 +283,19 @@ func hasLines(msg string, lines []string) bool {
 }
 
 func upgradeConf(admin, web, tcp, raw string, ns []*standin.Node, echo string) string {
+	return upgradeBase(admin, web, tcp, ns) + fmt.Sprintf(`
+[[listener]]
+name = "raw"
+bind = %q
+mode = "tcp"
+pool = "raw"
+[pool.raw]
+servers = [%q]
+health = { enabled = false }
+`, raw, echo)
+}
+
+func upgradeBase(admin, web, tcp string, ns []*standin.Node) string {
 	return fmt.Sprintf(`
 shutdown_grace = "30s"
 [admin]
@@ -258,18 +310,10 @@ name = "tcp"
 bind = %q
 mode = "tcp"
 pool = "nodes"
-[[listener]]
-name = "raw"
-bind = %q
-mode = "tcp"
-pool = "raw"
 [pool.nodes]
 servers = %s
 health = { interval = "1h" }
-[pool.raw]
-servers = [%q]
-health = { enabled = false }
-`, admin, web, tcp, raw, serverList(ns), echo)
+`, admin, web, tcp, serverList(ns))
 }
 
 // TestBinaryUpgradeUnderTraffic: SIGUSR2 with a new binary installed at
@@ -296,12 +340,33 @@ func TestBinaryUpgradeUnderTraffic(t *testing.T) {
 	keep.waitSince(0, 20, 20*time.Second)
 	fresh.waitSince(0, 20, 20*time.Second)
 
+	// A reload first: systemd hears of its start and of its end.
+	u.reload(upgradeConf(admin, web, tcp, raw, ns, echo)+"\n# reloaded\n", `"generation":2`)
+	_, next = u.notify.wait(t, next, "RELOADING=1", "MONOTONIC_USEC=")
+	_, next = u.notify.wait(t, next, "READY=1")
+
+	// The new configuration drops the raw listener, whose tunnel stays
+	// with the old process, and adds one, which the new process binds.
+	extra := freeAddr(t)
+	next2 := upgradeBase(admin, web, tcp, ns) + fmt.Sprintf(`
+[[listener]]
+name = "extra"
+bind = %q
+mode = "http"
+pool = "nodes"
+`, extra)
+	if err := os.WriteFile(u.conf, []byte(next2), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	installBinary(t, u.exe, binary) // what the successor must start from
 	u.signal(syscall.SIGUSR2)
-	u.waitLog("upgrade: new process started", 20*time.Second)
+	// Two processes write these lines: their order is not fixed.
+	if line := u.logged("took_over_from"); !strings.Contains(line, `"inherited_sockets":3`) {
+		t.Errorf("the new process should take web, tcp and admin: %s", line)
+	}
 	newPID := u.successor(admin, oldPID)
-	u.waitLog("upgrade: the new process serves", 20*time.Second)
-	u.waitLog("stepping down for the new process", 20*time.Second)
+	u.logged("upgrade: the new process serves")
+	u.logged("stepping down for the new process")
 
 	msg, _ := u.notify.wait(t, next, "RELOADING=1", "MONOTONIC_USEC=")
 	t.Logf("old process: %q", msg)
@@ -313,8 +378,8 @@ func TestBinaryUpgradeUnderTraffic(t *testing.T) {
 
 	// Traffic goes on through the new process alone.
 	mk, mf := keep.mark(), fresh.mark()
-	keep.waitSince(mk, 60, 30*time.Second)
-	fresh.waitSince(mf, 60, 30*time.Second)
+	keep.waitSince(mk, 150, 30*time.Second)
+	fresh.waitSince(mf, 150, 30*time.Second)
 
 	// The tunnels live on in the old process, which waits for them.
 	if err := wsEcho("after the upgrade"); err != nil {
@@ -328,8 +393,14 @@ func TestBinaryUpgradeUnderTraffic(t *testing.T) {
 		t.Fatal("the old process exited while its tunnels were open")
 	default:
 	}
-	keep.stop().requireNoFailures(t, "keep-alive traffic across the upgrade")
-	fresh.stop().requireNoFailures(t, "new-connection traffic across the upgrade")
+	ks, fs := keep.stop(), fresh.stop()
+	t.Logf("keep-alive traffic: %v", ks)
+	t.Logf("new-connection traffic: %v", fs)
+	ks.requireNoFailures(t, "keep-alive traffic across the upgrade")
+	fs.requireNoFailures(t, "new-connection traffic across the upgrade")
+	if code, _, _ := get(t, client(extra, nil), "http://login.example.com/login"); code != 200 {
+		t.Fatalf("the listener only the new configuration has: status %d", code)
+	}
 
 	ws.Close()
 	tunEcho("") // closes the tunnel
@@ -341,13 +412,20 @@ func TestBinaryUpgradeUnderTraffic(t *testing.T) {
 	if u.cmd.ProcessState.ExitCode() != 0 {
 		t.Errorf("the old process exited with %v", u.cmd.ProcessState)
 	}
-	u.waitLog(`"stopped"`, 5*time.Second)
+	u.logged(`"stopped"`)
 	c := client(web, nil)
 	if code, _, _ := get(t, c, "http://login.example.com/login"); code != 200 {
 		t.Fatalf("after the old process exited: status %d", code)
 	}
 	if got := statusPID(t, admin); got != newPID {
 		t.Fatalf("/status pid %d, want the new process %d", got, newPID)
+	}
+	// No process holds the dropped listener's socket any more.
+	if c, err := net.Dial("tcp", raw); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("the dropped listener after the old process exited: %v, want connection refused", err)
 	}
 }
 
