@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
-	"github.com/portico-lb/portico/internal/handover"
 )
 
 // Options are the process-level dependencies of a Server.
@@ -184,21 +182,6 @@ func (s *Server) openSlots(rt *runtime) ([]*slot, error) {
 		opened = append(opened, sl)
 	}
 	return opened, nil
-}
-
-// listen returns the socket for bind: the one a predecessor handed over,
-// or a new one.
-func (s *Server) listen(bind string) (net.Listener, error) {
-	if s.inherit != nil {
-		if ln, err := s.inherit(bind); ln != nil || err != nil {
-			return ln, err
-		}
-	}
-	// TCP keep-alive probes are set per connection, for tcp mode only
-	// (gate.go): HTTP connections end by their own timeouts, and the
-	// three setsockopt calls are a cost on every short connection.
-	lc := net.ListenConfig{KeepAlive: -1}
-	return lc.Listen(context.Background(), "tcp", bind)
 }
 
 // publish makes rt current: the runtime pointer, then each slot's listener
@@ -404,128 +387,6 @@ func (s *Server) ReloadFailed(err error) {
 		attrs = append(attrs, "file", ps[0].File, "line", ps[0].Line, "key", ps[0].Key, "problems", len(ps))
 	}
 	s.log.Error("reload failed; the running configuration keeps serving", attrs...)
-}
-
-// Shutdown stops accepting, lets in-flight requests finish until ctx is done,
-// then closes every tunnel and connection. It is idempotent.
-func (s *Server) Shutdown(ctx context.Context) error { return s.stop(ctx, false) }
-
-// StepDown is Shutdown for a process whose successor took over its
-// listening sockets: it stops accepting (the admin listener first, so
-// /healthz is answered by the successor only), lets in-flight requests
-// finish, and keeps websockets and tcp tunnels until they end by
-// themselves or ctx is done; then it closes what is left.
-func (s *Server) StepDown(ctx context.Context) error { return s.stop(ctx, true) }
-
-func (s *Server) stop(ctx context.Context, keepTunnels bool) error {
-	s.mu.Lock()
-	if s.shutdown {
-		s.mu.Unlock()
-		return nil
-	}
-	s.shutdown = true
-	slots := make([]*slot, 0, len(s.slots))
-	for _, sl := range s.slots {
-		slots = append(slots, sl)
-	}
-	admin := s.admin
-	s.mu.Unlock()
-	if keepTunnels && admin != nil {
-		admin.stop()
-	}
-
-	var wg sync.WaitGroup
-	for _, sl := range slots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sl.stop(ctx)
-		}()
-	}
-	wg.Wait()
-	if keepTunnels {
-		s.waitTunnels(ctx, slots)
-	}
-	s.cancelDrain() // tunnels and tcp connections end here
-	// Only now wait for the slots' connections: a tcp connection holds its
-	// gate goroutine until the cancellation above ends it.
-	for _, sl := range slots {
-		sl.wg.Wait()
-	}
-	// Websockets go away with a close frame; give them the moment that
-	// takes before the process exits under them.
-	ended := make(chan struct{})
-	go func() {
-		s.websocks.Wait()
-		close(ended)
-	}()
-	select {
-	case <-ended:
-	case <-time.After(goAwayWait + time.Second):
-	}
-	s.l4.stop() // after the websockets' close frames; ends what is left
-	close(s.bgStop)
-	s.stopCheckers()
-	if admin != nil && !keepTunnels {
-		admin.stop()
-	}
-	for _, p := range s.cur.Load().pools {
-		p.closeIdle()
-	}
-	s.bg.Wait()
-	return ctx.Err()
-}
-
-// waitTunnels waits until the slots' tcp connections and every websocket
-// have ended, or ctx is done. Its waiter goroutine ends with them: after
-// ctx, the drain cancellation that follows ends them all.
-func (s *Server) waitTunnels(ctx context.Context, slots []*slot) {
-	ended := make(chan struct{})
-	go func() {
-		for _, sl := range slots {
-			sl.wg.Wait()
-		}
-		s.websocks.Wait()
-		close(ended)
-	}()
-	select {
-	case <-ended:
-	case <-ctx.Done():
-	}
-}
-
-// ListenerFiles returns a new descriptor of every listening socket, the
-// admin listener's included, by its bind address as configured, for a
-// successor process to take over. The caller closes them.
-func (s *Server) ListenerFiles() (map[string]*os.File, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shutdown {
-		return nil, ErrShutdown
-	}
-	out := make(map[string]*os.File, len(s.slots)+1)
-	add := func(bind string, ln net.Listener) error {
-		f, err := handover.ListenerFile(ln)
-		if err != nil {
-			for _, f := range out {
-				f.Close()
-			}
-			return err
-		}
-		out[bind] = f
-		return nil
-	}
-	for bind, sl := range s.slots {
-		if err := add(bind, sl.ln); err != nil {
-			return nil, err
-		}
-	}
-	if s.admin != nil {
-		if err := add(s.cur.Load().cfg.Admin.Bind, s.admin.ln); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // close stops a slot and waits for its connections, tcp ones included.
