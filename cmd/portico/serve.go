@@ -107,6 +107,7 @@ func (d *daemon) run(sigs chan os.Signal) int {
 			case syscall.SIGUSR2:
 				d.up.start(ctx, d.srv, d.notify)
 			case syscall.SIGTERM, syscall.SIGINT:
+				cancel() // a new process still starting is killed: stop means stop
 				d.notify.send("STOPPING=1", "STATUS=stopping")
 				return d.stop(sigs, false, "signal", sig.String())
 			}

@@ -234,7 +234,7 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 	}
 	u.signal(syscall.SIGUSR2)
 	u.waitLog("upgrade failed; this process keeps serving", 20*time.Second)
-	if !strings.Contains(u.Logs(), "servers") {
+	if !strings.Contains(u.Logs(), "pool.broken.servers: want an array") {
 		t.Errorf("the new process did not say what is wrong with the configuration")
 	}
 
