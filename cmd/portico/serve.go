@@ -108,6 +108,7 @@ func (d *daemon) run(sigs chan os.Signal) int {
 				d.up.start(ctx, d.srv, d.notify)
 			case syscall.SIGTERM, syscall.SIGINT:
 				cancel() // a new process still starting is killed: stop means stop
+				d.up.abandon()
 				d.notify.send("STOPPING=1", "STATUS=stopping")
 				return d.stop(sigs, false, "signal", sig.String())
 			}

@@ -102,3 +102,15 @@ func (u *upgrader) finish(res upgradeResult, n notifier) bool {
 	u.log.Info("upgrade: the new process serves", "new_pid", res.pid)
 	return true
 }
+
+// abandon waits for the upgrade in progress, if any, to end after its
+// context was cancelled: the new process is then killed and reaped, and
+// cannot outlive this one.
+func (u *upgrader) abandon() {
+	if !u.running {
+		return
+	}
+	res := <-u.done
+	u.running = false
+	u.log.Warn("upgrade abandoned: this process is stopping", "new_pid", res.pid, "err", res.err)
+}

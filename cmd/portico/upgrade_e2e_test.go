@@ -253,3 +253,43 @@ func TestFailedUpgradeKeepsServing(t *testing.T) {
 	}
 	u.notify.wait(t, next, "READY=1")
 }
+
+// TestStopDuringUpgradeKillsNewProcess: SIGTERM while the new process is
+// still starting kills it; the old one shuts down as usual under traffic
+// (its requests answered or refused at the door) and nothing is left.
+func TestStopDuringUpgradeKillsNewProcess(t *testing.T) {
+	t.Parallel()
+	ns := nodes(t, "a", "b")
+	echo := namedEcho(t, "r1")
+	admin, web, tcp, raw := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	u := startUpgradable(t, t.TempDir(), upgradeConf(admin, web, tcp, raw, ns, echo))
+	keep := startTraffic(t, trafficSpec{Kind: trafficHTTP, Addr: web, Workers: 2, MaxDuration: 60 * time.Second,
+		ExpectFailures: true})
+	keep.waitSince(0, 20, 20*time.Second)
+
+	tmp := u.exe + ".new"
+	if err := os.WriteFile(tmp, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, u.exe); err != nil {
+		t.Fatal(err)
+	}
+	u.signal(syscall.SIGUSR2)
+	line := u.waitLog("upgrade: new process started", 20*time.Second)
+	_, rest, _ := strings.Cut(line, `"new_pid":`)
+	pid, err := strconv.Atoi(rest[:max(strings.IndexAny(rest, ",}"), 0)])
+	if err != nil || !alive(pid) {
+		t.Fatalf("new process in %q: %v, alive %v", line, err, err == nil && alive(pid))
+	}
+	u.signal(syscall.SIGTERM)
+	u.waitLog("upgrade abandoned: this process is stopping", 20*time.Second)
+	select {
+	case <-u.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the old process did not exit within 20s of SIGTERM")
+	}
+	if alive(pid) {
+		t.Fatalf("the new process %d outlived the old one", pid)
+	}
+	keep.stop().requireOnlyRefused(t, "traffic across a shutdown during an upgrade")
+}

@@ -154,11 +154,13 @@ func (c *Child) WaitReady(ctx context.Context, timeout time.Duration) error {
 	case <-ctx.Done():
 		why = fmt.Errorf("not ready: %w", ctx.Err())
 	}
-	// It may have closed the pipe a moment before it exits: give it that
-	// moment before killing it, so the status says how it ended.
-	select {
-	case <-c.exited:
-	case <-time.After(2 * time.Second):
+	if ctx.Err() == nil {
+		// It may have closed the pipe a moment before it exits: give it
+		// that moment before killing it, so the status says how it ended.
+		select {
+		case <-c.exited:
+		case <-time.After(2 * time.Second):
+		}
 	}
 	c.cmd.Process.Signal(syscall.SIGKILL) // reaped or not: an error here is harmless
 	<-c.exited
