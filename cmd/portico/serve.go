@@ -33,6 +33,11 @@ type daemon struct {
 // steps down for a successor. args are its command-line arguments, which
 // a binary upgrade starts the successor with.
 func serve(path string, args []string, noFast bool, stderr io.Writer) int {
+	// First of all: until then a signal has its default action, and
+	// SIGUSR2's (or SIGHUP's) is to end the process.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	inh, err := handover.FromEnv()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -64,9 +69,6 @@ func serve(path string, args []string, noFast bool, stderr io.Writer) int {
 	}
 	d := &daemon{path: path, logs: logs, log: log, srv: srv, notify: notifierFromEnv(), logCfg: cfg.Log,
 		up: newUpgrader(log, args)}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	srv.Start()
 	connCap := srv.ConnCap()
 	attrs := []any{"version", version(), "pid", os.Getpid(), "config", cfg.Path, "listeners", len(cfg.Listeners),
