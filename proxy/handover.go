@@ -23,7 +23,9 @@ func (s *Server) listen(bind string) (net.Listener, error) {
 	}
 	// TCP keep-alive probes are set per connection, for tcp mode only
 	// (gate.go): HTTP connections end by their own timeouts, and the
-	// three setsockopt calls are a cost on every short connection.
+	// three setsockopt calls are a cost on every short connection. A
+	// handed-over socket cannot say so: net.FileListener's connections
+	// get Go's default probes, a cost paid until the next plain start.
 	lc := net.ListenConfig{KeepAlive: -1}
 	return lc.Listen(context.Background(), "tcp", bind)
 }
