@@ -55,16 +55,27 @@ health = { interval = "1h" }
 }
 
 // TestBinaryUpgradeUnderTraffic: SIGUSR2 with a new binary installed at
-// the executable's path, under a keep-alive loop and a new-connection
-// loop, with a websocket and a tcp tunnel open: no request is refused or
+// the executable's path, under a keep-alive loop, a new-connection loop
+// and an HTTP/2 loop (https listener), with a websocket and a tcp tunnel
+// open: no request is refused or
 // fails, the new process takes over (/status, systemd's MAINPID), the
 // tunnels keep working on the old process, which exits when they end.
 func TestBinaryUpgradeUnderTraffic(t *testing.T) {
 	t.Parallel()
 	ns := nodes(t, "a", "b")
 	echo := namedEcho(t, "r1")
-	admin, web, tcp, raw := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	u := startUpgradable(t, t.TempDir(), upgradeConf(admin, web, tcp, raw, ns, echo))
+	admin, web, tcp, raw, tls := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	dir := t.TempDir()
+	ca := testCerts(t, dir, "login.example.com")
+	https := fmt.Sprintf(`
+[[listener]]
+name = "tls"
+bind = %q
+mode = "https"
+pool = "nodes"
+certificates = [{ cert = "tls/login.example.com.crt", key = "tls/login.example.com.key" }]
+`, tls)
+	u := startUpgradable(t, dir, upgradeConf(admin, web, tcp, raw, ns, echo)+https)
 	_, next := u.notify.wait(t, 0, "READY=1")
 	oldPID := u.cmd.Process.Pid
 	if got := statusPID(t, admin); got != oldPID {
@@ -75,30 +86,33 @@ func TestBinaryUpgradeUnderTraffic(t *testing.T) {
 	tunEcho := openTunnel(t, raw, "r1")
 	keep := startTraffic(t, trafficSpec{Kind: trafficHTTP, Addr: web, Workers: 2, MaxDuration: 90 * time.Second})
 	fresh := startTraffic(t, trafficSpec{Kind: trafficTCP, Addr: tcp, Workers: 2, MaxDuration: 90 * time.Second})
+	h2 := startTraffic(t, trafficSpec{Kind: trafficH2, Addr: tls, CA: ca, Workers: 2, MaxDuration: 90 * time.Second})
 	keep.waitSince(0, 20, 20*time.Second)
 	fresh.waitSince(0, 20, 20*time.Second)
+	h2.waitSince(0, 20, 20*time.Second)
 
 	// A reload first: systemd hears of its start and of its end.
-	u.reload(upgradeConf(admin, web, tcp, raw, ns, echo)+"\n# reloaded\n", `"generation":2`)
+	u.reload(upgradeConf(admin, web, tcp, raw, ns, echo)+https+"\n# reloaded\n", `"generation":2`)
 	_, next = u.notify.wait(t, next, "RELOADING=1", "MONOTONIC_USEC=")
 	_, next = u.notify.wait(t, next, "READY=1")
 
 	// The new configuration drops the raw listener, whose tunnel stays
 	// with the old process, and adds one, which the new process binds.
 	extra := freeAddr(t)
-	conf := upgradeBase(admin, web, tcp, ns) + fmt.Sprintf(`
+	conf := upgradeBase(admin, web, tcp, ns) + https + fmt.Sprintf(`
 [[listener]]
 name = "extra"
 bind = %q
 mode = "http"
 pool = "nodes"
 `, extra)
-	newPID := u.upgrade(conf, admin, next, 3)
+	newPID := u.upgrade(conf, admin, next, 4)
 
 	// Traffic goes on through the new process alone.
-	mk, mf := keep.mark(), fresh.mark()
+	mk, mf, mh := keep.mark(), fresh.mark(), h2.mark()
 	keep.waitSince(mk, 150, 30*time.Second)
 	fresh.waitSince(mf, 150, 30*time.Second)
+	h2.waitSince(mh, 150, 30*time.Second)
 
 	// The tunnels live on in the old process, which waits for them.
 	if err := wsEcho("after the upgrade"); err != nil {
@@ -112,11 +126,13 @@ pool = "nodes"
 		t.Fatal("the old process exited while its tunnels were open")
 	default:
 	}
-	ks, fs := keep.stop(), fresh.stop()
+	ks, fs, hs := keep.stop(), fresh.stop(), h2.stop()
 	t.Logf("keep-alive traffic: %v", ks)
 	t.Logf("new-connection traffic: %v", fs)
+	t.Logf("HTTP/2 traffic: %v", hs)
 	ks.requireNoFailures(t, "keep-alive traffic across the upgrade")
 	fs.requireNoFailures(t, "new-connection traffic across the upgrade")
+	hs.requireNoFailures(t, "HTTP/2 traffic across the upgrade")
 	if code, _, _ := get(t, client(extra, nil), "http://login.example.com/login"); code != 200 {
 		t.Fatalf("the listener only the new configuration has: status %d", code)
 	}
