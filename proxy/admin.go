@@ -29,7 +29,7 @@ type adminServer struct {
 }
 
 func (s *Server) newAdmin(a config.Admin) (*adminServer, error) {
-	ln, err := net.Listen("tcp", a.Bind)
+	ln, err := s.listen(a.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}

@@ -36,6 +36,11 @@ type Options struct {
 	// Clock is the time the rules' rate limits count in. Nil: time.Now.
 	// Tests move it by hand instead of sleeping.
 	Clock func() time.Time
+	// Inherited returns the listening socket a predecessor process handed
+	// over for a bind address as configured (a listener's or the admin's),
+	// or nil when there is none and New must bind it. New asks once per
+	// bind; reloads always bind. Nil: New binds every address.
+	Inherited func(bind string) (net.Listener, error)
 }
 
 // Server is portico's data plane. Create it with New, then Start; Reload
@@ -66,7 +71,8 @@ type Server struct {
 	cur     atomic.Pointer[runtime]
 	conns   *connGate // the process-wide connection cap (conncap.go)
 	process func() config.Process
-	clock   func() time.Time // for the rate limits (Options.Clock)
+	clock   func() time.Time                        // for the rate limits (Options.Clock)
+	inherit func(bind string) (net.Listener, error) // set during New only
 
 	drain       context.Context // cancelled at the end of shutdown: closes tunnels
 	cancelDrain context.CancelFunc
@@ -124,6 +130,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.mergeStates(m)
 	}
 	rt := s.buildRuntime(cfg, s.gen)
+	s.inherit = opts.Inherited
+	defer func() { s.inherit = nil }()
 	opened, err := s.openSlots(rt)
 	if err != nil {
 		return nil, err
@@ -157,12 +165,7 @@ func (s *Server) openSlots(rt *runtime) ([]*slot, error) {
 		if _, ok := s.slots[bind]; ok {
 			continue
 		}
-		// TCP keep-alive probes are set per connection, for tcp mode
-		// only (gate.go): HTTP connections end by their own timeouts,
-		// and the three setsockopt calls are a cost on every short
-		// connection.
-		lc := net.ListenConfig{KeepAlive: -1}
-		ln, err := lc.Listen(context.Background(), "tcp", bind)
+		ln, err := s.listen(bind)
 		if err != nil {
 			for _, sl := range opened {
 				sl.ln.Close()
@@ -393,60 +396,6 @@ func (s *Server) ReloadFailed(err error) {
 		attrs = append(attrs, "file", ps[0].File, "line", ps[0].Line, "key", ps[0].Key, "problems", len(ps))
 	}
 	s.log.Error("reload failed; the running configuration keeps serving", attrs...)
-}
-
-// Shutdown stops accepting, lets in-flight requests finish until ctx is done,
-// then closes every tunnel and connection. It is idempotent.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	if s.shutdown {
-		s.mu.Unlock()
-		return nil
-	}
-	s.shutdown = true
-	slots := make([]*slot, 0, len(s.slots))
-	for _, sl := range s.slots {
-		slots = append(slots, sl)
-	}
-	s.mu.Unlock()
-
-	var wg sync.WaitGroup
-	for _, sl := range slots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sl.stop(ctx)
-		}()
-	}
-	wg.Wait()
-	s.cancelDrain() // tunnels and tcp connections end here
-	// Only now wait for the slots' connections: a tcp connection holds its
-	// gate goroutine until the cancellation above ends it.
-	for _, sl := range slots {
-		sl.wg.Wait()
-	}
-	// Websockets go away with a close frame; give them the moment that
-	// takes before the process exits under them.
-	ended := make(chan struct{})
-	go func() {
-		s.websocks.Wait()
-		close(ended)
-	}()
-	select {
-	case <-ended:
-	case <-time.After(goAwayWait + time.Second):
-	}
-	s.l4.stop() // after the websockets' close frames; ends what is left
-	close(s.bgStop)
-	s.stopCheckers()
-	if s.admin != nil {
-		s.admin.stop()
-	}
-	for _, p := range s.cur.Load().pools {
-		p.closeIdle()
-	}
-	s.bg.Wait()
-	return ctx.Err()
 }
 
 // close stops a slot and waits for its connections, tcp ones included.

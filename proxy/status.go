@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"os"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 // instances showing the same one run the same configuration.
 type Status struct {
 	Version     string           `json:"version"`
+	PID         int              `json:"pid"` // changes with a binary upgrade
 	Started     time.Time        `json:"started"`
 	Generation  uint64           `json:"generation"`
 	Fingerprint string           `json:"fingerprint"`
@@ -109,7 +111,7 @@ type TransitionLog struct {
 // Status reports the running state.
 func (s *Server) Status() Status {
 	rt := s.cur.Load()
-	st := Status{Version: s.version, Started: s.started, Generation: rt.gen, LoadedAt: rt.loaded,
+	st := Status{Version: s.version, PID: os.Getpid(), Started: s.started, Generation: rt.gen, LoadedAt: rt.loaded,
 		Fingerprint: rt.cfg.FingerprintHex(), ConfigPath: rt.cfg.Path}
 	s.reload.mu.Lock()
 	st.LastReload = ReloadStatus{OK: s.reload.lastErr == "", LastOK: s.reload.lastOK,

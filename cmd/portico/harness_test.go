@@ -180,20 +180,34 @@ func startPorticoCmd(t testing.TB, dir, conf string, prefix []string, args ...st
 		t.Fatal(err)
 	}
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			l := sc.Text()
-			p.mu.Lock()
-			p.logs.WriteString(l + "\n")
-			p.lines = append(p.lines, l)
-			close(p.grew)
-			p.grew = make(chan struct{})
-			p.mu.Unlock()
-		}
+		p.readLogs(stderr)
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
+	p.cleanupAndWait()
+	return p
+}
+
+// readLogs collects the stderr lines read from r until it ends.
+func (p *proc) readLogs(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		p.mu.Lock()
+		p.logs.WriteString(l + "\n")
+		p.lines = append(p.lines, l)
+		close(p.grew)
+		p.grew = make(chan struct{})
+		p.mu.Unlock()
+	}
+}
+
+// cleanupAndWait registers the process's stop at cleanup (with its logs
+// when the test failed) and waits until it logged that it started.
+func (p *proc) cleanupAndWait() {
+	t := p.t
+	t.Helper()
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
@@ -205,7 +219,6 @@ func startPorticoCmd(t testing.TB, dir, conf string, prefix []string, args ...st
 		}
 	})
 	p.waitLog("portico started", 20*time.Second)
-	return p
 }
 
 // Logs returns everything portico wrote to stderr so far.

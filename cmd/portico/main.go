@@ -4,16 +4,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/proxy"
@@ -113,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	return serve(*cfgPath, *noFast, stderr)
+	return serve(*cfgPath, args, *noFast, stderr)
 }
 
 func runCheck(path string, stdout, stderr io.Writer) int {
@@ -266,105 +263,3 @@ func explainTCP(l *config.Listener, client netip.Addr, haveClient bool, stdout i
 // explainDenied is -explain's exit status when the request would be refused
 // (400 or 403); 0 means it would be forwarded.
 const explainDenied = 3
-
-func serve(path string, noFast bool, stderr io.Writer) int {
-	cfg, err := config.Load(path)
-	if err != nil {
-		for _, line := range errorLines(err) {
-			fmt.Fprintln(stderr, line)
-		}
-		return 1
-	}
-	logs := newLogs(cfg.Log, stderr)
-	log := logs.process
-	for _, w := range cfg.Warnings {
-		log.Warn("configuration warning", "warning", w)
-	}
-	access, err := logs.openAccess(cfg.Log)
-	if err != nil {
-		log.Error("cannot open the access log", "err", err)
-		return 1
-	}
-	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Access: access, Version: version(), NoFastPath: noFast})
-	if err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
-	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
-	srv.Start()
-	connCap := srv.ConnCap()
-	log.Info("portico started", "version", version(), "config", cfg.Path, "listeners", len(cfg.Listeners),
-		"admin", srv.AdminAddr(), "max_conns", connCap.Max, "max_conns_source", connCap.Source,
-		"open_files_limit", connCap.OpenFiles)
-	notify("READY=1\nSTATUS=serving")
-
-	// logCfg is the [log] section of the configuration that is serving:
-	// SIGUSR1 reopens with it, and a failed reload keeps it.
-	logCfg := cfg.Log
-	for sig := range sigs {
-		switch sig {
-		case syscall.SIGHUP:
-			next, err := config.Load(path)
-			if err != nil {
-				srv.ReloadFailed(err) // problems already name the file, line and key
-			} else {
-				for _, w := range next.Warnings {
-					log.Warn("configuration warning", "warning", w)
-				}
-				changed, err := srv.Reload(next)
-				if err == nil {
-					logCfg = next.Log
-					if !changed {
-						log.Info("reload: configuration unchanged")
-					}
-				}
-			}
-			// SIGHUP reopens the access log whatever became of the
-			// reload: logrotate may have sent it.
-			if a, err := logs.openAccess(logCfg); err != nil {
-				log.Error("cannot reopen the access log", "err", err)
-			} else {
-				srv.SetAccessLogger(a)
-				log.Info("access log reopened")
-			}
-			notify("READY=1\nSTATUS=serving")
-		case syscall.SIGUSR1:
-			if a, err := logs.openAccess(logCfg); err != nil {
-				log.Error("cannot reopen the access log", "err", err)
-			} else {
-				srv.SetAccessLogger(a)
-				log.Info("access log reopened")
-			}
-		case syscall.SIGTERM, syscall.SIGINT:
-			notify("STOPPING=1")
-			grace := srv.ShutdownGrace()
-			log.Info("shutting down", "signal", sig.String(), "grace", grace)
-			ctx, cancel := context.WithTimeout(context.Background(), grace)
-			done := make(chan struct{})
-			go func() {
-				srv.Shutdown(ctx)
-				close(done)
-			}()
-		wait:
-			for {
-				select {
-				case <-done:
-					break wait
-				case s := <-sigs:
-					if s == syscall.SIGTERM || s == syscall.SIGINT {
-						log.Warn("second signal: exiting at once", "signal", s.String())
-						cancel()
-						return 1
-					}
-					// SIGHUP or SIGUSR1 while shutting down: nothing to reload.
-				}
-			}
-			cancel()
-			logs.close()
-			log.Info("stopped")
-			return 0
-		}
-	}
-	return 0
-}
