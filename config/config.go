@@ -44,6 +44,11 @@ type Config struct {
 	// ShutdownGrace is how long in-flight requests may run after SIGTERM
 	// before tunnels are closed and the process exits. Default 30s.
 	ShutdownGrace time.Duration
+	// ShutdownDelay is how long after SIGTERM portico goes on accepting
+	// and serving while /healthz fails, so that an outer balancer checking
+	// it stops sending new connections before the listeners close.
+	// Default 0: the listeners close at once.
+	ShutdownDelay time.Duration
 	// Listeners in file order; names and binds are unique.
 	Listeners []*Listener
 	// Pools by name; every listener's Pool names one of these.

@@ -118,6 +118,7 @@ func (b *builder) build(raw *rawFile) *Config {
 	r := b.r
 	c := &Config{
 		ShutdownGrace: r.duration(raw.ShutdownGrace, "shutdown_grace", 30*time.Second, true),
+		ShutdownDelay: r.duration(raw.ShutdownDelay, "shutdown_delay", 0, true),
 		Pools:         make(map[string]*Pool, len(raw.Pool)),
 	}
 

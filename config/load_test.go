@@ -80,8 +80,8 @@ func TestLoadExample(t *testing.T) {
 	if len(c.Warnings) != 0 {
 		t.Errorf("unexpected warnings: %q", c.Warnings)
 	}
-	if c.ShutdownGrace != 30*time.Second {
-		t.Errorf("ShutdownGrace = %v", c.ShutdownGrace)
+	if c.ShutdownGrace != 30*time.Second || c.ShutdownDelay != 0 {
+		t.Errorf("ShutdownGrace = %v, ShutdownDelay = %v", c.ShutdownGrace, c.ShutdownDelay)
 	}
 	wantLog := Log{Format: "json", Level: "info", Access: true}
 	if c.Log != wantLog {
@@ -230,6 +230,7 @@ func TestParseOverrides(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	c, err := Parse([]byte(`shutdown_grace = "0s"
+shutdown_delay = "2s"
 [admin]
 bind = ""
 allow = ["127.0.0.1", "::ffff:10.0.0.0/104"]
@@ -260,7 +261,7 @@ host = "Status.Example.com"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ShutdownGrace != 0 || c.Admin.Bind != "" || c.Log.AccessFile != filepath.Join(dir, "logs/access.log") {
+	if c.ShutdownGrace != 0 || c.ShutdownDelay != 2*time.Second || c.Admin.Bind != "" || c.Log.AccessFile != filepath.Join(dir, "logs/access.log") {
 		t.Errorf("config = %+v", c)
 	}
 	if want := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8")}; !reflect.DeepEqual(c.Admin.Allow, want) {

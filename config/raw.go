@@ -13,6 +13,7 @@ import (
 
 type rawFile struct {
 	ShutdownGrace field              `toml:"shutdown_grace"`
+	ShutdownDelay field              `toml:"shutdown_delay"`
 	Admin         rawAdmin           `toml:"admin"`
 	Limits        rawLimits          `toml:"limits"`
 	Log           rawLog             `toml:"log"`

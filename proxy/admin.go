@@ -130,7 +130,7 @@ func (a *adminServer) healthz(w http.ResponseWriter, r *http.Request) {
 	rt := a.s.cur.Load()
 	var problems []string
 	a.s.mu.Lock()
-	shutting := a.s.shutdown
+	shutting := a.s.shutdown || a.s.leaving.Load()
 	for _, l := range rt.cfg.Listeners {
 		if _, ok := a.s.slots[l.Bind]; !ok {
 			problems = append(problems, "listener "+l.Name+" is not serving")

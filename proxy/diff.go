@@ -91,6 +91,9 @@ func diffAttrs(old, cfg *config.Config, removedBinds []string) []any {
 	if old.ShutdownGrace != cfg.ShutdownGrace {
 		other = append(other, "shutdown_grace")
 	}
+	if old.ShutdownDelay != cfg.ShutdownDelay {
+		other = append(other, "shutdown_delay")
+	}
 	attrs := []any{}
 	add := func(k string, v []string) {
 		if len(v) > 0 {

@@ -73,6 +73,7 @@ type Server struct {
 	process func() config.Process
 	clock   func() time.Time                        // for the rate limits (Options.Clock)
 	inherit func(bind string) (net.Listener, error) // set during New only
+	leaving atomic.Bool                             // Leave: /healthz fails, all else serves
 
 	drain       context.Context // cancelled at the end of shutdown: closes tunnels
 	cancelDrain context.CancelFunc
@@ -431,3 +432,11 @@ func upDown(up bool) string {
 
 // ShutdownGrace is the running configuration's shutdown_grace.
 func (s *Server) ShutdownGrace() time.Duration { return s.cur.Load().cfg.ShutdownGrace }
+
+// ShutdownDelay is the running configuration's shutdown_delay.
+func (s *Server) ShutdownDelay() time.Duration { return s.cur.Load().cfg.ShutdownDelay }
+
+// Leave makes /healthz fail ("shutting down") while everything else goes on
+// serving: the start of a shutdown with a shutdown_delay, so an outer
+// balancer sends no new connections by the time the listeners close.
+func (s *Server) Leave() { s.leaving.Store(true) }

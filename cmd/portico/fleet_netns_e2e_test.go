@@ -20,9 +20,12 @@ import (
 var fleetHosts = map[string]int{"client": 10, "l4": 30, "lb1": 1, "lb2": 2, "nodes": 20}
 
 // fleetPorticoConf is the configuration every portico of the fleet runs.
-// The admin listener answers the balancer's health checks.
+// The admin listener answers the balancer's health checks; shutdown_delay
+// outlasts the balancer's fall × inter, so a stopping portico is out of
+// rotation before its listeners close.
 func fleetPorticoConf(balancer, servers string) string {
 	return fmt.Sprintf(`
+shutdown_delay = "1s"
 [admin]
 bind = "0.0.0.0:9090"
 allow = ["127.0.0.1/32", "%[1]s/32"]
@@ -94,8 +97,10 @@ func startFleet(t *testing.T) (*netLab, map[string]*proc, string) {
 
 // One portico of the fleet stopped gracefully (SIGTERM) or hung (SIGSTOP:
 // its kernel still accepts connections, only the balancer's check of
-// /healthz can tell) under a client loop: no request fails beyond those
-// in flight on it, at most one per client worker.
+// /healthz can tell) under a client loop. Stopped: no request fails (it
+// fails /healthz for shutdown_delay while still serving, so the balancer
+// sends it nothing by the time its listeners close). Hung: no request
+// fails beyond those in flight on it, at most one per client worker.
 func TestL4FleetKeepsClientAddressAndLosesOnlyInFlight(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -128,6 +133,7 @@ func TestL4FleetKeepsClientAddressAndLosesOnlyInFlight(t *testing.T) {
 				if err := failing.stop(); err != nil {
 					t.Fatalf("portico on lb1 did not stop cleanly: %v", err)
 				}
+				failing.waitLog("shutting down after shutdown_delay", 5*time.Second)
 			case syscall.SIGSTOP:
 				// Runs before portico's own cleanup: a stopped process would
 				// not act on SIGTERM.
@@ -140,6 +146,9 @@ func TestL4FleetKeepsClientAddressAndLosesOnlyInFlight(t *testing.T) {
 			st := tr.stop()
 			t.Logf("portico on lb1 %s under the loop: %d of %d requests failed, longest gap %v; failures: %s",
 				tc.name, st.Failures, st.Requests, st.LongestGap.Round(time.Millisecond), strings.Join(st.Errors, "; "))
+			if tc.sig == syscall.SIGTERM && st.Failures > 0 {
+				t.Fatalf("%d requests failed with portico on lb1 stopped after shutdown_delay, want none: %v", st.Failures, st)
+			}
 			if st.Failures > int64(tr.spec.Workers) {
 				t.Fatalf("%d requests failed with portico on lb1 %s, more than the %d that can be in flight on it: %v",
 					st.Failures, tc.name, tr.spec.Workers, st)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/internal/handover"
@@ -112,6 +113,9 @@ func (d *daemon) run(sigs chan os.Signal) int {
 				cancel() // a new process still starting is killed: stop means stop
 				d.up.abandon()
 				d.notify.send("STOPPING=1", "STATUS=stopping")
+				if !d.leave(sigs) {
+					return 1
+				}
 				return d.stop(sigs, false, "signal", sig.String())
 			}
 		case res := <-d.up.done:
@@ -155,6 +159,36 @@ func (d *daemon) reopenAccess() {
 	} else {
 		d.srv.SetAccessLogger(a)
 		d.log.Info("access log reopened")
+	}
+}
+
+// leave serves on for shutdown_delay with /healthz failing, so that an
+// outer balancer checking it stops sending connections before the
+// listeners close (a connection the kernel queued on a listener that then
+// closes is reset, and its request is lost). A second SIGTERM or SIGINT
+// ends the wait: false means exit at once.
+func (d *daemon) leave(sigs chan os.Signal) bool {
+	delay := d.srv.ShutdownDelay()
+	if delay <= 0 {
+		return true
+	}
+	d.srv.Leave()
+	d.log.Info("shutting down after shutdown_delay: /healthz fails, listeners still serve", "delay", delay)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGTERM, syscall.SIGINT:
+				d.log.Warn("second signal: exiting at once", "signal", s.String())
+				return false
+			case syscall.SIGUSR2:
+				d.log.Warn("upgrade refused: this process is stopping")
+			}
+		}
 	}
 }
 
