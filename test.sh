@@ -36,7 +36,7 @@ fuzz ./proxy/filter FuzzUpgradeVerdict
 fuzz ./proxy FuzzReadProxyHeader
 fuzz ./proxy FuzzNodeTransport
 fuzz ./proxy FuzzAccessJSON
-fuzz ./proxy FuzzFastHead
-fuzz ./proxy FuzzRespHead
+fuzz ./proxy/internal/wire FuzzFastHead
+fuzz ./proxy/internal/wire FuzzRespHead
 fuzz ./proxy FuzzFastPathDiff
 fuzz ./proxy FuzzH2Request

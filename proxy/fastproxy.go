@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/portico-lb/portico/proxy/filter"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // serveRequest serves the request in fc.h. served is false when the
@@ -19,15 +21,15 @@ import (
 // X-Forwarded-*; the node's response minus hop-by-hop fields.
 func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, served bool) {
 	h := &fc.h
-	if len(h.target) > lr.cfg.MaxURLLength || h.size > lr.cfg.MaxHeaderBytes {
+	if len(h.Target) > lr.cfg.MaxURLLength || h.Size > lr.cfg.MaxHeaderBytes {
 		return false, false
 	}
 	peer := fc.cc.client.Addr()
 	if lr.trusted(peer) {
 		return false, false // net/http merges a trusted proxy's forwarding fields
 	}
-	hostHeader := string(h.host)
-	v := lr.adm.Admit(AdmitRequest{Target: string(h.target), Host: hostHeader, HeaderCount: len(h.fields), Client: peer})
+	hostHeader := string(h.Host)
+	v := lr.adm.Admit(AdmitRequest{Target: string(h.Target), Host: hostHeader, HeaderCount: len(h.Fields), Client: peer})
 	if !v.Allow {
 		return false, false // net/http answers, logs and counts the denial
 	}
@@ -38,7 +40,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	*st = reqState{lr: lr, cc: fc.cc, client: peer, canonical: canonical}
 	st.nodeTry.reset()
 	chooseRequestID(&st.id, s.ids, false, nil) // a trusted peer never gets here
-	head := h.method[0] == 'H'
+	head := h.Method[0] == 'H'
 	fc.host = hostHeader
 	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, v.Query, hostHeader)
 
@@ -49,27 +51,27 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 		method = "HEAD"
 	}
 	s.observe(lr, st, reqLine{method: method, host: hostHeader, path: canonical, proto: "HTTP/1.1",
-		userAgent: h.userAgent()}, status, 0, out, start)
+		userAgent: h.UserAgent()}, status, 0, out, start)
 	return keep, true
 }
 
 // appendNodeRequest writes the request head a node receives.
 func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical, query, host string) []byte {
 	h := &fc.h
-	b = append(b, h.method...)
+	b = append(b, h.Method...)
 	b = append(b, ' ')
 	b = append(b, filter.Escape(canonical)...)
 	b = append(b, query...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
-	for _, f := range h.fields {
-		if isIdentityField(f.name) {
+	for _, f := range h.Fields {
+		if wire.IsIdentityField(f.Name) {
 			continue
 		}
-		b = append(b, f.name...)
+		b = append(b, f.Name...)
 		b = append(b, ": "...)
-		b = append(b, f.value...)
+		b = append(b, f.Value...)
 		b = append(b, "\r\n"...)
 	}
 	b = appendForwarded(b, fc.st.client, lr.proto, host, &fc.st.id)
@@ -85,7 +87,7 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 	p := lr.pool
 	// Nothing pipelined behind this request: while the node works, a
 	// hang-up of the client can be noticed and the node's work cancelled.
-	watched := fc.br.Buffered() == fc.h.size
+	watched := fc.br.Buffered() == fc.h.Size
 	if watched {
 		fc.watch.arm()
 	}
@@ -102,7 +104,7 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 	case err != nil:
 		return fc.fail(st, err)
 	case res == nil:
-		fc.rh.lines = lr.resp.applyLines(fc.rh.lines)
+		fc.rh.Lines = lr.resp.applyLines(fc.rh.Lines)
 		return fc.relaySimple(p.fast, nc, head)
 	}
 	return fc.relay(p.fast, nc, res, head, lr.resp)
@@ -113,7 +115,7 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 type nodeCall struct {
 	srv  *Server
 	req  []byte                     // the request head for the node, kept for a retry
-	rh   respHead                   // the answer's head, when parseRespHead took it
+	rh   wire.RespHead              // the answer's head, when wire.ParseRespHead took it
 	info func(*http.Response) error // relays an informational answer
 	// ctx, when set, is the request's (else the server's drain): the
 	// dial ends with it, and bind ties each node connection to it
@@ -186,18 +188,18 @@ func (fc *nodeCall) send(nc *nodeConn, req *http.Request) (*http.Response, error
 	return res, nil
 }
 
-// peekResponse reads the response head into fc.rh when parseRespHead
+// peekResponse reads the response head into fc.rh when wire.ParseRespHead
 // takes it (simple), without consuming it. Otherwise nothing is consumed
 // and http.ReadResponse reads it; err is only a failure before any byte.
 func (fc *nodeCall) peekResponse(nc *nodeConn, head bool) (simple bool, err error) {
 	nc.lr.n = nodeMaxHeaderBytes
 	for {
 		b, _ := nc.br.Peek(nc.br.Buffered())
-		switch parseRespHead(b, &fc.rh, head) {
-		case headFast:
+		switch wire.ParseRespHead(b, &fc.rh, head) {
+		case wire.HeadFast:
 			nc.lr.n = 1<<63 - 1
 			return true, nil
-		case headHandOff:
+		case wire.HeadHandOff:
 			return false, nil
 		}
 		if nc.br.Buffered() == nc.br.Size() {
@@ -221,7 +223,7 @@ func (fc *nodeCall) peekResponse(nc *nodeConn, head bool) (simple bool, err erro
 // new connection for its next request instead of losing it on a closed
 // one. The decision holds for the rest of the connection.
 func (fc *fastConn) closeAfterAnswer() bool {
-	if fc.h.close || fc.fs.stopping.Load() {
+	if fc.h.Close || fc.fs.stopping.Load() {
 		fc.closing = true
 	}
 	return fc.closing

@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // HTTP/2 for TLS clients that chose h2. In net/http's own HTTP/2 server
@@ -58,6 +60,8 @@ type h2Config struct {
 	stall          time.Duration
 	maxHeaderBytes int
 	log            *slog.Logger
+	// date formats the Date field answers get; nil: one per connection
+	date *wire.DateCache
 }
 
 // h2Conn is one client connection speaking HTTP/2.
@@ -87,8 +91,7 @@ type h2Conn struct {
 	hbuf      bytes.Buffer
 	henc      *hpack.Encoder
 	lower     map[string]string // canonical field name -> wire name
-	date      string
-	dateSec   int64
+	date      *wire.DateCache
 
 	// The protocol state, shared by the reader and the handlers.
 	mu        sync.Mutex
@@ -192,6 +195,9 @@ func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns)
 	}
 	c.ctx, c.stop = context.WithCancel(parent)
 	c.maxFrame.Store(16384)
+	if c.date = cfg.date; c.date == nil {
+		c.date = new(wire.DateCache)
+	}
 	c.wtimeout = clientProgressLimit(cfg.idle)
 	// A stream waiting on its client gets as long as a write does.
 	c.stallTimeout = c.wtimeout
@@ -462,7 +468,7 @@ func (s *slot) serveH2(tc *tls.Conn) {
 	ctx := context.WithValue(withConn(s.srv.drain, tc), http.ServerContextKey, f.http)
 	cc := clientConnOf(ctx)
 	cfg := &h2Config{handler: &httpHandler{slot: s}, readHeader: f.key.readHeader, idle: f.key.idle,
-		maxHeaderBytes: f.key.maxHeaderBytes, log: s.srv.log,
+		maxHeaderBytes: f.key.maxHeaderBytes, log: s.srv.log, date: &s.srv.date,
 		fast: func(st *h2Stream) bool { return s.serveH2Fast(st, cc) }}
 	if s.srv.h2FastOff {
 		cfg.fast = nil

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/portico-lb/portico/proxy/filter"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // The HTTP/2 fast path. A bodiless GET or HEAD stream that the HTTP/1.1
@@ -17,7 +19,7 @@ import (
 // ReverseProxy's judgement) goes to a node the same way: its request
 // head written straight from the stream's fields to a kept-alive node
 // connection (nodeCall), and the answer relayed into the stream's
-// writer, the node's field lines as they came when parseRespHead takes
+// writer, the node's field lines as they came when wire.ParseRespHead takes
 // them. This skips ReverseProxy's second request and header map, its
 // hop-by-hop scans and net/http's request writer and response reader.
 // Anything else is served by httpHandler; a differential test holds the
@@ -68,7 +70,7 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 		return false // the handler merges a trusted proxy's forwarding fields
 	}
 	for k := range r.Header {
-		if fastHandOff(k) {
+		if wire.HandOffField(k) {
 			// as on HTTP/1.1; the connection-specific fields never get
 			// this far
 			return false
@@ -116,7 +118,7 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
 	for k, vv := range r.Header {
-		if k == "Host" || isIdentityField(k) {
+		if k == "Host" || wire.IsIdentityField(k) {
 			continue // Host: r.Host alone, as net/http's request writer
 		}
 		for _, v := range vv {
@@ -142,19 +144,19 @@ func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out i
 	case err != nil:
 		return h2Fail(s.srv, w, rs, err, head)
 	case res == nil:
-		fp.rh.lines = rs.lr.resp.applyLines(fp.rh.lines)
+		fp.rh.Lines = rs.lr.resp.applyLines(fp.rh.Lines)
 		return w.relaySimple(p.fast, nc, &fp.rh, head)
 	}
 	return w.relay(s.srv, p.fast, nc, res, rs.lr.resp)
 }
 
-// relaySimple relays an answer parseRespHead took: its field lines as
+// relaySimple relays an answer wire.ParseRespHead took: its field lines as
 // they came, then Content-Length body bytes.
-func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, head bool) (int, int64) {
-	w.status, w.wroteHeader, w.declared = rh.code, true, rh.length
-	w.lines, w.linesDate = rh.lines, rh.hasDate
-	nc.br.Discard(rh.size)
-	body := rh.length
+func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *wire.RespHead, head bool) (int, int64) {
+	w.status, w.wroteHeader, w.declared = rh.Code, true, rh.Length
+	w.lines, w.linesDate = rh.Lines, rh.HasDate
+	nc.br.Discard(rh.Size)
+	body := rh.Length
 	if head || body < 0 {
 		body = 0
 	}
@@ -163,12 +165,12 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	}
 	// The lines point into the node's read buffer, which the body is
 	// about to refill: they are copied.
-	w.lines, _ = ownLines(rh.lines, 0)
+	w.lines, _ = ownLines(rh.Lines, 0)
 	out, err := copyN(w, nc.br, body)
 	// The node's answer is all read (what is left of it is in w): the
 	// connection goes back before the stream's last frame, which ends
 	// the stream's context.
-	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.close)
+	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.Close)
 	if err == nil {
 		err = w.finish()
 	}
@@ -176,18 +178,18 @@ func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, hea
 	if err != nil {
 		w.abort = true
 	}
-	return rh.code, out
+	return rh.Code, out
 }
 
 // relayOwned reads a small answer's body, releases the node connection,
 // then answers the client from a copy.
-func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *respHead, body int) (int, int64) {
-	lines, own := ownLines(rh.lines, body)
+func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *wire.RespHead, body int) (int, int64) {
+	lines, own := ownLines(rh.Lines, body)
 	_, err := io.ReadFull(nc.br, own)
-	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.close)
+	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.Close)
 	if err != nil {
 		w.abort = true
-		return rh.code, 0
+		return rh.Code, 0
 	}
 	w.lines = lines
 	if len(own) > 0 {
@@ -199,9 +201,9 @@ func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *respHead, body
 	w.lines = nil
 	if err != nil {
 		w.abort = true
-		return rh.code, 0
+		return rh.Code, 0
 	}
-	return rh.code, int64(len(own))
+	return rh.Code, int64(len(own))
 }
 
 // ownLines copies a node's field lines out of its read buffer, into one
@@ -224,7 +226,7 @@ func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
 // hop-by-hop fields dropped, trailers announced and relayed, a body of
 // unknown length flushed as it comes.
 func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.Response, resp *respHeaders) (int, int64) {
-	removeHopByHop(res.Header)
+	wire.RemoveHopByHop(res.Header)
 	resp.apply(res.Header) // after: the node's Connection cannot name what portico sets
 	hdr := w.Header()
 	for k, vv := range res.Header {

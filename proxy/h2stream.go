@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // h2Stream is one request on an HTTP/2 connection and its answer.
@@ -329,7 +331,7 @@ func (c *h2Conn) canonicalName(name string) string {
 // checkH2RequestHeaders refuses connection-specific fields (RFC 9113,
 // 8.2.2).
 func checkH2RequestHeaders(h http.Header) error {
-	for _, k := range h2ConnectionFields() {
+	for _, k := range wire.H2ConnectionFields() {
 		if _, ok := h[k]; ok {
 			return fmt.Errorf("request header %q is not valid in HTTP/2", k)
 		}

@@ -10,6 +10,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // h2Writer is a stream's http.ResponseWriter. It holds the body until
@@ -288,17 +290,17 @@ func (w *h2Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 	_, hasType := h["Content-Type"]
 	hasCE := h.Get("Content-Encoding") != ""
 	for _, l := range w.lines {
-		name, value, ok := splitField(l, true)
+		name, value, ok := wire.SplitField(l, true)
 		if !ok {
 			continue
 		}
 		switch {
-		case sameName(name, "content-length", false):
+		case wire.SameName(name, "content-length", false):
 			clen = string(value) // declared holds its value
 			continue
-		case sameName(name, "content-type", false):
+		case wire.SameName(name, "content-type", false):
 			hasType = true
-		case sameName(name, "content-encoding", false):
+		case wire.SameName(name, "content-encoding", false):
 			hasCE = hasCE || len(value) > 0
 		}
 		if n := c.lowerNameBytes(name); n != "" && httpguts.ValidHeaderFieldValue(string(value)) {
@@ -317,7 +319,7 @@ func (w *h2Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 		c.field("content-length", clen)
 	}
 	if _, ok := h["Date"]; !ok && !w.linesDate {
-		c.field("date", c.dateNow())
+		c.field("date", c.date.Value(time.Now()))
 	}
 }
 
@@ -326,7 +328,7 @@ func (w *h2Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 // could not be sent.
 func (c *h2Conn) fields(h http.Header) {
 	for k, vv := range h {
-		if k == "Content-Length" || isH2ConnectionField(k) {
+		if k == "Content-Length" || wire.IsH2ConnectionField(k) {
 			continue // HTTP/2 frames carry the length
 		}
 		if strings.HasPrefix(k, http.TrailerPrefix) {
@@ -371,16 +373,6 @@ func (c *h2Conn) lowerNameBytes(k []byte) string {
 		return n
 	}
 	return c.lowerName(string(k))
-}
-
-// dateNow is the Date field for this second, formatted once per second.
-func (c *h2Conn) dateNow() string {
-	now := time.Now()
-	if s := now.Unix(); s != c.dateSec || c.date == "" {
-		c.dateSec = s
-		c.date = now.UTC().Format(http.TimeFormat)
-	}
-	return c.date
 }
 
 // writeHeaderBlock writes c.hbuf as HEADERS and CONTINUATION frames.

@@ -32,7 +32,7 @@ import (
 // is the connection pool, timeouts and cancellation. The fast paths
 // (fastproxy.go, h2fast.go) use the same connections through nodeCall:
 // they write their request heads themselves (appendNodeRequest) and read
-// a plain response head in place (parseRespHead), leaving every other
+// a plain response head in place (wire.ParseRespHead), leaving every other
 // response to http.ReadResponse. Requests with a body and everything else
 // stay on http.Transport; websocket upgrades are proxied in upgrade.go.
 type nodeTransport struct {

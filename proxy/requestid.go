@@ -9,7 +9,7 @@ import (
 // node, so that a line of each can be matched. A fresh id is a random
 // prefix drawn once per Server and a counter: unique across processes and
 // restarts, without reading randomness or allocating per request.
-// chooseRequestID (hygiene.go) decides between a fresh id and a trusted
+// chooseRequestID (forwarded.go) decides between a fresh id and a trusted
 // proxy's.
 
 const (

@@ -15,6 +15,8 @@ import (
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // Options are the process-level dependencies of a Server.
@@ -53,8 +55,8 @@ type Server struct {
 	h2FastOff         bool         // HTTP/2 streams all go to httpHandler (the differential test's reference)
 	h2FastServed      atomic.Int64 // streams the HTTP/2 fast path served
 	fastBufs          *fastBufs
-	fastGET, fastHEAD *http.Request // what ReadResponse needs of a request: the method
-	date              atomic.Pointer[dateLine]
+	fastGET, fastHEAD *http.Request  // what ReadResponse needs of a request: the method
+	date              wire.DateCache // the Date field of answers whose node sent none
 	// progressOverride, when set, replaces the client progress limit
 	// derived from idle_timeout (progress.go); tests shorten it
 	progressOverride time.Duration

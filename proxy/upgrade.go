@@ -13,6 +13,8 @@ import (
 
 	"github.com/portico-lb/portico/proxy/filter"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // Websocket upgrades are proxied here, not through httputil.ReverseProxy.
@@ -281,7 +283,7 @@ func upgradeRequest(r *http.Request, st *reqState) *http.Request {
 		out.Body = nil
 	}
 	h := out.Header
-	removeHopByHop(h)
+	wire.RemoveHopByHop(h)
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		h["Te"] = []string{"trailers"}
 	}
@@ -364,7 +366,7 @@ func switchHead(res *http.Response, br *bufio.Reader) (head []byte, headLen int)
 // server's buffers, flushed as it comes when its length is unknown, and
 // trailers passed on.
 func (s *Server) relayResponse(w *statusWriter, res *http.Response) error {
-	removeHopByHop(res.Header)
+	wire.RemoveHopByHop(res.Header)
 	h := w.Header()
 	for k, vv := range res.Header {
 		h[k] = vv

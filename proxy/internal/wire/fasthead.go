@@ -1,131 +1,131 @@
-package proxy
+package wire
 
 // The fast path (fastfront.go) serves the common request itself: a
 // bodiless GET or HEAD in origin form over HTTP/1.1 whose header holds
-// nothing that needs judgement. parseHead decides, byte by byte, whether a
+// nothing that needs judgement. ParseHead decides, byte by byte, whether a
 // request head is one of those. It accepts a deliberately narrow subset of
 // what net/http accepts (a differential test and a fuzz target hold it to
-// that: every head parseHead accepts, net/http's server accepts with the
+// that: every head ParseHead accepts, net/http's server accepts with the
 // same method, target, host and fields) and answers "hand off" for
 // everything else, so net/http's hardened parser and portico's full
 // handler judge it.
 
-// fastHead is one parsed request head. The slices point into the
+// ReqHead is one parsed request head. The slices point into the
 // connection's read buffer and live until the request is consumed.
-type fastHead struct {
-	method []byte // GET or HEAD
-	target []byte // origin form, as received
-	host   []byte // the Host field value
-	close  bool   // Connection: close
-	fields []fastField
-	size   int    // bytes of the head, the blank line included
-	ua     []byte // the User-Agent value, nil when none
+type ReqHead struct {
+	Method []byte // GET or HEAD
+	Target []byte // origin form, as received
+	Host   []byte // the Host field value
+	Close  bool   // Connection: close
+	Fields []HeadField
+	Size   int    // bytes of the head, the blank line included
+	UA     []byte // the User-Agent value, nil when none
 	// uaStr is the last User-Agent made a string for the access log:
 	// kept across the requests of a connection, which nearly always send
 	// the same one, so that they need no allocation for it
 	uaStr string
 }
 
-// userAgent is the request's User-Agent as a string.
-func (h *fastHead) userAgent() string {
-	if string(h.ua) != h.uaStr {
-		h.uaStr = string(h.ua)
+// UserAgent is the request's User-Agent as a string.
+func (h *ReqHead) UserAgent() string {
+	if string(h.UA) != h.uaStr {
+		h.uaStr = string(h.UA)
 	}
 	return h.uaStr
 }
 
-// fastField is one header field other than Host and Connection; value has
+// HeadField is one header field other than Host and Connection; value has
 // its surrounding whitespace removed.
-type fastField struct{ name, value []byte }
+type HeadField struct{ Name, Value []byte }
 
-type headVerdict int
+type HeadVerdict int
 
 const (
-	headMore    headVerdict = iota // incomplete so far: read more
-	headFast                       // the fast path may serve it
-	headHandOff                    // net/http must judge it
+	HeadMore    HeadVerdict = iota // incomplete so far: read more
+	HeadFast                       // the fast path may serve it
+	HeadHandOff                    // net/http must judge it
 )
 
-// parseHead parses the request head at the start of b into h. maxFields
+// ParseHead parses the request head at the start of b into h. maxFields
 // bounds the number of header fields (Host and Connection included).
-func parseHead(b []byte, h *fastHead, maxFields int) headVerdict {
-	h.fields = h.fields[:0]
-	h.host, h.close, h.ua = nil, false, nil
+func ParseHead(b []byte, h *ReqHead, maxFields int) HeadVerdict {
+	h.Fields = h.Fields[:0]
+	h.Host, h.Close, h.UA = nil, false, nil
 	line, rest, v := nextLine(b)
-	if v != headFast {
+	if v != HeadFast {
 		return v
 	}
 	if !parseRequestLine(line, h) {
-		return headHandOff
+		return HeadHandOff
 	}
 	nf := 0
 	haveHost, havePragma, haveCacheControl, haveUA := false, false, false, false
 	for {
 		line, rest, v = nextLine(rest)
-		if v != headFast {
+		if v != HeadFast {
 			return v
 		}
 		if len(line) == 0 {
 			break
 		}
 		if nf++; nf > maxFields {
-			return headHandOff
+			return HeadHandOff
 		}
 		// obs-text in a request is for net/http to judge
-		name, value, ok := splitField(line, false)
+		name, value, ok := SplitField(line, false)
 		if !ok {
-			return headHandOff
+			return HeadHandOff
 		}
 		switch fieldClass(name) {
 		case fieldHost:
 			if haveHost || !plainHost(value) {
-				return headHandOff
+				return HeadHandOff
 			}
 			haveHost = true
-			h.host = value
+			h.Host = value
 		case fieldConnection:
 			if !connectionOptions(value, h) {
-				return headHandOff
+				return HeadHandOff
 			}
 		case fieldHandOff:
-			return headHandOff
+			return HeadHandOff
 		default:
 			switch {
-			case sameName(name, "pragma", false):
+			case SameName(name, "pragma", false):
 				havePragma = true
-			case sameName(name, "cache-control", false):
+			case SameName(name, "cache-control", false):
 				haveCacheControl = true
-			case sameName(name, "user-agent", false):
+			case SameName(name, "user-agent", false):
 				// net/http forwards the first User-Agent only, and none
 				// when it is empty
 				if haveUA || len(value) == 0 {
-					return headHandOff
+					return HeadHandOff
 				}
 				haveUA = true
-				h.ua = value
+				h.UA = value
 			}
-			h.fields = append(h.fields, fastField{name, value})
+			h.Fields = append(h.Fields, HeadField{name, value})
 		}
 	}
 	if !haveHost {
-		return headHandOff
+		return HeadHandOff
 	}
 	if havePragma && !haveCacheControl {
 		// net/http adds "Cache-Control: no-cache" to a request whose
 		// first Pragma value is "no-cache" and that has no Cache-Control
 		// field (fixPragmaCacheControl); let it.
-		return headHandOff
+		return HeadHandOff
 	}
-	h.size = len(b) - len(rest)
-	return headFast
+	h.Size = len(b) - len(rest)
+	return HeadFast
 }
 
-// splitField splits a field line into its name and its value, without
+// SplitField splits a field line into its name and its value, without
 // the surrounding whitespace. ok is false unless the name is a token
 // followed directly by the colon (so also for obs-fold and "name : value")
 // and the value holds no control byte but HTAB; bytes from 0x80 are
 // allowed only with obsText.
-func splitField(line []byte, obsText bool) (name, value []byte, ok bool) {
+func SplitField(line []byte, obsText bool) (name, value []byte, ok bool) {
 	colon := -1
 	for i, c := range line {
 		if c == ':' {
@@ -150,31 +150,31 @@ func splitField(line []byte, obsText bool) (name, value []byte, ok bool) {
 
 // nextLine splits off one CRLF-terminated line. A bare LF or CR, which
 // net/http reads leniently, is handed off.
-func nextLine(b []byte) (line, rest []byte, v headVerdict) {
+func nextLine(b []byte) (line, rest []byte, v HeadVerdict) {
 	for i, c := range b {
 		switch c {
 		case '\n':
-			return nil, nil, headHandOff
+			return nil, nil, HeadHandOff
 		case '\r':
 			if i+1 == len(b) {
-				return nil, nil, headMore
+				return nil, nil, HeadMore
 			}
 			if b[i+1] != '\n' {
-				return nil, nil, headHandOff
+				return nil, nil, HeadHandOff
 			}
-			return b[:i], b[i+2:], headFast
+			return b[:i], b[i+2:], HeadFast
 		}
 	}
-	return nil, nil, headMore
+	return nil, nil, HeadMore
 }
 
 // parseRequestLine takes "GET|HEAD SP origin-form SP HTTP/1.1".
-func parseRequestLine(line []byte, h *fastHead) bool {
+func parseRequestLine(line []byte, h *ReqHead) bool {
 	switch {
 	case len(line) > 4 && string(line[:4]) == "GET ":
-		h.method, line = line[:3], line[4:]
+		h.Method, line = line[:3], line[4:]
 	case len(line) > 5 && string(line[:5]) == "HEAD ":
-		h.method, line = line[:4], line[5:]
+		h.Method, line = line[:4], line[5:]
 	default:
 		return false
 	}
@@ -182,8 +182,8 @@ func parseRequestLine(line []byte, h *fastHead) bool {
 	if len(line) <= len(proto) || string(line[len(line)-len(proto):]) != proto {
 		return false
 	}
-	h.target = line[:len(line)-len(proto)]
-	return validTarget(h.target)
+	h.Target = line[:len(line)-len(proto)]
+	return validTarget(h.Target)
 }
 
 // validTarget accepts an origin-form target of RFC 3986 characters only:
@@ -272,18 +272,18 @@ const (
 func fieldClass(name []byte) fieldKind {
 	switch len(name) {
 	case 4:
-		if sameName(name, "host", false) {
+		if SameName(name, "host", false) {
 			return fieldHost
 		}
 	case 10:
-		if sameName(name, "connection", false) {
+		if SameName(name, "connection", false) {
 			return fieldConnection
 		}
-		if sameName(name, "keep-alive", false) {
+		if SameName(name, "keep-alive", false) {
 			return fieldHandOff
 		}
 	}
-	if fastHandOff(name) {
+	if HandOffField(name) {
 		return fieldHandOff
 	}
 	return fieldPlain
@@ -292,7 +292,7 @@ func fieldClass(name []byte) fieldKind {
 // connectionOptions accepts Connection values made of "keep-alive" and
 // "close" only; any other option names a field to strip, which net/http's
 // path does.
-func connectionOptions(v []byte, h *fastHead) bool {
+func connectionOptions(v []byte, h *ReqHead) bool {
 	for len(v) > 0 {
 		var opt []byte
 		opt, v = v, nil
@@ -305,9 +305,9 @@ func connectionOptions(v []byte, h *fastHead) bool {
 		opt = trimOWS(opt)
 		switch {
 		case len(opt) == 0:
-		case sameName(opt, "close", false):
-			h.close = true
-		case sameName(opt, "keep-alive", false):
+		case SameName(opt, "close", false):
+			h.Close = true
+		case SameName(opt, "keep-alive", false):
 		default:
 			return false
 		}
