@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/portico-lb/portico/proxy/internal/wire"
+
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 
 // The fast path: portico serves the bulk of HTTP/1.1 traffic (bodiless GET
@@ -385,6 +387,20 @@ type prefixConn struct {
 	quiet      atomic.Bool // a 408 went out, or the connection switched protocols
 	tunnel     atomic.Bool // the connection switched protocols
 }
+
+// ReadEnd gives a tunnel the socket under p once p's buffer is drained:
+// from then on p's reads go straight to the connection underneath.
+func (p *prefixConn) ReadEnd() (*net.TCPConn, func([]byte), func() bool) {
+	if p.br != nil && p.br.Buffered() > 0 {
+		return nil, nil, nil
+	}
+	return tunnel.ReadEnd(p.Conn)
+}
+
+// WriteEnd gives a tunnel what is under p, which buffers reads only.
+func (p *prefixConn) WriteEnd() (net.Conn, func()) { return tunnel.WriteEnd(p.Conn) }
+
+var _ tunnel.Wrapper = (*prefixConn)(nil)
 
 func (p *prefixConn) Read(b []byte) (int, error) {
 	var n int

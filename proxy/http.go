@@ -24,7 +24,7 @@ type reqState struct {
 	trusted   bool // the peer is a trusted proxy
 	canonical string
 	ws        bool
-	tun       *tunnel
+	tun       *liveTunnel
 	nodeTry
 	errKind string
 	body    *bodyWatch // an HTTP/1 request body on its way to a node

@@ -17,6 +17,8 @@ import (
 	"github.com/portico-lb/portico/healthcheck"
 
 	"github.com/portico-lb/portico/proxy/internal/wire"
+
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 
 // Options are the process-level dependencies of a Server.
@@ -46,8 +48,8 @@ type Server struct {
 	reg     *registry
 	metrics *metrics
 	buffers *bufferPool
-	tunBufs *tunnelBufs
-	l4      *l4Set // the tunnel loops (tcp mode, websockets)
+	tunBufs *tunnel.Bufs
+	l4      *tunnel.Loops // the tunnel loops (tcp mode, websockets)
 	started time.Time
 
 	testWatch         *watchTest // tests: the client watch's delay and reads
@@ -97,7 +99,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(), tunBufs: newTunnelBufs(),
+	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(), tunBufs: tunnel.NewBufs(),
 		slots: make(map[string]*slot), started: time.Now(), bgStop: make(chan struct{}),
 		fastOff: opts.NoFastPath, fastBufs: newFastBufs(), ids: newRequestIDs(),
 		fastGET: &http.Request{Method: http.MethodGet}, fastHEAD: &http.Request{Method: http.MethodHead}}
@@ -106,7 +108,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.process == nil {
 		s.process = ProcessLimits
 	}
-	s.l4 = newL4Set(log, s.tunBufs)
+	s.l4 = tunnel.NewLoops(log, s.tunBufs)
 	s.drain, s.cancelDrain = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	s.gen = 1
@@ -429,7 +431,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ended:
 	case <-time.After(goAwayWait + time.Second):
 	}
-	s.l4.stop() // after the websockets' close frames; ends what is left
+	s.l4.Stop() // after the websockets' close frames; ends what is left
 	close(s.bgStop)
 	s.stopCheckers()
 	if s.admin != nil {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package tunnel
 
 import (
 	"bytes"
@@ -16,24 +16,24 @@ import (
 	"time"
 )
 
-func newTestL4Set(t *testing.T) *l4Set {
+func newTestL4Set(t *testing.T) *Loops {
 	t.Helper()
-	s := newL4Set(slog.New(slog.DiscardHandler), newTunnelBufs())
-	t.Cleanup(s.stop)
+	s := NewLoops(slog.New(slog.DiscardHandler), NewBufs())
+	t.Cleanup(s.Stop)
 	return s
 }
 
 // adoptTestPair puts a tunnel between two loopback connections on a loop
 // and returns the client's and the node's far ends, with deadlines, so a
 // stuck tunnel fails the test instead of hanging it.
-func adoptTestPair(t *testing.T, s *l4Set, idle time.Duration, before func(client, node *net.TCPConn)) (client, node *net.TCPConn, h *l4Handle) {
+func adoptTestPair(t *testing.T, s *Loops, idle time.Duration, before func(client, node *net.TCPConn)) (client, node *net.TCPConn, h *Handle) {
 	t.Helper()
 	c, cNear := tcpPair(t)
 	nNear, n := tcpPair(t)
 	if before != nil {
 		before(cNear.(*net.TCPConn), nNear.(*net.TCPConn))
 	}
-	h = s.adopt(cNear, nNear, l4Opts{idle: idle})
+	h = s.Adopt(cNear, nNear, Opts{Idle: idle})
 	if h == nil {
 		t.Fatal("adopt refused two plain TCP connections")
 	}
@@ -43,14 +43,14 @@ func adoptTestPair(t *testing.T, s *l4Set, idle time.Duration, before func(clien
 	return c.(*net.TCPConn), n.(*net.TCPConn), h
 }
 
-func waitResult(t *testing.T, h *l4Handle) l4Result {
+func waitResult(t *testing.T, h *Handle) Result {
 	t.Helper()
 	select {
 	case r := <-h.p.done:
 		return r
 	case <-time.After(20 * time.Second):
 		t.Fatal("the tunnel did not end")
-		return l4Result{}
+		return Result{}
 	}
 }
 
@@ -77,7 +77,7 @@ func TestL4LoopRelaysBothWaysAndHalfCloses(t *testing.T) {
 		t.Fatalf("client after the node's FIN: %q, %v", rest, err)
 	}
 	r := waitResult(t, h)
-	if r.err != nil || r.idle || r.up != 4 || r.down != 15 {
+	if r.Err != nil || r.Idle || r.Up != 4 || r.Down != 15 {
 		t.Fatalf("result %+v, want up 4, down 15, no error", r)
 	}
 	h.Close() // after the end: nothing happens
@@ -88,7 +88,7 @@ func TestL4LoopRelaysBothWaysAndHalfCloses(t *testing.T) {
 func TestL4LoopSeesFINRightAfterLastBytes(t *testing.T) {
 	t.Parallel()
 	s := newTestL4Set(t)
-	for _, size := range []int{10, tunnelBufSize + 10, 3*tunnelBufSize + 17} {
+	for _, size := range []int{10, BufSize + 10, 3*BufSize + 17} {
 		msg := bytes.Repeat([]byte{'f'}, size)
 		c, n, h := adoptTestPair(t, s, 0, nil)
 		c.Write(msg)
@@ -98,7 +98,7 @@ func TestL4LoopSeesFINRightAfterLastBytes(t *testing.T) {
 			t.Fatalf("size %d: node got %d bytes, %v", size, len(got), err)
 		}
 		n.Close()
-		if r := waitResult(t, h); r.up != int64(size) {
+		if r := waitResult(t, h); r.Up != int64(size) {
 			t.Fatalf("size %d: result %+v", size, r)
 		}
 	}
@@ -110,7 +110,7 @@ func TestL4LoopSeesFINRightAfterLastBytes(t *testing.T) {
 func TestL4LoopSeesFINQueuedBeforeAdoption(t *testing.T) {
 	t.Parallel()
 	s := newTestL4Set(t)
-	for _, size := range []int{10, tunnelBufSize + 10} {
+	for _, size := range []int{10, BufSize + 10} {
 		msg := bytes.Repeat([]byte{'q'}, size)
 		c, cNear := tcpPair(t)
 		nNear, n := tcpPair(t)
@@ -119,7 +119,7 @@ func TestL4LoopSeesFINQueuedBeforeAdoption(t *testing.T) {
 		// Wait until the bytes are queued on the loop's side (the FIN,
 		// sent after them on loopback, is queued by then too).
 		peekUntil(t, cNear.(*net.TCPConn), size)
-		h := s.adopt(cNear, nNear, l4Opts{})
+		h := s.Adopt(cNear, nNear, Opts{})
 		if h == nil {
 			t.Fatal("adopt refused")
 		}
@@ -129,7 +129,7 @@ func TestL4LoopSeesFINQueuedBeforeAdoption(t *testing.T) {
 			t.Fatalf("size %d: node got %d bytes, %v", size, len(got), err)
 		}
 		n.Close()
-		if r := waitResult(t, h); r.up != int64(size) {
+		if r := waitResult(t, h); r.Up != int64(size) {
 			t.Fatalf("size %d: result %+v", size, r)
 		}
 	}
@@ -185,7 +185,7 @@ func TestL4LoopHoldsWhatTheNodeCannotTake(t *testing.T) {
 		t.Fatalf("node got %d of %d bytes (equal %v), %v", len(got), len(msg), bytes.Equal(got, msg), err)
 	}
 	n.Close()
-	if r := waitResult(t, h); r.up != int64(len(msg)) {
+	if r := waitResult(t, h); r.Up != int64(len(msg)) {
 		t.Fatalf("result %+v", r)
 	}
 	if held := h.loop.held.Load(); held == 0 {
@@ -205,7 +205,7 @@ func TestL4LoopCloseEndsBothSides(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if r := waitResult(t, h); r.idle || r.up != 1 {
+	if r := waitResult(t, h); r.Idle || r.Up != 1 {
 		t.Fatalf("result %+v", r)
 	}
 	h.Close()
@@ -217,7 +217,7 @@ func TestL4LoopIdleEndsSilentTunnel(t *testing.T) {
 	c, n, h := adoptTestPair(t, s, 50*time.Millisecond, nil)
 	c.Write([]byte("once"))
 	readN(t, n, 4)
-	if r := waitResult(t, h); !r.idle || r.err != nil {
+	if r := waitResult(t, h); !r.Idle || r.Err != nil {
 		t.Fatalf("result %+v, want idle", r)
 	}
 	if _, err := io.ReadAll(c); err != nil {
@@ -238,7 +238,7 @@ func TestL4LoopResetAfterFINEndsTunnel(t *testing.T) {
 	}
 	c.SetLinger(0)
 	c.Close()
-	if r := waitResult(t, h); r.err == nil {
+	if r := waitResult(t, h); r.Err == nil {
 		t.Fatalf("result %+v, want the reset", r)
 	}
 	if _, err := io.ReadAll(n); err != nil {
@@ -252,7 +252,7 @@ func TestL4LoopNodeResetEndsTunnel(t *testing.T) {
 	c, n, h := adoptTestPair(t, s, 0, nil)
 	n.SetLinger(0)
 	n.Close()
-	if r := waitResult(t, h); r.err == nil {
+	if r := waitResult(t, h); r.Err == nil {
 		t.Fatalf("result %+v, want the reset", r)
 	}
 	if _, err := io.ReadAll(c); err != nil {
@@ -286,14 +286,14 @@ func TestL4LoopManyTunnels(t *testing.T) {
 				}
 			}
 			c.CloseWrite()
-			var r l4Result
+			var r Result
 			select {
 			case r = <-h.p.done:
 			case <-time.After(20 * time.Second):
 				errs <- fmt.Errorf("tunnel %d did not end", i)
 				return
 			}
-			if r.up != 100*rounds || r.down != 100*rounds || r.err != nil {
+			if r.Up != 100*rounds || r.Down != 100*rounds || r.Err != nil {
 				errs <- fmt.Errorf("tunnel %d: %+v", i, r)
 			}
 		}()
@@ -307,17 +307,17 @@ func TestL4LoopManyTunnels(t *testing.T) {
 
 func TestL4LoopStopEndsTunnels(t *testing.T) {
 	t.Parallel()
-	s := newL4Set(slog.New(slog.DiscardHandler), newTunnelBufs())
-	var hs []*l4Handle
+	s := NewLoops(slog.New(slog.DiscardHandler), NewBufs())
+	var hs []*Handle
 	var clients []*net.TCPConn
 	for range 3 {
 		c, _, h := adoptTestPair(t, s, 0, nil)
 		hs = append(hs, h)
 		clients = append(clients, c)
 	}
-	s.stop()
+	s.Stop()
 	for i, h := range hs {
-		if r := waitResult(t, h); !errors.Is(r.err, errL4Stopped) {
+		if r := waitResult(t, h); !errors.Is(r.Err, errL4Stopped) {
 			t.Fatalf("tunnel %d: %+v", i, r)
 		}
 		if _, err := io.ReadAll(clients[i]); err != nil {
@@ -325,7 +325,7 @@ func TestL4LoopStopEndsTunnels(t *testing.T) {
 		}
 	}
 	a, b := tcpPair(t)
-	if s.adopt(a, b, l4Opts{}) != nil {
+	if s.Adopt(a, b, Opts{}) != nil {
 		t.Fatal("a stopped loop set adopted a tunnel")
 	}
 }
@@ -337,7 +337,7 @@ func TestL4LoopLeavesWrappedConnections(t *testing.T) {
 	defer p1.Close()
 	defer p2.Close()
 	a, _ := tcpPair(t)
-	if s.adopt(p1, a, l4Opts{}) != nil || s.adopt(a, p2, l4Opts{}) != nil {
+	if s.Adopt(p1, a, Opts{}) != nil || s.Adopt(a, p2, Opts{}) != nil {
 		t.Fatal("adopted a connection that is not a bare TCP socket")
 	}
 	// a is still usable by the caller
@@ -378,15 +378,15 @@ func TestL4LoopSharesTurnsBetweenTunnels(t *testing.T) {
 		c1.(*net.TCPConn).CloseWrite()
 		wrote <- err
 	}()
-	peekUntil(t, cNear1.(*net.TCPConn), (l4Budget+1)*tunnelBufSize)
-	h1 := s.adopt(cNear1, nNear1, l4Opts{})
+	peekUntil(t, cNear1.(*net.TCPConn), (l4Budget+1)*BufSize)
+	h1 := s.Adopt(cNear1, nNear1, Opts{})
 	if h1 == nil {
 		t.Fatal("adopt refused")
 	}
 	l := h1.loop
 	// The second tunnel goes on the same loop.
 	var c2, n2 *net.TCPConn
-	var h2 *l4Handle
+	var h2 *Handle
 	for h2 == nil || h2.loop != l {
 		c2, n2, h2 = adoptTestPair(t, s, 0, nil)
 	}
@@ -426,11 +426,11 @@ func TestL4LoopSharesTurnsBetweenTunnels(t *testing.T) {
 // BenchmarkL4LoopRoundTrip is BenchmarkTunnelRoundTrip's message through
 // a tunnel on the loop: one tunnel, so nothing is batched.
 func BenchmarkL4LoopRoundTrip(b *testing.B) {
-	s := newL4Set(slog.New(slog.DiscardHandler), newTunnelBufs())
-	defer s.stop()
+	s := NewLoops(slog.New(slog.DiscardHandler), NewBufs())
+	defer s.Stop()
 	client, near := tcpPair(b)
 	far, node := tcpPair(b)
-	if s.adopt(near, far, l4Opts{}) == nil {
+	if s.Adopt(near, far, Opts{}) == nil {
 		b.Fatal("adopt refused")
 	}
 	go io.Copy(node, node) // the node echoes
@@ -454,11 +454,11 @@ func BenchmarkL4LoopRoundTrip(b *testing.B) {
 func TestL4LoopGoAwayWaitsForFrameEnd(t *testing.T) {
 	t.Parallel()
 	s := newTestL4Set(t)
-	ws := newWSFramer()
-	ws.advance([]byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")) // read by the handshake
+	ws := NewWSFramer()
+	ws.Advance([]byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")) // read by the handshake
 	c, cNear := tcpPair(t)
 	nNear, n2 := tcpPair(t)
-	h := s.adopt(cNear, nNear, l4Opts{whole: true, ws: ws})
+	h := s.Adopt(cNear, nNear, Opts{Whole: true, WS: ws})
 	if h == nil {
 		t.Fatal("adopt refused")
 	}
@@ -469,8 +469,8 @@ func TestL4LoopGoAwayWaitsForFrameEnd(t *testing.T) {
 	if got := readN(t, c, len(first)+100); got != string(first)+string(long[:100]) {
 		t.Fatalf("client got %q", got)
 	}
-	ws.going.Store(true) // as trackedConn.goAway does
-	h.goAway()
+	ws.Going.Store(true) // as trackedConn.goAway does
+	h.GoAway()
 	// Commands run in order: once a tunnel added after the go-away on the
 	// same loop moves bytes, the go-away has been looked at, mid-frame.
 	for {
@@ -484,11 +484,11 @@ func TestL4LoopGoAwayWaitsForFrameEnd(t *testing.T) {
 	}
 	n2.Write(long[100:]) // finishes the frame: then the close frame
 	rest, err := io.ReadAll(c)
-	if err != nil || string(rest) != string(long[100:])+goAwayFrame {
+	if err != nil || string(rest) != string(long[100:])+GoAwayFrame {
 		t.Fatalf("client read %d bytes ending %q, %v; want the frame's rest, then the close frame, then EOF",
 			len(rest), rest[max(len(rest)-8, 0):], err)
 	}
-	if r := waitResult(t, h); r.err != nil {
+	if r := waitResult(t, h); r.Err != nil {
 		t.Fatalf("result %+v", r)
 	}
 	n2.SetDeadline(time.Now().Add(20 * time.Second))
@@ -504,7 +504,7 @@ func TestL4LoopWholeTunnelEndsWithEitherSide(t *testing.T) {
 	c, cNear := tcpPair(t)
 	nNear, n := tcpPair(t)
 	var touched atomic.Int64
-	h := s.adopt(cNear, nNear, l4Opts{whole: true, touch: &touched})
+	h := s.Adopt(cNear, nNear, Opts{Whole: true, Touch: &touched})
 	if h == nil {
 		t.Fatal("adopt refused")
 	}
@@ -514,29 +514,10 @@ func TestL4LoopWholeTunnelEndsWithEitherSide(t *testing.T) {
 	if got, err := io.ReadAll(n); err != nil || string(got) != "bye" {
 		t.Fatalf("node got %q, %v", got, err)
 	}
-	if r := waitResult(t, h); r.up != 3 || r.err != nil {
+	if r := waitResult(t, h); r.Up != 3 || r.Err != nil {
 		t.Fatalf("result %+v", r)
 	}
 	if touched.Load() == 0 {
 		t.Fatal("the tunnel's activity was not recorded")
-	}
-}
-
-// Websocket tunnels behind a plain http listener run on the loop, so the
-// upgrade tests (TestUpgradeTunnelEnds: idle, the close frame at
-// shutdown) test them there.
-func TestWebsocketTunnelRunsOnLoop(t *testing.T) {
-	t.Parallel()
-	frame := "\x82\x03abc"
-	h := newUpgradeHarness(t, []string{echoNode(t, frame, nil)}, "")
-	c, br, _ := dialUpgrade(t, h.addr, upgradeReq())
-	readN(t, br, len(frame))
-	ping := "\x82\x04ping" // a whole frame, echoed by the node
-	c.Write([]byte(ping))
-	if got := readN(t, br, len(ping)); got != ping {
-		t.Fatalf("echo %q", got)
-	}
-	if n := h.s.l4.adopted.Load(); n != 1 {
-		t.Fatalf("%d tunnels on the loop, want 1", n)
 	}
 }

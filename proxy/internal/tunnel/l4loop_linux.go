@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package tunnel
 
 import (
 	"errors"
@@ -48,11 +48,11 @@ const l4Tick = time.Second
 // errL4Stopped ends tunnels still open when the loops are stopped.
 var errL4Stopped = errors.New("tunnel loop stopped")
 
-// l4Set is the server's tunnel loops, one per P, started on first use and
-// stopped by Shutdown.
-type l4Set struct {
+// Loops is a server's tunnel loops, one per P, started on first use and
+// stopped by Stop.
+type Loops struct {
 	log  *slog.Logger
-	bufs *tunnelBufs
+	bufs *Bufs
 
 	mu      sync.Mutex
 	loops   []*l4Loop
@@ -60,16 +60,21 @@ type l4Set struct {
 	stopped bool
 	wg      sync.WaitGroup
 	next    atomic.Uint32
-	adopted atomic.Int64 // tunnels put on a loop (for tests)
+	adopted atomic.Int64 // tunnels put on a loop
 }
 
-func newL4Set(log *slog.Logger, bufs *tunnelBufs) *l4Set {
-	return &l4Set{log: log, bufs: bufs}
+// Adopted is the number of tunnels put on a loop so far.
+func (s *Loops) Adopted() int64 { return s.adopted.Load() }
+
+// NewLoops returns the tunnel loops, started on first use; log takes their
+// failures, and bufs lends the copy buffers.
+func NewLoops(log *slog.Logger, bufs *Bufs) *Loops {
+	return &Loops{log: log, bufs: bufs}
 }
 
 // pick returns a loop for a new tunnel, starting the loops on first use,
 // or nil when there are none (stopped, or they could not be started).
-func (s *l4Set) pick() *l4Loop {
+func (s *Loops) pick() *l4Loop {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped || s.failed {
@@ -101,8 +106,8 @@ func (s *l4Set) pick() *l4Loop {
 	return s.loops[int(s.next.Add(1))%len(s.loops)]
 }
 
-// stop ends the loops; tunnels still on them end with errL4Stopped.
-func (s *l4Set) stop() {
+// Stop ends the loops; tunnels still on them end with errL4Stopped.
+func (s *Loops) Stop() {
 	s.mu.Lock()
 	s.stopped = true
 	loops := s.loops
@@ -113,12 +118,12 @@ func (s *l4Set) stop() {
 	s.wg.Wait()
 }
 
-// adopt moves a tunnel between two plain TCP sockets onto a loop. It
+// Adopt moves a tunnel between two plain TCP sockets onto a loop. It
 // returns nil, leaving both connections as they were, when they are not
 // both bare sockets or no loop is available; the caller relays then.
 // Otherwise the connections are closed (the loop keeps duplicates of their
-// sockets), and the tunnel ends by itself, by idle, or by l4Handle.Close.
-func (s *l4Set) adopt(client, node net.Conn, o l4Opts) *l4Handle {
+// sockets), and the tunnel ends by itself, by idle, or by Handle.Close.
+func (s *Loops) Adopt(client, node net.Conn, o Opts) *Handle {
 	ct, ok1 := client.(*net.TCPConn)
 	nt, ok2 := node.(*net.TCPConn)
 	if !ok1 || !ok2 {
@@ -137,7 +142,7 @@ func (s *l4Set) adopt(client, node net.Conn, o l4Opts) *l4Handle {
 		unix.Close(cfd)
 		return nil
 	}
-	p := &l4Pair{idle: o.idle, whole: o.whole, touch: o.touch, ws: o.ws, done: make(chan l4Result, 1)}
+	p := &l4Pair{idle: o.Idle, whole: o.Whole, touch: o.Touch, ws: o.WS, done: make(chan Result, 1)}
 	p.ends[0].fd, p.ends[1].fd = cfd, nfd
 	p.dirs[0] = l4Dir{src: &p.ends[0], dst: &p.ends[1]}
 	p.dirs[1] = l4Dir{src: &p.ends[1], dst: &p.ends[0]}
@@ -151,7 +156,7 @@ func (s *l4Set) adopt(client, node net.Conn, o l4Opts) *l4Handle {
 	// where nothing waits on them: harmless, and over at once.
 	ct.Close()
 	nt.Close()
-	return &l4Handle{loop: l, p: p}
+	return &Handle{loop: l, p: p}
 }
 
 // detach duplicates a connection's socket. Closing the connection then
@@ -175,40 +180,40 @@ func detach(c *net.TCPConn) (int, error) {
 	return fd, nil
 }
 
-// l4Opts say how a tunnel behaves beyond copying both ways.
-type l4Opts struct {
-	idle  time.Duration // end after this long silent both ways (0: never)
-	whole bool          // either side's end ends the tunnel (websockets), else half-close
-	touch *atomic.Int64 // set to the time of each read, for an idle watch kept elsewhere
-	ws    *wsFramer     // the node's websocket frames, for a going-away close frame
+// Opts say how a tunnel behaves beyond copying both ways.
+type Opts struct {
+	Idle  time.Duration // end after this long silent both ways (0: never)
+	Whole bool          // either side's end ends the tunnel (websockets), else half-close
+	Touch *atomic.Int64 // set to the time of each read, for an idle watch kept elsewhere
+	WS    *WSFramer     // the node's websocket frames, for a going-away close frame
 }
 
-// l4Handle is the caller's side of an adopted tunnel.
-type l4Handle struct {
+// Handle is the caller's side of an adopted tunnel.
+type Handle struct {
 	loop *l4Loop
 	p    *l4Pair
 }
 
 // Close ends the tunnel now (a removed server, shutdown). It is safe to
 // call at any time, more than once, and after the tunnel ended.
-func (h *l4Handle) Close() error {
+func (h *Handle) Close() error {
 	h.loop.submit(l4Cmd{p: h.p, close: true})
 	return nil
 }
 
-// goAway ends a websocket tunnel at the next frame boundary from the node
+// GoAway ends a websocket tunnel at the next frame boundary from the node
 // with a close frame (1001) to the client; the framer's going is set.
-func (h *l4Handle) goAway() { h.loop.submit(l4Cmd{p: h.p, goAway: true}) }
+func (h *Handle) GoAway() { h.loop.submit(l4Cmd{p: h.p, goAway: true}) }
 
-// wait blocks until the tunnel has ended and returns how.
-func (h *l4Handle) wait() l4Result { return <-h.p.done }
+// Wait blocks until the tunnel has ended and returns how.
+func (h *Handle) Wait() Result { return <-h.p.done }
 
-// l4Result is how a tunnel ended: bytes written each way, whether it
+// Result is how a tunnel ended: bytes written each way, whether it
 // was closed for being idle, and the error that ended it, if any.
-type l4Result struct {
-	up, down int64 // client to node, node to client
-	idle     bool
-	err      error
+type Result struct {
+	Up, Down int64 // client to node, node to client
+	Idle     bool
+	Err      error
 }
 
 // l4Cmd is a request from another goroutine: add a tunnel, or close it.
@@ -225,7 +230,7 @@ type l4Loop struct {
 	wake int // eventfd: a command is queued
 	f    *os.File
 	rc   syscall.RawConn
-	bufs *tunnelBufs
+	bufs *Bufs
 
 	mu      sync.Mutex
 	queue   []l4Cmd
@@ -238,7 +243,7 @@ type l4Loop struct {
 	spareT []l4Turn
 	nextID uint64
 	events [l4Events]unix.EpollEvent
-	buf    [tunnelBufSize]byte
+	buf    [BufSize]byte
 	now    int64
 	tick   time.Duration
 	step   func(uintptr) bool
@@ -254,7 +259,7 @@ type l4Turn struct {
 	d *l4Dir
 }
 
-func newL4Loop(bufs *tunnelBufs) (*l4Loop, error) {
+func newL4Loop(bufs *Bufs) (*l4Loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -348,7 +353,7 @@ func (l *l4Loop) run() {
 			unix.Close(c.p.ends[0].fd)
 			unix.Close(c.p.ends[1].fd)
 			c.p.closed = true
-			c.p.done <- l4Result{err: errL4Stopped}
+			c.p.done <- Result{Err: errL4Stopped}
 		}
 	}
 	for _, p := range l.pairs {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package tunnel
 
 import (
 	"os"
@@ -24,7 +24,7 @@ type l4End struct {
 // l4Dir is one direction of a tunnel: bytes read from src, written to dst.
 type l4Dir struct {
 	src, dst *l4End
-	pend     *[tunnelBufSize]byte // bytes dst could not take yet
+	pend     *[BufSize]byte // bytes dst could not take yet
 	pendLo   int
 	pendHi   int
 	eof      bool // src has ended
@@ -42,11 +42,11 @@ type l4Pair struct {
 	idle   time.Duration
 	whole  bool
 	touch  *atomic.Int64
-	ws     *wsFramer
+	ws     *WSFramer
 	last   int64 // unix nanoseconds of the last bytes read either way
 	closed bool
 	idled  bool
-	done   chan l4Result
+	done   chan Result
 }
 
 // pump moves bytes in direction d until the source is drained or has
@@ -82,7 +82,7 @@ func (l *l4Loop) pump(p *l4Pair, d *l4Dir) {
 		}
 		fromNode := d == &p.dirs[1]
 		if fromNode && p.ws != nil {
-			p.ws.advance(l.buf[:n])
+			p.ws.Advance(l.buf[:n])
 		}
 		m, err := writeSome(d.dst.fd, l.buf[:n])
 		d.n += int64(m)
@@ -174,20 +174,20 @@ func (l *l4Loop) shutWrite(p *l4Pair, d *l4Dir) {
 // that ends with a whole frame. It reports whether it did.
 func (l *l4Loop) goAwayIfDue(p *l4Pair) bool {
 	d := &p.dirs[1]
-	if p.closed || p.ws == nil || !p.ws.going.Load() || p.ws.sent || d.eof || d.pend != nil || !p.ws.atBoundary() {
+	if p.closed || p.ws == nil || !p.ws.Going.Load() || p.ws.sent || d.eof || d.pend != nil || !p.ws.atBoundary() {
 		return false
 	}
 	p.ws.sent = true
 	d.eof = true // nothing more from the node
-	m, err := writeSome(d.dst.fd, []byte(goAwayFrame))
+	m, err := writeSome(d.dst.fd, []byte(GoAwayFrame))
 	d.n += int64(m)
 	if err != nil {
 		l.finish(p, err)
 		return true
 	}
-	if m < len(goAwayFrame) {
+	if m < len(GoAwayFrame) {
 		d.pend = l.bufs.get()
-		d.pendLo, d.pendHi = 0, copy(d.pend[:], goAwayFrame[m:])
+		d.pendLo, d.pendHi = 0, copy(d.pend[:], GoAwayFrame[m:])
 		return true // finished after the flush
 	}
 	l.shutWrite(p, d)
@@ -210,7 +210,7 @@ func (l *l4Loop) finish(p *l4Pair, err error) {
 			d.pend = nil
 		}
 	}
-	p.done <- l4Result{up: p.dirs[0].n, down: p.dirs[1].n, idle: p.idled, err: err}
+	p.done <- Result{Up: p.dirs[0].n, Down: p.dirs[1].n, Idle: p.idled, Err: err}
 }
 
 // sweep ends the tunnels that have been silent both ways for their idle
