@@ -39,4 +39,4 @@ fuzz ./proxy FuzzAccessJSON
 fuzz ./proxy/internal/wire FuzzFastHead
 fuzz ./proxy/internal/wire FuzzRespHead
 fuzz ./proxy FuzzFastPathDiff
-fuzz ./proxy FuzzH2Request
+fuzz ./proxy/h2 FuzzH2Request

@@ -12,6 +12,8 @@ import (
 	"github.com/portico-lb/portico/proxy/filter"
 
 	"github.com/portico-lb/portico/proxy/internal/wire"
+
+	"github.com/portico-lb/portico/proxy/h2"
 )
 
 // The HTTP/2 fast path. A bodiless GET or HEAD stream that the HTTP/1.1
@@ -29,6 +31,7 @@ import (
 type h2Fast struct {
 	nodeCall
 	rs reqState
+	w  *h2.Writer // the stream's
 	// unwatch ends the tie between the node connection in use and the
 	// stream (bindNode)
 	unwatch func() bool
@@ -57,8 +60,8 @@ func (fp *h2Fast) release() bool {
 
 // serveH2Fast serves st and reports true, or reports false having done
 // nothing, when the stream must go to httpHandler.
-func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
-	r := st.req
+func (s *slot) serveH2Fast(st *h2.Stream, cc *clientConn) bool {
+	r := st.Request()
 	head := r.Method == http.MethodHead
 	if !head && r.Method != http.MethodGet || r.Body != http.NoBody || r.Trailer != nil || cc == nil {
 		return false
@@ -84,19 +87,22 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 
 	s.srv.h2FastServed.Add(1)
 	// portico relays the node's Content-Type or none (statusWriter)
-	st.w.noSniff = true
-	fp := &st.fast
+	w := st.Writer()
+	w.NoSniff()
+	fp := s.srv.getH2Fast()
+	defer s.srv.putH2Fast(fp)
+	fp.w = w
 	rs := &fp.rs
 	*rs = reqState{lr: lr, cc: cc, client: peer, canonical: canonical}
 	rs.nodeTry.reset()
 	chooseRequestID(&rs.id, s.srv.ids, false, nil) // a trusted peer never gets here
 	fp.srv = s.srv
-	fp.info = st.w.relayInformational
+	fp.info = fp.relayInformational
 	fp.ctx = r.Context()
 	fp.bind = fp.bindNode
 	fp.host = r.Host
 	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer, &rs.id)
-	status, out := s.h2Exchange(fp, &st.w, head)
+	status, out := s.h2Exchange(fp, head)
 	fp.release()
 	s.srv.observe(lr, rs, reqLine{method: r.Method, host: r.Host, path: canonical, proto: r.Proto,
 		userAgent: firstValue(r.Header["User-Agent"])}, status, 0, out, start)
@@ -136,8 +142,8 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 
 // h2Exchange sends fp.req to the pool's nodes until one answers, as the
 // retrier does for a replayable request, and relays the answer into w.
-func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out int64) {
-	rs := &fp.rs
+func (s *slot) h2Exchange(fp *h2Fast, head bool) (status int, out int64) {
+	rs, w := &fp.rs, fp.w
 	p := rs.lr.pool
 	nc, res, err := fp.call(p, &rs.nodeTry, head)
 	switch {
@@ -145,62 +151,64 @@ func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out i
 		return h2Fail(s.srv, w, rs, err, head)
 	case res == nil:
 		fp.rh.Lines = rs.lr.resp.applyLines(fp.rh.Lines)
-		return w.relaySimple(p.fast, nc, &fp.rh, head)
+		return fp.relaySimple(p.fast, nc, &fp.rh, head)
 	}
-	return w.relay(s.srv, p.fast, nc, res, rs.lr.resp)
+	return fp.relay(s.srv, p.fast, nc, res, rs.lr.resp)
 }
 
 // relaySimple relays an answer wire.ParseRespHead took: its field lines as
 // they came, then Content-Length body bytes.
-func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *wire.RespHead, head bool) (int, int64) {
-	w.status, w.wroteHeader, w.declared = rh.Code, true, rh.Length
-	w.lines, w.linesDate = rh.Lines, rh.HasDate
+func (fp *h2Fast) relaySimple(t *nodeTransport, nc *nodeConn, rh *wire.RespHead, head bool) (int, int64) {
+	w := fp.w
+	w.RelayHead(rh.Code, rh.Length, rh.Lines, rh.HasDate)
 	nc.br.Discard(rh.Size)
 	body := rh.Length
 	if head || body < 0 {
 		body = 0
 	}
 	if body <= smallAnswer {
-		return w.relayOwned(t, nc, rh, int(body))
+		return fp.relayOwned(t, nc, rh, int(body))
 	}
 	// The lines point into the node's read buffer, which the body is
 	// about to refill: they are copied.
-	w.lines, _ = ownLines(rh.Lines, 0)
+	lines, _ := ownLines(rh.Lines, 0)
+	w.SetLines(lines)
 	out, err := copyN(w, nc.br, body)
 	// The node's answer is all read (what is left of it is in w): the
 	// connection goes back before the stream's last frame, which ends
 	// the stream's context.
-	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.Close)
+	releaseNode(t, nc, fp.release() && err == nil && !rh.Close)
 	if err == nil {
-		err = w.finish()
+		err = w.Finish()
 	}
-	w.lines = nil
+	w.SetLines(nil)
 	if err != nil {
-		w.abort = true
+		w.Abort()
 	}
 	return rh.Code, out
 }
 
 // relayOwned reads a small answer's body, releases the node connection,
 // then answers the client from a copy.
-func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *wire.RespHead, body int) (int, int64) {
+func (fp *h2Fast) relayOwned(t *nodeTransport, nc *nodeConn, rh *wire.RespHead, body int) (int, int64) {
+	w := fp.w
 	lines, own := ownLines(rh.Lines, body)
 	_, err := io.ReadFull(nc.br, own)
-	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.Close)
+	releaseNode(t, nc, fp.release() && err == nil && !rh.Close)
 	if err != nil {
-		w.abort = true
+		w.Abort()
 		return rh.Code, 0
 	}
-	w.lines = lines
+	w.SetLines(lines)
 	if len(own) > 0 {
 		_, err = w.Write(own)
 	}
 	if err == nil {
-		err = w.finish()
+		err = w.Finish()
 	}
-	w.lines = nil
+	w.SetLines(nil)
 	if err != nil {
-		w.abort = true
+		w.Abort()
 		return rh.Code, 0
 	}
 	return rh.Code, int64(len(own))
@@ -225,7 +233,8 @@ func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
 // relay relays an answer http.ReadResponse read, as ReverseProxy does:
 // hop-by-hop fields dropped, trailers announced and relayed, a body of
 // unknown length flushed as it comes.
-func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.Response, resp *respHeaders) (int, int64) {
+func (fp *h2Fast) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.Response, resp *respHeaders) (int, int64) {
+	w := fp.w
 	wire.RemoveHopByHop(res.Header)
 	resp.apply(res.Header) // after: the node's Connection cannot name what portico sets
 	hdr := w.Header()
@@ -267,14 +276,14 @@ func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.
 			break
 		}
 	}
-	if w.st.fast.release() && err == nil && !res.Close {
+	if fp.release() && err == nil && !res.Close {
 		res.Body.Close() // at EOF: reads nothing, and fills res.Trailer
 		t.put(nc)
 	} else {
 		nc.c.Close()
 	}
 	if err != nil {
-		w.abort = true
+		w.Abort()
 	}
 	if len(res.Trailer) == announced {
 		for k, vv := range res.Trailer {
@@ -289,13 +298,13 @@ func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.
 }
 
 // relayInformational passes a node's 1xx answer on, as ReverseProxy does.
-func (w *h2Writer) relayInformational(res *http.Response) error {
-	w.informationalFields(res.StatusCode, res.Header)
+func (fp *h2Fast) relayInformational(res *http.Response) error {
+	fp.w.Informational(res.StatusCode, res.Header)
 	return nil
 }
 
 // h2Fail answers a request no node answered, as proxyError does.
-func h2Fail(srv *Server, w *h2Writer, rs *reqState, err error, head bool) (int, int64) {
+func h2Fail(srv *Server, w *h2.Writer, rs *reqState, err error, head bool) (int, int64) {
 	status, msg := failure(srv, rs, err)
 	body := rs.lr.ownAnswer(w.Header(), status, msg)
 	w.WriteHeader(status)
@@ -304,4 +313,22 @@ func h2Fail(srv *Server, w *h2Writer, rs *reqState, err error, head bool) (int, 
 		return status, 0
 	}
 	return status, int64(len(body))
+}
+
+// getH2Fast returns a stream's fast-path state, ready for use.
+func (s *Server) getH2Fast() *h2Fast {
+	if fp, ok := s.h2Fasts.Get().(*h2Fast); ok {
+		return fp
+	}
+	return new(h2Fast)
+}
+
+// putH2Fast takes back a stream's fast-path state once the stream is
+// answered. Only the request buffer is kept: nothing of one stream (its
+// context, its runtime, a node's lines) outlives it.
+func (s *Server) putH2Fast(fp *h2Fast) {
+	req := fp.req[:0]
+	*fp = h2Fast{}
+	fp.req = req
+	s.h2Fasts.Put(fp)
 }

@@ -56,6 +56,7 @@ type Server struct {
 	fastOff           bool
 	h2FastOff         bool         // HTTP/2 streams all go to httpHandler (the differential test's reference)
 	h2FastServed      atomic.Int64 // streams the HTTP/2 fast path served
+	h2Fasts           sync.Pool    // *h2Fast: the HTTP/2 fast path's per-stream state
 	fastBufs          *fastBufs
 	fastGET, fastHEAD *http.Request  // what ReadResponse needs of a request: the method
 	date              wire.DateCache // the Date field of answers whose node sent none

@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"bufio"
@@ -33,9 +33,9 @@ import (
 //
 // The framing (frame parsing, HPACK, CONTINUATION and header-list
 // limits) is x/net's Framer; what is portico's is the stream state
-// machine, flow control and the request it hands to the same handler
-// as every other request (httpHandler), so admission, rules, headers
-// and logging are one code path. A differential test holds the request
+// machine, flow control and the request it hands to Config.Handler
+// (portico gives it the same handler as every other front, so admission,
+// rules, headers and logging are one code path). A differential test holds the request
 // it builds to the one net/http's HTTP/2 server builds from the same
 // frames.
 
@@ -48,27 +48,43 @@ const (
 	h2GoAwayDrain  = 1 << 20     // client bytes read and dropped meanwhile, at most
 )
 
-// h2Config is what one connection needs from its listener.
-type h2Config struct {
-	handler http.Handler
-	// fast, when set, serves a stream itself and reports true, or
-	// leaves it to handler
-	fast       func(*h2Stream) bool
-	readHeader time.Duration // for the preface and the first SETTINGS
-	idle       time.Duration // with no stream open
-	// stall, when set, is the stream timeout (else derived from idle)
-	stall          time.Duration
-	maxHeaderBytes int
-	log            *slog.Logger
-	// date formats the Date field answers get; nil: one per connection
-	date *wire.DateCache
+// Config is what one connection needs from its listener. A Config is
+// not changed once a connection uses it.
+type Config struct {
+	// Handler answers every stream Fast does not take. Required.
+	Handler http.Handler
+	// Fast, when set, may serve a stream itself (it then reports true,
+	// having answered through st.Writer()), or reports false having done
+	// nothing, and the stream goes to Handler.
+	Fast func(st *Stream) bool
+	// ReadHeader bounds the wait for the client preface and its first
+	// SETTINGS; zero: no bound.
+	ReadHeader time.Duration
+	// Idle closes the connection after this long with no stream open;
+	// zero: never.
+	Idle time.Duration
+	// Progress is how long a client may make no progress: a flush to a
+	// client that stops reading fails after it, and a stream waiting on
+	// its client is reset after it unless Stall is set. Zero: two
+	// minutes.
+	Progress time.Duration
+	// Stall, when set, is the stream timeout instead of Progress.
+	Stall time.Duration
+	// MaxHeaderBytes bounds a request's header list (plus net/http's
+	// 320 bytes of slack), as http.Server's field of that name does.
+	MaxHeaderBytes int
+	// Log takes the panics of handlers. Required.
+	Log *slog.Logger
+	// Date formats the Date field of answers that have none; nil: each
+	// connection formats its own.
+	Date *wire.DateCache
 }
 
 // h2Conn is one client connection speaking HTTP/2.
 type h2Conn struct {
 	c     net.Conn
-	cfg   *h2Config
-	ctx   context.Context // streams' parent: carries the connection for clientConnOf
+	cfg   *Config
+	ctx   context.Context // streams' parent: carries what the caller put in it
 	stop  context.CancelFunc
 	tls   *tls.ConnectionState
 	raddr string
@@ -96,11 +112,11 @@ type h2Conn struct {
 	// The protocol state, shared by the reader and the handlers.
 	mu        sync.Mutex
 	cond      sync.Cond // send windows grew, a stream ended, the connection closed
-	streams   map[uint32]*h2Stream
+	streams   map[uint32]*Stream
 	maxID     uint32 // the highest stream the client opened
 	open      int    // streams open from the client's view
 	running   int    // handlers running (reset streams included, until they return)
-	queue     []*h2Stream
+	queue     []*Stream
 	sendWin   int64        // connection send window
 	initWin   int64        // the client's initial stream window
 	maxFrame  atomic.Int32 // the client's SETTINGS_MAX_FRAME_SIZE
@@ -120,17 +136,18 @@ type h2Conn struct {
 	watching     bool
 }
 
-// h2Conns tracks a frontend's HTTP/2 connections for a graceful stop.
-type h2Conns struct {
+// Conns tracks a frontend's HTTP/2 connections for a graceful stop.
+type Conns struct {
 	mu       sync.Mutex
 	conns    map[*h2Conn]struct{}
 	stopping bool
 	wg       sync.WaitGroup
 }
 
-func newH2Conns() *h2Conns { return &h2Conns{conns: make(map[*h2Conn]struct{})} }
+// NewConns returns an empty Conns.
+func NewConns() *Conns { return &Conns{conns: make(map[*h2Conn]struct{})} }
 
-func (hs *h2Conns) add(c *h2Conn) bool {
+func (hs *Conns) add(c *h2Conn) bool {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if hs.stopping {
@@ -141,16 +158,16 @@ func (hs *h2Conns) add(c *h2Conn) bool {
 	return true
 }
 
-func (hs *h2Conns) remove(c *h2Conn) {
+func (hs *Conns) remove(c *h2Conn) {
 	hs.mu.Lock()
 	delete(hs.conns, c)
 	hs.mu.Unlock()
 	hs.wg.Done()
 }
 
-// stop sends every connection a GOAWAY: each closes when its streams
+// Stop sends every connection a GOAWAY: each closes when its streams
 // have answered. When ctx ends first, what is left is closed.
-func (hs *h2Conns) stop(ctx context.Context) {
+func (hs *Conns) Stop(ctx context.Context) {
 	hs.mu.Lock()
 	hs.stopping = true
 	conns := make([]*h2Conn, 0, len(hs.conns))
@@ -182,12 +199,14 @@ func (hs *h2Conns) stop(ctx context.Context) {
 	<-done
 }
 
-// serveH2 serves a connection that negotiated h2 until it ends (a
-// *tls.Conn; tests use plain ones). parent carries the connection for
-// the handlers (clientConnOf) and is cancelled when the server drains.
-func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns) {
+// Serve serves a connection that negotiated h2 until it ends (a
+// *tls.Conn; tests use plain ones). parent is every stream's context's
+// parent, with what the caller put in it for the handlers; cancelling
+// it (a drain) ends the connection. track, when not nil, holds the
+// connection for Conns.Stop while it is served.
+func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 	c := &h2Conn{c: tc, cfg: cfg, raddr: tc.RemoteAddr().String(),
-		streams: make(map[uint32]*h2Stream), sendWin: 65535, initWin: 65535,
+		streams: make(map[uint32]*Stream), sendWin: 65535, initWin: 65535,
 		recvWin: h2ConnWindow, lower: make(map[string]string), canon: make(map[string]string)}
 	if t, ok := tc.(*tls.Conn); ok {
 		st := t.ConnectionState()
@@ -195,14 +214,17 @@ func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns)
 	}
 	c.ctx, c.stop = context.WithCancel(parent)
 	c.maxFrame.Store(16384)
-	if c.date = cfg.date; c.date == nil {
+	if c.date = cfg.Date; c.date == nil {
 		c.date = new(wire.DateCache)
 	}
-	c.wtimeout = clientProgressLimit(cfg.idle)
+	c.wtimeout = cfg.Progress
+	if c.wtimeout <= 0 {
+		c.wtimeout = 2 * time.Minute
+	}
 	// A stream waiting on its client gets as long as a write does.
 	c.stallTimeout = c.wtimeout
-	if cfg.stall > 0 {
-		c.stallTimeout = cfg.stall
+	if cfg.Stall > 0 {
+		c.stallTimeout = cfg.Stall
 	}
 	c.cond.L = &c.mu
 	c.bw = bufio.NewWriterSize(tc, h2ChunkSize+1024)
@@ -210,7 +232,7 @@ func serveH2(parent context.Context, tc net.Conn, cfg *h2Config, track *h2Conns)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	// net/http's server allows max_header_bytes plus 320 bytes of slack
 	// for a header list, and advertises it.
-	c.fr.MaxHeaderListSize = uint32(cfg.maxHeaderBytes + 320)
+	c.fr.MaxHeaderListSize = uint32(cfg.MaxHeaderBytes + 320)
 	// The frame size the client must keep to (the default, never raised):
 	// a larger frame is a connection error, not a 16 MiB read buffer.
 	c.fr.SetMaxReadFrameSize(16 << 10)
@@ -231,8 +253,8 @@ func (c *h2Conn) serve() {
 		c.handlers.Wait()
 		c.stop()
 	}()
-	if c.cfg.readHeader > 0 {
-		c.c.SetReadDeadline(time.Now().Add(c.cfg.readHeader))
+	if c.cfg.ReadHeader > 0 {
+		c.c.SetReadDeadline(time.Now().Add(c.cfg.ReadHeader))
 	}
 	var preface [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(c.c, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
@@ -295,13 +317,13 @@ func (c *h2Conn) idleLocked() {
 		c.lingerLocked()
 		return
 	}
-	if c.cfg.idle <= 0 {
+	if c.cfg.Idle <= 0 {
 		return
 	}
 	if c.idleTimer == nil {
-		c.idleTimer = time.AfterFunc(c.cfg.idle, func() { c.shutdown(http2.ErrCodeNo) })
+		c.idleTimer = time.AfterFunc(c.cfg.Idle, func() { c.shutdown(http2.ErrCodeNo) })
 	} else {
-		c.idleTimer.Reset(c.cfg.idle)
+		c.idleTimer.Reset(c.cfg.Idle)
 	}
 }
 
@@ -452,26 +474,4 @@ func (c *h2Conn) unlockWriteBatched() error {
 	goruntime.Gosched()
 	c.lockWrite()
 	return c.unlockWrite()
-}
-
-// serveH2 serves a TLS connection that chose h2 on the slot's current
-// frontend, with the same handler as the net/http path.
-func (s *slot) serveH2(tc *tls.Conn) {
-	f := s.front.Load()
-	if f == nil {
-		tc.Close()
-		return
-	}
-	// ServerContextKey tells ReverseProxy a server recovers its panic:
-	// a body that breaks off then resets the stream instead of ending
-	// it as if complete.
-	ctx := context.WithValue(withConn(s.srv.drain, tc), http.ServerContextKey, f.http)
-	cc := clientConnOf(ctx)
-	cfg := &h2Config{handler: &httpHandler{slot: s}, readHeader: f.key.readHeader, idle: f.key.idle,
-		maxHeaderBytes: f.key.maxHeaderBytes, log: s.srv.log, date: &s.srv.date,
-		fast: func(st *h2Stream) bool { return s.serveH2Fast(st, cc) }}
-	if s.srv.h2FastOff {
-		cfg.fast = nil
-	}
-	serveH2(ctx, tc, cfg, f.h2)
 }

@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"bufio"
@@ -27,16 +27,16 @@ func (discardConn) SetDeadline(t time.Time) error    { return nil }
 
 // h2tBareStream is a stream with a request body on a connection that
 // writes its frames to nowhere.
-func h2tBareStream(t *testing.T) *h2Stream {
+func h2tBareStream(t *testing.T) *Stream {
 	t.Helper()
-	c := &h2Conn{c: discardConn{}, cfg: &h2Config{log: slog.New(slog.DiscardHandler)},
-		streams: make(map[uint32]*h2Stream), recvWin: h2ConnWindow, wtimeout: time.Minute}
+	c := &h2Conn{c: discardConn{}, cfg: &Config{Log: slog.New(slog.DiscardHandler)},
+		streams: make(map[uint32]*Stream), recvWin: h2ConnWindow, wtimeout: time.Minute}
 	c.cond.L = &c.mu
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	t.Cleanup(c.stop)
 	c.bw = bufio.NewWriter(c.c)
 	c.fr = http2.NewFramer(c.bw, nil)
-	st := &h2Stream{c: c, id: 1, cancel: func() {}}
+	st := &Stream{c: c, id: 1, cancel: func() {}}
 	st.body.init(st, -1, nil, false)
 	c.streams[1] = st
 	c.maxID, c.open = 1, 1

@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"bufio"
@@ -25,7 +25,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// serveH2 must build the request net/http's HTTP/2 server builds from
+// Serve must build the request net/http's HTTP/2 server builds from
 // the same frames, and refuse malformed streams the same way. These
 // tests send identical raw frames to both servers, each running the
 // same capturing handler, and compare what the client got back and
@@ -52,7 +52,7 @@ type h2Recorder struct {
 	slots map[string]*h2Capture
 
 	// early reads r.Trailer's keys before the body, as net/http allows.
-	// It is off because serveH2 fills that map from its reader
+	// It is off because Serve fills that map from its reader
 	// goroutine, a data race (TestH2TrailerKeysBeforeBody).
 	early bool
 }
@@ -108,7 +108,7 @@ type h2Server struct {
 }
 
 // startH2Pair starts net/http's HTTP/2 server (prior knowledge,
-// cleartext) and serveH2 with the same header limit: [0] and [1].
+// cleartext) and Serve with the same header limit: [0] and [1].
 func startH2Pair(tb testing.TB, maxHeader int, early bool) [2]*h2Server {
 	var lns [2]net.Listener
 	var pair [2]*h2Server
@@ -127,15 +127,15 @@ func startH2Pair(tb testing.TB, maxHeader int, early bool) [2]*h2Server {
 	go srv.Serve(lns[0])
 	tb.Cleanup(func() { srv.Close() })
 
-	cfg := &h2Config{handler: pair[1].rec, readHeader: 5 * time.Second, idle: time.Minute,
-		maxHeaderBytes: maxHeader, log: slog.New(slog.DiscardHandler)}
+	cfg := &Config{Handler: pair[1].rec, ReadHeader: 5 * time.Second, Idle: time.Minute, Progress: time.Minute,
+		MaxHeaderBytes: maxHeader, Log: slog.New(slog.DiscardHandler)}
 	var wg sync.WaitGroup
 	var conns sync.Map
 	wg.Go(func() {
 		for c, err := lns[1].Accept(); err == nil; c, err = lns[1].Accept() {
 			conns.Store(c, nil)
 			wg.Go(func() {
-				serveH2(context.Background(), c, cfg, nil)
+				Serve(context.Background(), c, cfg, nil)
 				conns.Delete(c)
 			})
 		}
@@ -359,7 +359,7 @@ type h2Case struct {
 	small    bool // on the servers limited to 4096 header bytes
 
 	// differs documents a known difference from net/http: the outcomes
-	// must differ, and serveH2's class must be ours.
+	// must differ, and Serve's class must be ours.
 	differs, ours string
 }
 
@@ -371,11 +371,11 @@ var h2Cases = []h2Case{
 	{name: "authority and other host", fields: h2Get("host", "other.example")},
 	{name: "two hosts", fields: h2Fields(":method", "GET", ":scheme", "http", ":path", "/", "host", "a.example", "host", "b.example")},
 	{name: "no authority no host", fields: h2Fields(":method", "GET", ":scheme", "http", ":path", "/"),
-		differs: "net/http takes it with an empty Host; serveH2: malformed", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http takes it with an empty Host; Serve: malformed", ours: "reset PROTOCOL_ERROR"},
 	{name: "empty authority no host", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "", ":path", "/"),
-		differs: "net/http takes it with an empty Host; serveH2: malformed", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http takes it with an empty Host; Serve: malformed", ours: "reset PROTOCOL_ERROR"},
 	{name: "empty authority empty host", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "", ":path", "/", "host", ""),
-		differs: "net/http takes it with an empty Host; serveH2: malformed", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http takes it with an empty Host; Serve: malformed", ours: "reset PROTOCOL_ERROR"},
 	{name: "userinfo", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "u:p@example.com", ":path", "/")},
 	{name: "bad authority", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "exa mple.com/x", ":path", "/")},
 	{name: "authority with port", fields: h2Fields(":method", "GET", ":scheme", "http", ":authority", "[::1]:8080", ":path", "/")},
@@ -386,17 +386,17 @@ var h2Cases = []h2Case{
 	{name: "path relative", fields: h2At("GET", "a/b")},
 	{name: "path absolute-form", fields: h2At("GET", "http://example.com/a")},
 	{name: "options star", fields: h2At("OPTIONS", "*"),
-		differs: "net/http answers OPTIONS * itself (200, empty, no handler); serveH2 calls the handler", ours: "status 200"},
+		differs: "net/http answers OPTIONS * itself (200, empty, no handler); Serve calls the handler", ours: "status 200"},
 	{name: "get star", fields: h2At("GET", "*")},
 	{name: "path odd", fields: h2At("GET", "//a/../b/%2F%zz?q=1&r=%20")},
 	{name: "path fragment", fields: h2At("GET", "/a#f"),
-		differs: "net/http takes the # into the path; serveH2: malformed (RFC 9113, 8.3.1)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http takes the # into the path; Serve: malformed (RFC 9113, 8.3.1)", ours: "reset PROTOCOL_ERROR"},
 	{name: "path space in query", fields: h2At("GET", "/login?a b"),
-		differs: "net/http takes it; serveH2: malformed, it would split the node's request line", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http takes it; Serve: malformed, it would split the node's request line", ours: "reset PROTOCOL_ERROR"},
 	{name: "path non-ASCII", fields: h2At("GET", "/caf\xc3\xa9"),
-		differs: "net/http takes it; serveH2: malformed (RFC 3986)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http takes it; Serve: malformed (RFC 3986)", ours: "reset PROTOCOL_ERROR"},
 	{name: "path quote", fields: h2At("GET", "/a?b=\"c\""),
-		differs: "net/http takes it; serveH2: malformed (RFC 3986)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http takes it; Serve: malformed (RFC 3986)", ours: "reset PROTOCOL_ERROR"},
 	{name: "path query escapes", fields: h2At("GET", "/a%20b/./c/..//d?x=y%26z&;w")},
 	{name: "connect", fields: h2Fields(":method", "CONNECT", ":authority", "example.com:443")},
 	{name: "connect no authority", fields: h2Fields(":method", "CONNECT")},
@@ -414,20 +414,20 @@ var h2Cases = []h2Case{
 	{name: "value with spaces", fields: h2Get("x-a", " a b ")},
 	{name: "empty name", fields: h2Get("", "x")},
 	{name: "connection", fields: h2Get("connection", "close"),
-		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http answers 400; Serve resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "keep-alive", fields: h2Get("keep-alive", "1"),
-		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http answers 400; Serve resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "proxy-connection", fields: h2Get("proxy-connection", "1"),
-		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http answers 400; Serve resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "transfer-encoding", fields: h2Get("transfer-encoding", "chunked"),
-		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http answers 400; Serve resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "upgrade", fields: h2Get("upgrade", "websocket"),
-		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http answers 400; Serve resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "te trailers", fields: h2Get("te", "trailers")},
 	{name: "te gzip", fields: h2Get("te", "gzip"),
-		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http answers 400; Serve resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "te twice", fields: h2Get("te", "trailers", "te", "trailers"),
-		differs: "net/http answers 400; serveH2 resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http answers 400; Serve resets the stream (malformed, RFC 9113, 8.2.2)", ours: "reset PROTOCOL_ERROR"},
 	{name: "cookies", fields: h2Get("cookie", "a=1", "cookie", "b=2", "x-c", "3", "cookie", "c=3")},
 	{name: "expect continue", fields: h2Post("expect", "100-continue", "content-length", "5"), body: []string{"hello"}},
 	{name: "expect other", fields: h2Post("expect", "something"), body: []string{"hi"}},
@@ -437,7 +437,7 @@ var h2Cases = []h2Case{
 	{name: "post ended by headers", fields: h2Post("content-length", "5")},
 	{name: "body longer than length", fields: h2Post("content-length", "3"), body: []string{"hello"}},
 	{name: "body shorter than length", fields: h2Post("content-length", "10"), body: []string{"hello"},
-		differs: "net/http answers, the handler's read fails; serveH2 resets the stream (RFC 9113, 8.1.1)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http answers, the handler's read fails; Serve resets the stream (RFC 9113, 8.1.1)", ours: "reset PROTOCOL_ERROR"},
 	{name: "bad length", fields: h2Post("content-length", "x1"), body: []string{"hello"}},
 	{name: "bad length no body", fields: h2Post("content-length", "x1"), body: []string{""}},
 	{name: "two lengths", fields: h2Post("content-length", "5", "content-length", "6"), body: []string{"hello"}},
@@ -445,7 +445,7 @@ var h2Cases = []h2Case{
 		trailers: h2Fields("x-t1", "1", "x-t2", "2", "x-t1", "3")},
 	{name: "trailers no body", fields: h2Post("trailer", "x-t1"), trailers: h2Fields("x-t1", "1")},
 	{name: "trailers end a short body", fields: h2Post("content-length", "10", "trailer", "x-t1"), body: []string{"hello"}, trailers: h2Fields("x-t1", "1"),
-		differs: "net/http answers, the handler's read fails; serveH2 resets the stream (RFC 9113, 8.1.1)", ours: "reset PROTOCOL_ERROR"},
+		differs: "net/http answers, the handler's read fails; Serve resets the stream (RFC 9113, 8.1.1)", ours: "reset PROTOCOL_ERROR"},
 	{name: "undeclared trailer", fields: h2Post(), body: []string{"abc"}, trailers: h2Fields("x-u", "1")},
 	{name: "undeclared and declared trailer", fields: h2Post("trailer", "x-t1"), body: []string{"abc"}, trailers: h2Fields("x-t1", "1", "x-u", "2")},
 	{name: "forbidden trailer", fields: h2Post("trailer", "x-t1"), body: []string{"abc"}, trailers: h2Fields("content-length", "3")},
@@ -455,10 +455,10 @@ var h2Cases = []h2Case{
 	{name: "header set after write", fields: h2At("GET", "/late-header")},
 	{name: "header list too long", small: true, fields: h2Long(10)},
 	{name: "header block too long", small: true, fields: h2Long(30),
-		differs: "net/http: GOAWAY PROTOCOL_ERROR (block over 2*(limit+320)); serveH2: 431 (x/net gives up over 2*2*limit)", ours: "status 431"},
+		differs: "net/http: GOAWAY PROTOCOL_ERROR (block over 2*(limit+320)); Serve: 431 (x/net gives up over 2*2*limit)", ours: "status 431"},
 	{name: "header list in the slack", small: true, fields: h2Long(6, "x-pad", strings.Repeat("a", 170))},
 	{name: "long trailer field", small: true, fields: h2Long(5, "trailer", "x-"+strings.Repeat("a", 2400)),
-		differs: "x/net budgets the trailer field apart from the rest, net/http's bundle does not: 5.8kB pass serveH2", ours: "status 200"},
+		differs: "x/net budgets the trailer field apart from the rest, net/http's bundle does not: 5.8kB pass Serve", ours: "status 200"},
 }
 
 func TestH2RequestMatchesNetHTTP(t *testing.T) {
@@ -479,7 +479,7 @@ func TestH2RequestMatchesNetHTTP(t *testing.T) {
 			case c.differs != "" && d == "":
 				t.Errorf("documented difference (%s) is gone: update the case\nboth: %v", c.differs, ours)
 			case c.differs != "" && ours.class() != c.ours:
-				t.Errorf("serveH2: %v, documented as %q", ours, c.ours)
+				t.Errorf("Serve: %v, documented as %q", ours, c.ours)
 			default:
 				t.Logf("net/http: %v\nserveH2:  %v", ref, ours)
 			}

@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"context"
@@ -19,8 +19,8 @@ import (
 	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
-// h2Stream is one request on an HTTP/2 connection and its answer.
-type h2Stream struct {
+// Stream is one request on an HTTP/2 connection and its answer.
+type Stream struct {
 	c       *h2Conn
 	id      uint32
 	req     *http.Request
@@ -28,8 +28,7 @@ type h2Stream struct {
 	main    bool // handler is the connection's, not a refusal
 	cancel  context.CancelFunc
 	body    h2Body
-	w       h2Writer
-	fast    h2Fast
+	w       Writer
 
 	// guarded by c.mu
 	sendWin    int64
@@ -38,6 +37,12 @@ type h2Stream struct {
 	ended      bool      // closed from the client's view
 	err        error     // why it ended, for a handler still writing
 }
+
+// Request is the stream's request, as the handler gets it.
+func (st *Stream) Request() *http.Request { return st.req }
+
+// Writer is the stream's answer, as the handler gets it.
+func (st *Stream) Writer() *Writer { return &st.w }
 
 // processHeaders opens a stream, or takes a request's trailers.
 func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
@@ -80,7 +85,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 
-	st := &h2Stream{c: c, id: id}
+	st := &Stream{c: c, id: id}
 	ctx, cancel := context.WithCancel(c.ctx)
 	st.cancel = cancel
 	req, err := c.newRequest(ctx, st, f)
@@ -89,7 +94,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
 	}
 	st.req = req
-	st.handler, st.main = c.cfg.handler, true
+	st.handler, st.main = c.cfg.Handler, true
 	if f.Truncated {
 		st.main = false
 		st.handler = http.HandlerFunc(headerListTooLong)
@@ -99,7 +104,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		cancel()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
 	}
-	st.w = h2Writer{st: st, head: req.Method == "HEAD"}
+	st.w = Writer{st: st, head: req.Method == "HEAD"}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -132,7 +137,7 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 }
 
 // runStreams serves st, then whatever waits in the queue.
-func (c *h2Conn) runStreams(st *h2Stream) {
+func (c *h2Conn) runStreams(st *Stream) {
 	for st != nil {
 		st.serve()
 		c.handlers.Done()
@@ -155,7 +160,7 @@ func (c *h2Conn) runStreams(st *h2Stream) {
 }
 
 // serve runs the handler and ends the stream.
-func (st *h2Stream) serve() {
+func (st *Stream) serve() {
 	c := st.c
 	completed := false
 	defer func() {
@@ -163,20 +168,20 @@ func (st *h2Stream) serve() {
 			return
 		}
 		if p := recover(); p != nil && p != http.ErrAbortHandler {
-			c.cfg.log.Error("panic serving an HTTP/2 request", "client", c.raddr, "panic", p, "stack", string(debug.Stack()))
+			c.cfg.Log.Error("panic serving an HTTP/2 request", "client", c.raddr, "panic", p, "stack", string(debug.Stack()))
 		}
 		c.resetStream(st.id, http2.ErrCodeInternal)
 	}()
 	c.answering.Add(1)
 	defer c.answering.Add(-1)
-	if c.cfg.fast == nil || !st.main || !c.cfg.fast(st) {
+	if c.cfg.Fast == nil || !st.main || !c.cfg.Fast(st) {
 		st.handler.ServeHTTP(&st.w, st.req)
 	}
 	if st.w.abort {
 		panic(http.ErrAbortHandler) // as ReverseProxy does: the stream is reset
 	}
 	completed = true
-	err := st.w.finish()
+	err := st.w.Finish()
 	c.mu.Lock()
 	// The answer is complete while the client still sends its body:
 	// RST_STREAM(NO_ERROR) tells it to stop (RFC 9113, 8.1).
@@ -204,7 +209,7 @@ func headerListTooLong(w http.ResponseWriter, r *http.Request) {
 // newRequest builds the request net/http's HTTP/2 server would build
 // from the same HEADERS (the differential test holds the two together),
 // or says why the stream is malformed (RFC 9113, 8.3).
-func (c *h2Conn) newRequest(ctx context.Context, st *h2Stream, f *http2.MetaHeadersFrame) (*http.Request, error) {
+func (c *h2Conn) newRequest(ctx context.Context, st *Stream, f *http2.MetaHeadersFrame) (*http.Request, error) {
 	method := f.PseudoValue("method")
 	scheme := f.PseudoValue("scheme")
 	authority := f.PseudoValue("authority")

@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"net/http"
@@ -14,11 +14,11 @@ import (
 	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
-// h2Writer is a stream's http.ResponseWriter. It holds the body until
+// Writer is a stream's http.ResponseWriter. It holds the body until
 // the handler returns, flushes, or has written a chunk, so a short
 // answer leaves as HEADERS and DATA in one write, with its length.
-type h2Writer struct {
-	st          *h2Stream
+type Writer struct {
+	st          *Stream
 	hdr         http.Header
 	snap        http.Header // hdr when the final status was chosen
 	status      int
@@ -39,14 +39,40 @@ type h2Writer struct {
 	noSniff   bool // no Content-Type is guessed from the body
 }
 
-func (w *h2Writer) Header() http.Header {
+// NoSniff keeps the writer from guessing a Content-Type from the body:
+// the answer has the Content-Type its fields give, or none.
+func (w *Writer) NoSniff() { w.noSniff = true }
+
+// Abort marks the answer as broken off: once the handler returns, the
+// stream is reset instead of ended, as net/http does for a handler that
+// panics with http.ErrAbortHandler.
+func (w *Writer) Abort() { w.abort = true }
+
+// RelayHead makes code the final status, length the declared
+// Content-Length (-1: none) and lines the answer's fields, "Name: value"
+// lines sent as they are (hasDate: one of them is Date). The lines must
+// stay valid until the head is sent (the first Write, Flush or Finish);
+// the header map may add fields to them.
+func (w *Writer) RelayHead(code int, length int64, lines [][]byte, hasDate bool) {
+	w.status, w.wroteHeader, w.declared = code, true, length
+	w.lines, w.linesDate = lines, hasDate
+}
+
+// SetLines replaces the field lines RelayHead gave, with copies of them
+// before the buffer they point into is reused, or with nil once the head
+// is sent.
+func (w *Writer) SetLines(lines [][]byte) { w.lines = lines }
+
+// Header is the answer's header map (http.ResponseWriter).
+func (w *Writer) Header() http.Header {
 	if w.hdr == nil {
 		w.hdr = make(http.Header)
 	}
 	return w.hdr
 }
 
-func (w *h2Writer) WriteHeader(code int) {
+// WriteHeader chooses the status, or sends a 1xx (http.ResponseWriter).
+func (w *Writer) WriteHeader(code int) {
 	if w.wroteHeader {
 		return
 	}
@@ -55,7 +81,7 @@ func (w *h2Writer) WriteHeader(code int) {
 	}
 	if code < 200 {
 		if code != http.StatusSwitchingProtocols {
-			w.informationalFields(code, w.hdr)
+			w.Informational(code, w.hdr)
 		}
 		return
 	}
@@ -72,7 +98,8 @@ func (w *h2Writer) WriteHeader(code int) {
 	}
 }
 
-func (w *h2Writer) Write(p []byte) (int, error) {
+// Write adds to the body (http.ResponseWriter).
+func (w *Writer) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -95,20 +122,22 @@ func (w *h2Writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (w *h2Writer) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
+// WriteString is Write of a string (io.StringWriter).
+func (w *Writer) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
 
-func (w *h2Writer) Flush() { w.FlushError() }
+// Flush is FlushError without the error (http.Flusher).
+func (w *Writer) Flush() { w.FlushError() }
 
 // FlushError sends what the handler wrote so far (http.ResponseController).
-func (w *h2Writer) FlushError() error {
+func (w *Writer) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
 	return w.send(false)
 }
 
-// finish sends the rest of the answer when the handler returns.
-func (w *h2Writer) finish() error {
+// Finish sends the rest of the answer when the handler returns.
+func (w *Writer) Finish() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -119,9 +148,9 @@ func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
-// informationalFields sends a 1xx answer (100 Continue, 103 Early
+// Informational sends a 1xx answer (100 Continue, 103 Early
 // Hints) with the fields of h.
-func (w *h2Writer) informationalFields(code int, h http.Header) {
+func (w *Writer) Informational(code int, h http.Header) {
 	c := w.st.c
 	c.lockWrite()
 	if !w.streamOpen() {
@@ -140,7 +169,7 @@ func (w *h2Writer) informationalFields(code int, h http.Header) {
 	c.unlockWrite()
 }
 
-func (w *h2Writer) streamOpen() bool {
+func (w *Writer) streamOpen() bool {
 	c := w.st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,7 +178,7 @@ func (w *h2Writer) streamOpen() bool {
 
 // send writes HEADERS (once), the buffered body and, when final, the
 // end of the stream with any trailers, within the client's windows.
-func (w *h2Writer) send(final bool) error {
+func (w *Writer) send(final bool) error {
 	if w.sentEnd {
 		return nil
 	}
@@ -251,7 +280,7 @@ func (w *h2Writer) send(final bool) error {
 // client had ended its side: the client may open the next stream, or
 // send a frame on this one, as soon as it reads that frame, and must
 // find the stream closed. Called with the write lock held.
-func (w *h2Writer) closeIfDone() {
+func (w *Writer) closeIfDone() {
 	if !w.sentEnd {
 		return
 	}
@@ -265,7 +294,7 @@ func (w *h2Writer) closeIfDone() {
 
 // hasTrailers: the handler set a value for a declared trailer, or one
 // named with http.TrailerPrefix.
-func (w *h2Writer) hasTrailers() bool {
+func (w *Writer) hasTrailers() bool {
 	for _, k := range w.trailers {
 		if len(w.hdr[k]) > 0 {
 			return true
@@ -282,7 +311,7 @@ func (w *h2Writer) hasTrailers() bool {
 // encodeHead encodes the response head as net/http's HTTP/2 server
 // does: Content-Length from the handler or, for an answer that is
 // complete, from its size; a sniffed Content-Type; a Date.
-func (w *h2Writer) encodeHead(c *h2Conn, final bool, data []byte) {
+func (w *Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 	c.field(":status", strconv.Itoa(w.status))
 	c.fields(w.snap)
 	h := w.snap
@@ -397,7 +426,7 @@ func (c *h2Conn) writeHeaderBlock(id uint32, end bool) {
 
 // reserve takes up to want bytes of the connection's and the stream's
 // send windows; 0 when either is empty.
-func (c *h2Conn) reserve(st *h2Stream, want int) (int, error) {
+func (c *h2Conn) reserve(st *Stream, want int) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st.ended && st.err != errStreamDone {
@@ -413,7 +442,7 @@ func (c *h2Conn) reserve(st *h2Stream, want int) (int, error) {
 }
 
 // waitWindow waits until both windows are open, or the stream ended.
-func (c *h2Conn) waitWindow(st *h2Stream) error {
+func (c *h2Conn) waitWindow(st *Stream) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st.winWait = time.Now()

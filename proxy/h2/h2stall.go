@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"errors"
@@ -56,7 +56,7 @@ func (c *h2Conn) watch() {
 	}
 	if all {
 		c.mu.Unlock()
-		c.cfg.log.Debug("HTTP/2 connection closed: every stream stalled", "client", c.raddr,
+		c.cfg.Log.Debug("HTTP/2 connection closed: every stream stalled", "client", c.raddr,
 			"streams", len(stalled), "timeout", c.stallTimeout)
 		c.close()
 		return
@@ -85,7 +85,7 @@ func (c *h2Conn) watch() {
 // stalledSinceLocked reports since when the stream waits on its client
 // without progress, if it does: its answer for a send window, or its
 // request body for bytes or for a reader. Called with c.mu held.
-func (st *h2Stream) stalledSinceLocked() (time.Time, bool) {
+func (st *Stream) stalledSinceLocked() (time.Time, bool) {
 	if !st.winWait.IsZero() {
 		return st.winWait, true
 	}

@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"errors"
@@ -219,7 +219,7 @@ var (
 
 // endStreamLocked closes a stream from the client's view: it no longer
 // counts against the limit and its handler sees err from then on.
-func (c *h2Conn) endStreamLocked(st *h2Stream, err error) {
+func (c *h2Conn) endStreamLocked(st *Stream, err error) {
 	if st.ended {
 		return
 	}

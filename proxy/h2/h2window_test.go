@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"context"
@@ -22,12 +22,12 @@ import (
 func TestH2WindowUpdatesCoalesced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, cli := net.Pipe()
-		cfg := &h2Config{handler: okHandler("ok"), readHeader: 5 * time.Second, idle: time.Minute,
-			maxHeaderBytes: 1 << 20, log: slog.New(slog.DiscardHandler)}
+		cfg := &Config{Handler: okHandler("ok"), ReadHeader: 5 * time.Second, Idle: time.Minute, Progress: time.Minute,
+			MaxHeaderBytes: 1 << 20, Log: slog.New(slog.DiscardHandler)}
 		served := make(chan struct{})
 		go func() {
 			defer close(served)
-			serveH2(context.Background(), srv, cfg, nil)
+			Serve(context.Background(), srv, cfg, nil)
 		}()
 		defer func() {
 			cli.Close()

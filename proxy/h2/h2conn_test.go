@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"bytes"
@@ -17,22 +17,24 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/portico-lb/portico/proxy/h2/h2test"
 )
 
 // A short answer is one HEADERS and one DATA frame, with the length.
 func TestH2ShortAnswer(t *testing.T) {
 	t.Parallel()
 	addr, _ := h2tServer(t, okHandler("hello"), nil)
-	cl := h2tDial(t, addr)
-	cl.get(1, "/a")
-	r := cl.response(1)
-	if r.err != nil || r.status != "200" || string(r.body) != "hello" || r.header["content-length"] != "5" ||
-		r.header["x-path"] != "/a" || r.header["date"] == "" || r.header["content-type"] == "" {
+	cl := h2test.Dial(t, addr)
+	cl.Get(1, "/a")
+	r := cl.Response(1)
+	if r.Err != nil || r.Status != "200" || string(r.Body) != "hello" || r.Header["content-length"] != "5" ||
+		r.Header["x-path"] != "/a" || r.Header["date"] == "" || r.Header["content-type"] == "" {
 		t.Fatalf("%+v", r)
 	}
 	// the connection carries the next stream
-	cl.get(3, "/b")
-	if r := cl.response(3); r.status != "200" || r.header["x-path"] != "/b" {
+	cl.Get(3, "/b")
+	if r := cl.Response(3); r.Status != "200" || r.Header["x-path"] != "/b" {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -124,11 +126,11 @@ func TestH2SendFlowControl(t *testing.T) {
 	t.Parallel()
 	body := strings.Repeat("z", 100_000)
 	addr, _ := h2tServer(t, okHandler(body), nil)
-	cl := h2tDial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000})
-	cl.get(1, "/")
+	cl := h2test.Dial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000})
+	cl.Get(1, "/")
 	got, window, connWindow := 0, 1000, 65535
 	for got < len(body) {
-		f, err := cl.next()
+		f, err := cl.Next()
 		if err != nil {
 			t.Fatalf("after %d bytes: %v", got, err)
 		}
@@ -144,8 +146,8 @@ func TestH2SendFlowControl(t *testing.T) {
 		}
 		got += n
 		if window == 0 {
-			cl.fr.WriteWindowUpdate(1, 3000)
-			cl.fr.WriteWindowUpdate(0, 3000)
+			cl.Framer.WriteWindowUpdate(1, 3000)
+			cl.Framer.WriteWindowUpdate(0, 3000)
 			window += 3000
 			connWindow += 3000
 		}
@@ -167,15 +169,15 @@ func TestH2StreamLimit(t *testing.T) {
 	})
 	addr, _ := h2tServer(t, h, nil)
 	defer close(release)
-	cl := h2tDial(t, addr)
+	cl := h2test.Dial(t, addr)
 	id := uint32(1)
 	for range h2MaxStreams {
-		cl.get(id, "/hold")
+		cl.Get(id, "/hold")
 		id += 2
 	}
-	cl.get(id, "/over")
-	r := cl.response(id)
-	if r.rst == nil || r.rst.ErrCode != http2.ErrCodeRefusedStream {
+	cl.Get(id, "/over")
+	r := cl.Response(id)
+	if r.RST == nil || r.RST.ErrCode != http2.ErrCodeRefusedStream {
 		t.Fatalf("stream over the limit: %+v", r)
 	}
 }
@@ -196,14 +198,14 @@ func TestH2RapidReset(t *testing.T) {
 	})
 	addr, _ := h2tServer(t, h, nil)
 	defer close(release)
-	cl := h2tDial(t, addr)
-	cl.noAck = true
+	cl := h2test.Dial(t, addr)
+	cl.NoAck = true
 	id := uint32(1)
 	var goAway *http2.GoAwayFrame
 	done := make(chan error, 1)
 	go func() {
 		for {
-			f, err := cl.next()
+			f, err := cl.Next()
 			if err != nil {
 				done <- err
 				return
@@ -216,7 +218,7 @@ func TestH2RapidReset(t *testing.T) {
 		}
 	}()
 	for i := 0; i < 10*h2MaxStreams; i++ {
-		if cl.get(id, "/") != nil || cl.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+		if cl.Get(id, "/") != nil || cl.Framer.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
 			break
 		}
 		id += 2
@@ -238,36 +240,36 @@ func TestH2ProtocolErrors(t *testing.T) {
 	t.Parallel()
 	addr, _ := h2tServer(t, okHandler("ok"), nil)
 
-	cl := h2tDial(t, addr)
-	cl.headers(1, true, ":method", "GET", ":path", "/") // no :scheme
-	if r := cl.response(1); r.rst == nil || r.rst.ErrCode != http2.ErrCodeProtocol {
+	cl := h2test.Dial(t, addr)
+	cl.Headers(1, true, ":method", "GET", ":path", "/") // no :scheme
+	if r := cl.Response(1); r.RST == nil || r.RST.ErrCode != http2.ErrCodeProtocol {
 		t.Fatalf("malformed request: %+v", r)
 	}
-	cl.headers(3, true, ":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/", "connection", "close")
-	if r := cl.response(3); r.rst == nil || r.rst.ErrCode != http2.ErrCodeProtocol {
+	cl.Headers(3, true, ":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/", "connection", "close")
+	if r := cl.Response(3); r.RST == nil || r.RST.ErrCode != http2.ErrCodeProtocol {
 		t.Fatalf("connection-specific field: %+v", r)
 	}
-	cl.get(5, "/")
-	if r := cl.response(5); r.status != "200" {
+	cl.Get(5, "/")
+	if r := cl.Response(5); r.Status != "200" {
 		t.Fatalf("after stream errors: %+v", r)
 	}
 
-	for name, send := range map[string]func(cl *h2tClient){
-		"even stream":    func(cl *h2tClient) { cl.get(2, "/") },
-		"DATA, idle":     func(cl *h2tClient) { cl.fr.WriteData(7, true, []byte("x")) },
-		"stream id down": func(cl *h2tClient) { cl.get(5, "/"); cl.response(5); cl.get(3, "/") },
-		"PUSH_PROMISE": func(cl *h2tClient) {
-			cl.fr.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, EndHeaders: true})
+	for name, send := range map[string]func(cl *h2test.Client){
+		"even stream":    func(cl *h2test.Client) { cl.Get(2, "/") },
+		"DATA, idle":     func(cl *h2test.Client) { cl.Framer.WriteData(7, true, []byte("x")) },
+		"stream id down": func(cl *h2test.Client) { cl.Get(5, "/"); cl.Response(5); cl.Get(3, "/") },
+		"PUSH_PROMISE": func(cl *h2test.Client) {
+			cl.Framer.WritePushPromise(http2.PushPromiseParam{StreamID: 1, PromiseID: 2, EndHeaders: true})
 		},
-		"window overflow":  func(cl *h2tClient) { cl.fr.WriteWindowUpdate(0, 1<<31-1) },
-		"frame too large":  func(cl *h2tClient) { cl.fr.WriteData(1, false, make([]byte, 20000)) },
-		"RST_STREAM, idle": func(cl *h2tClient) { cl.fr.WriteRSTStream(9, http2.ErrCodeCancel) },
+		"window overflow":  func(cl *h2test.Client) { cl.Framer.WriteWindowUpdate(0, 1<<31-1) },
+		"frame too large":  func(cl *h2test.Client) { cl.Framer.WriteData(1, false, make([]byte, 20000)) },
+		"RST_STREAM, idle": func(cl *h2test.Client) { cl.Framer.WriteRSTStream(9, http2.ErrCodeCancel) },
 	} {
-		cl := h2tDial(t, addr)
+		cl := h2test.Dial(t, addr)
 		send(cl)
 		var g *http2.GoAwayFrame
 		for g == nil {
-			f, err := cl.next()
+			f, err := cl.Next()
 			if err != nil {
 				t.Fatalf("%s: no GOAWAY: %v", name, err)
 			}
@@ -276,7 +278,7 @@ func TestH2ProtocolErrors(t *testing.T) {
 		if g.ErrCode == http2.ErrCodeNo {
 			t.Fatalf("%s: GOAWAY %v", name, g.ErrCode)
 		}
-		if _, err := cl.next(); err == nil {
+		if _, err := cl.Next(); err == nil {
 			t.Fatalf("%s: connection still open", name)
 		}
 	}
@@ -302,28 +304,28 @@ func TestH2BadPreface(t *testing.T) {
 // An idle connection gets GOAWAY(NO_ERROR) and closes.
 func TestH2IdleTimeout(t *testing.T) {
 	t.Parallel()
-	addr, _ := h2tServer(t, okHandler("ok"), func(c *h2Config) { c.idle = 50 * time.Millisecond })
-	cl := h2tDial(t, addr)
-	cl.get(1, "/")
+	addr, _ := h2tServer(t, okHandler("ok"), func(c *Config) { c.Idle = 50 * time.Millisecond })
+	cl := h2test.Dial(t, addr)
+	cl.Get(1, "/")
 	// The timer runs from the first SETTINGS: a reader held up for
 	// longer than the timeout (a loaded machine) sees GOAWAY(0) before
 	// stream 1, which then goes unanswered. Either way is consistent.
-	r := cl.response(1)
-	answered := r.goAway == nil
+	r := cl.Response(1)
+	answered := r.GoAway == nil
 	if answered {
-		if r.status != "200" {
+		if r.Status != "200" {
 			t.Fatalf("%+v", r)
 		}
-		r = cl.response(3)
+		r = cl.Response(3)
 	}
 	want := uint32(0) // GOAWAY names the last stream answered
 	if answered {
 		want = 1
 	}
-	if r.goAway == nil || r.goAway.ErrCode != http2.ErrCodeNo || r.goAway.LastStreamID != want {
+	if r.GoAway == nil || r.GoAway.ErrCode != http2.ErrCodeNo || r.GoAway.LastStreamID != want {
 		t.Fatalf("answered %v: %+v", answered, r)
 	}
-	if _, err := cl.next(); !errors.Is(err, io.EOF) {
+	if _, err := cl.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after GOAWAY: %v", err)
 	}
 }
@@ -339,26 +341,26 @@ func TestH2GracefulStop(t *testing.T) {
 		io.WriteString(w, "finished")
 	})
 	addr, track := h2tServer(t, h, nil)
-	cl := h2tDial(t, addr)
-	cl.get(1, "/")
+	cl := h2test.Dial(t, addr)
+	cl.Get(1, "/")
 	<-entered
 	stopped := make(chan struct{})
 	go func() {
-		track.stop(context.Background())
+		track.Stop(context.Background())
 		close(stopped)
 	}()
-	f, err := cl.next()
+	f, err := cl.Next()
 	if g, ok := f.(*http2.GoAwayFrame); err != nil || !ok || g.LastStreamID != 1 || g.ErrCode != http2.ErrCodeNo {
 		t.Fatalf("%v %v", f, err)
 	}
 	close(release)
-	if r := cl.response(1); string(r.body) != "finished" {
+	if r := cl.Response(1); string(r.Body) != "finished" {
 		t.Fatalf("%+v", r)
 	}
-	if _, err := cl.next(); !errors.Is(err, io.EOF) {
+	if _, err := cl.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the last stream: %v", err)
 	}
-	cl.c.Close()
+	cl.Conn.Close()
 	<-stopped
 }
 
@@ -370,14 +372,14 @@ func TestH2Continue(t *testing.T) {
 		w.Write(b)
 	})
 	addr, _ := h2tServer(t, h, nil)
-	cl := h2tDial(t, addr)
-	cl.headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/", "expect", "100-continue")
-	f, err := cl.next()
+	cl := h2test.Dial(t, addr)
+	cl.Headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/", "expect", "100-continue")
+	f, err := cl.Next()
 	if m, ok := f.(*http2.MetaHeadersFrame); err != nil || !ok || m.PseudoValue("status") != "100" || m.StreamEnded() {
 		t.Fatalf("%v %v", f, err)
 	}
-	cl.fr.WriteData(1, true, []byte("payload"))
-	if r := cl.response(1); r.status != "200" || string(r.body) != "payload" {
+	cl.Framer.WriteData(1, true, []byte("payload"))
+	if r := cl.Response(1); r.Status != "200" || string(r.Body) != "payload" {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -391,13 +393,13 @@ func TestH2HandlerPanic(t *testing.T) {
 		}
 	})
 	addr, _ := h2tServer(t, h, nil)
-	cl := h2tDial(t, addr)
-	cl.get(1, "/panic")
-	if r := cl.response(1); r.rst == nil || r.rst.ErrCode != http2.ErrCodeInternal {
+	cl := h2test.Dial(t, addr)
+	cl.Get(1, "/panic")
+	if r := cl.Response(1); r.RST == nil || r.RST.ErrCode != http2.ErrCodeInternal {
 		t.Fatalf("%+v", r)
 	}
-	cl.get(3, "/")
-	if r := cl.response(3); r.status != "200" {
+	cl.Get(3, "/")
+	if r := cl.Response(3); r.Status != "200" {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -405,14 +407,14 @@ func TestH2HandlerPanic(t *testing.T) {
 // Request headers past the limit get 431, as from net/http.
 func TestH2HeaderListTooLong(t *testing.T) {
 	t.Parallel()
-	addr, _ := h2tServer(t, okHandler("ok"), func(c *h2Config) { c.maxHeaderBytes = 4096 })
-	cl := h2tDial(t, addr)
+	addr, _ := h2tServer(t, okHandler("ok"), func(c *Config) { c.MaxHeaderBytes = 4096 })
+	cl := h2test.Dial(t, addr)
 	kv := []string{":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/"}
 	for i := range 100 {
 		kv = append(kv, fmt.Sprintf("x-f%d", i), strings.Repeat("b", 100))
 	}
-	cl.headers(1, true, kv...)
-	if r := cl.response(1); r.status != "431" {
+	cl.Headers(1, true, kv...)
+	if r := cl.Response(1); r.Status != "431" {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -426,21 +428,21 @@ func TestH2FramesAfterEarlyAnswer(t *testing.T) {
 		w.WriteHeader(http.StatusForbidden) // a denial: the body is not read
 	})
 	addr, _ := h2tServer(t, h, nil)
-	cl := h2tDial(t, addr)
-	cl.headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/admin",
+	cl := h2test.Dial(t, addr)
+	cl.Headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/admin",
 		"trailer", "x-sum")
-	if r := cl.response(1); r.status != "403" {
+	if r := cl.Response(1); r.Status != "403" {
 		t.Fatalf("%+v", r)
 	}
-	f, err := cl.next()
+	f, err := cl.Next()
 	if rst, ok := f.(*http2.RSTStreamFrame); err != nil || !ok || rst.StreamID != 1 || rst.ErrCode != http2.ErrCodeNo {
 		t.Fatalf("%v %v", f, err)
 	}
-	cl.fr.WriteData(1, false, []byte("body in flight"))
-	cl.headers(1, true, "x-sum", "1")
-	cl.get(3, "/next")
-	r := cl.response(3)
-	if r.status != "403" || r.goAway != nil || r.rst != nil {
+	cl.Framer.WriteData(1, false, []byte("body in flight"))
+	cl.Headers(1, true, "x-sum", "1")
+	cl.Get(3, "/next")
+	r := cl.Response(3)
+	if r.Status != "403" || r.GoAway != nil || r.RST != nil {
 		t.Fatalf("after the early answer: %+v", r)
 	}
 }
@@ -451,17 +453,17 @@ func TestH2FramesAfterEarlyAnswer(t *testing.T) {
 func TestH2GoAwayNotLostToReset(t *testing.T) {
 	t.Parallel()
 	addr, _ := h2tServer(t, okHandler("ok"), nil)
-	cl := h2tDial(t, addr)
+	cl := h2test.Dial(t, addr)
 	var burst bytes.Buffer
 	fr := http2.NewFramer(&burst, nil)
 	fr.WriteRSTStream(9, http2.ErrCodeCancel) // an idle stream: a connection error
 	for range 2000 {
 		fr.WritePing(false, [8]byte{1}) // unread when portico gives up
 	}
-	cl.c.Write(burst.Bytes())
+	cl.Conn.Write(burst.Bytes())
 	var g *http2.GoAwayFrame
 	for g == nil {
-		f, err := cl.fr.ReadFrame()
+		f, err := cl.Framer.ReadFrame()
 		if err != nil {
 			t.Fatalf("no GOAWAY: %v", err)
 		}
@@ -471,7 +473,7 @@ func TestH2GoAwayNotLostToReset(t *testing.T) {
 		t.Fatalf("GOAWAY %v", g.ErrCode)
 	}
 	for {
-		_, err := cl.fr.ReadFrame()
+		_, err := cl.Framer.ReadFrame()
 		if errors.Is(err, io.EOF) {
 			return
 		}
@@ -486,12 +488,12 @@ func TestH2GoAwayNotLostToReset(t *testing.T) {
 func TestH2RepeatedSetting(t *testing.T) {
 	t.Parallel()
 	addr, _ := h2tServer(t, okHandler(strings.Repeat("r", 500)), nil)
-	cl := h2tDial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 10},
+	cl := h2test.Dial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 10},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
-	cl.get(1, "/")
+	cl.Get(1, "/")
 	got := 0
 	for got < 100 {
-		f, err := cl.next()
+		f, err := cl.Next()
 		if err != nil {
 			t.Fatalf("after %d bytes: %v", got, err)
 		}
@@ -513,15 +515,15 @@ func TestH2HeadersOnClosedStream(t *testing.T) {
 	t.Parallel()
 	addr, _ := h2tServer(t, okHandler("ok"), nil)
 	for range 20 {
-		cl := h2tDial(t, addr)
-		cl.get(1, "/")
-		if r := cl.response(1); r.status != "200" {
+		cl := h2test.Dial(t, addr)
+		cl.Get(1, "/")
+		if r := cl.Response(1); r.Status != "200" {
 			t.Fatalf("%+v", r)
 		}
-		cl.get(1, "/")
+		cl.Get(1, "/")
 		var g *http2.GoAwayFrame
 		for g == nil {
-			f, err := cl.next()
+			f, err := cl.Next()
 			if err != nil {
 				t.Fatalf("no GOAWAY: %v", err)
 			}
@@ -533,7 +535,7 @@ func TestH2HeadersOnClosedStream(t *testing.T) {
 		if g.ErrCode != http2.ErrCodeStreamClosed {
 			t.Fatalf("GOAWAY %v", g.ErrCode)
 		}
-		cl.c.Close()
+		cl.Conn.Close()
 	}
 }
 
@@ -547,27 +549,27 @@ func TestH2DataPastResetStreamWindow(t *testing.T) {
 		w.WriteHeader(http.StatusForbidden) // a denial: the body is not read
 	})
 	addr, _ := h2tServer(t, h, nil)
-	cl := h2tDial(t, addr)
-	cl.headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/upload")
-	if r := cl.response(1); r.status != "403" {
+	cl := h2test.Dial(t, addr)
+	cl.Headers(1, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/upload")
+	if r := cl.Response(1); r.Status != "403" {
 		t.Fatalf("%+v", r)
 	}
-	if f, err := cl.next(); err != nil {
+	if f, err := cl.Next(); err != nil {
 		t.Fatal(err)
 	} else if rst, ok := f.(*http2.RSTStreamFrame); !ok || rst.StreamID != 1 {
 		t.Fatalf("%v, want RST_STREAM on 1", f)
 	}
 	chunk := make([]byte, 16<<10)
 	for range h2StreamWindow / len(chunk) {
-		cl.fr.WriteData(1, false, chunk)
+		cl.Framer.WriteData(1, false, chunk)
 	}
-	cl.get(3, "/next")
-	if r := cl.response(3); r.status != "403" || r.goAway != nil {
+	cl.Get(3, "/next")
+	if r := cl.Response(3); r.Status != "403" || r.GoAway != nil {
 		t.Fatalf("a window of DATA on the reset stream: %+v", r)
 	}
-	cl.fr.WriteData(1, false, chunk)
+	cl.Framer.WriteData(1, false, chunk)
 	for {
-		f, err := cl.next()
+		f, err := cl.Next()
 		if err != nil {
 			t.Fatalf("no GOAWAY: %v", err)
 		}

@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 // h2Body is a request body: DATA frames in, the handler's reads out. It
 // holds at most the stream's receive window.
 type h2Body struct {
-	st       *h2Stream
+	st       *Stream
 	mu       sync.Mutex
 	cond     sync.Cond
 	buf      []byte
@@ -32,7 +32,7 @@ type h2Body struct {
 	progress time.Time   // the last byte in or out, or a Read's start of waiting
 }
 
-func (b *h2Body) init(st *h2Stream, declared int64, trailer http.Header, expect bool) {
+func (b *h2Body) init(st *Stream, declared int64, trailer http.Header, expect bool) {
 	b.st, b.declared, b.trailer, b.expect = st, declared, trailer, expect
 	b.recvWin = h2StreamWindow
 	b.progress = time.Now()
@@ -149,7 +149,7 @@ func (b *h2Body) Read(p []byte) (int, error) {
 		if b.expect {
 			b.expect = false
 			b.mu.Unlock()
-			b.st.w.informationalFields(http.StatusContinue, nil)
+			b.st.w.Informational(http.StatusContinue, nil)
 			b.mu.Lock()
 			continue
 		}

@@ -1,4 +1,4 @@
-package proxy
+package h2
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/portico-lb/portico/proxy/h2/h2test"
 )
 
 // Streams that wait on their client without progress are reset with
@@ -37,17 +39,17 @@ func TestH2StalledStreamsReset(t *testing.T) {
 		case <-time.After(10 * time.Second):
 		}
 	})
-	addr, _ := h2tServer(t, h, func(c *h2Config) { c.stall = 100 * time.Millisecond })
+	addr, _ := h2tServer(t, h, func(c *Config) { c.Stall = 100 * time.Millisecond })
 	defer close(release)
 	// a zero stream window: the answer cannot leave
-	cl := h2tDial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	cl.get(1, "/slow-node")
-	cl.get(3, "/big")
+	cl := h2test.Dial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	cl.Get(1, "/slow-node")
+	cl.Get(3, "/big")
 	// a body announced and never sent
-	cl.headers(5, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/upload")
+	cl.Headers(5, false, ":method", "POST", ":scheme", "https", ":authority", "a", ":path", "/upload")
 	reset := map[uint32]http2.ErrCode{}
 	for len(reset) < 2 {
-		f, err := cl.next()
+		f, err := cl.Next()
 		if err != nil {
 			t.Fatalf("reset so far %v: %v", reset, err)
 		}
@@ -72,9 +74,9 @@ func TestH2StalledStreamsReset(t *testing.T) {
 		}
 	}
 	// the stream waiting on its handler is still there
-	cl.fr.WriteWindowUpdate(1, 1000)
+	cl.Framer.WriteWindowUpdate(1, 1000)
 	release <- struct{}{}
-	if r := cl.response(1); r.status != "200" || string(r.body) != "late" {
+	if r := cl.Response(1); r.Status != "200" || string(r.Body) != "late" {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -82,13 +84,13 @@ func TestH2StalledStreamsReset(t *testing.T) {
 // A connection whose every stream stalled is closed.
 func TestH2AllStreamsStalledClosesConn(t *testing.T) {
 	t.Parallel()
-	addr, _ := h2tServer(t, okHandler(strings.Repeat("z", 1000)), func(c *h2Config) { c.stall = 100 * time.Millisecond })
-	cl := h2tDial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	addr, _ := h2tServer(t, okHandler(strings.Repeat("z", 1000)), func(c *Config) { c.Stall = 100 * time.Millisecond })
+	cl := h2test.Dial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	for id := uint32(1); id < 20; id += 2 {
-		cl.get(id, "/")
+		cl.Get(id, "/")
 	}
 	for {
-		f, err := cl.next()
+		f, err := cl.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "reset") {
 				t.Fatalf("closed with %v", err)
