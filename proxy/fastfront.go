@@ -23,10 +23,10 @@ import (
 // background read and a context per request, and ReverseProxy a second
 // header map, hop-by-hop scans and another context; under keep-alive load
 // that is most of portico's CPU (docs/performance.md). Here a request is
-// parsed in place from the read buffer (fasthead.go), judged by the same
+// parsed in place from the read buffer (wire.ParseHead), judged by the same
 // filter functions, written to a kept-alive node connection and its
 // response relayed, its head copied through when wire.ParseRespHead takes it
-// (fastresp.go) and built by http.ReadResponse otherwise.
+// (wire.ParseRespHead) and built by http.ReadResponse otherwise.
 //
 // Anything else leaves the fast path before a byte of it is consumed: the
 // connection, with everything read so far, is handed to the listener's

@@ -151,7 +151,7 @@ func (h *httpHandler) proxy(w *statusWriter, r *http.Request, st *reqState, star
 	ctx = httptrace.WithClientTrace(ctx, &st.trace)
 	r = r.WithContext(ctx)
 	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
-		// HTTP/2 streams have their own stall limits (h2stall.go)
+		// HTTP/2 streams have their own stall limits (package h2, h2stall.go)
 		st.body = watchBody(w, r.Body, h.slot.srv.progressLimit(st.lr.cfg.IdleTimeout))
 		defer st.body.stop()
 		r.Body = st.body
