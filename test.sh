@@ -34,7 +34,7 @@ fuzz ./config FuzzParse
 fuzz ./proxy/filter FuzzCanonicalize
 fuzz ./proxy/filter FuzzUpgradeVerdict
 fuzz ./proxy FuzzReadProxyHeader
-fuzz ./proxy FuzzNodeTransport
+fuzz ./proxy/internal/upstream FuzzNodeTransport
 fuzz ./proxy FuzzAccessJSON
 fuzz ./proxy/internal/wire FuzzFastHead
 fuzz ./proxy/internal/wire FuzzRespHead

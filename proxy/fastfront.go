@@ -26,7 +26,7 @@ import (
 // parsed in place from the read buffer (wire.ParseHead), judged by the same
 // filter functions, written to a kept-alive node connection and its
 // response relayed, its head copied through when wire.ParseRespHead takes it
-// (wire.ParseRespHead) and built by http.ReadResponse otherwise.
+// and built by http.ReadResponse otherwise.
 //
 // Anything else leaves the fast path before a byte of it is consumed: the
 // connection, with everything read so far, is handed to the listener's

@@ -8,6 +8,8 @@ import (
 	"github.com/portico-lb/portico/proxy/filter"
 
 	"github.com/portico-lb/portico/proxy/internal/wire"
+
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // serveRequest serves the request in fc.h. served is false when the
@@ -94,7 +96,7 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 	nc, res, err := fc.call(p, &st.nodeTry, head)
 	if watched && fc.watch.disarm() {
 		if err == nil {
-			nc.c.Close()
+			nc.NetConn.Close()
 		}
 		st.errKind = "client-gone"
 		fc.abort = true
@@ -120,7 +122,7 @@ type nodeCall struct {
 	// ctx, when set, is the request's (else the server's drain): the
 	// dial ends with it, and bind ties each node connection to it
 	ctx  context.Context
-	bind func(*nodeConn)
+	bind func(*upstream.Conn)
 	// host is the request's Host: the server name when the pool's TLS
 	// takes it from the request
 	host string
@@ -130,7 +132,7 @@ type nodeCall struct {
 // response head, retrying once on a fresh connection when a kept-alive one
 // turns out to have been closed by the node. a learns when the connection
 // was in hand.
-func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool, a *nodeTry) (*nodeConn, *http.Response, error) {
+func (fc *nodeCall) roundTrip(t *upstream.Transport, addr string, head bool, a *nodeTry) (*upstream.Conn, *http.Response, error) {
 	req := fc.srv.fastGET
 	if head {
 		req = fc.srv.fastHEAD
@@ -140,7 +142,7 @@ func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool, a *nodeT
 		ctx = fc.ctx
 	}
 	for {
-		nc, reused, err := t.get(ctx, addr, fc.host)
+		nc, reused, err := t.Get(ctx, addr, fc.host)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -148,69 +150,15 @@ func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool, a *nodeT
 		if fc.bind != nil {
 			fc.bind(nc)
 		}
-		res, err := fc.send(nc, req)
+		res, err := nc.Send(fc.req, req, &fc.rh, fc.info)
 		if err == nil {
 			return nc, res, nil
 		}
-		nc.c.Close()
-		if reused && nothingReceived(err) {
+		nc.NetConn.Close()
+		if reused && upstream.NothingReceived(err) {
 			continue
 		}
 		return nil, nil, err
-	}
-}
-
-func (fc *nodeCall) send(nc *nodeConn, req *http.Request) (*http.Response, error) {
-	if _, err := nc.bw.Write(fc.req); err != nil {
-		return nil, err
-	}
-	if nc.t.respTimeout > 0 {
-		nc.c.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
-	}
-	if err := nc.flushAndWait(); err != nil {
-		return nil, err
-	}
-	simple, err := fc.peekResponse(nc, req.Method == http.MethodHead)
-	if err != nil {
-		return nil, err
-	}
-	var res *http.Response
-	if !simple {
-		// informational answers (103 Early Hints) go on to the client
-		res, err = readFinalResponse(nc.br, &nc.lr, req, fc.info)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if nc.t.respTimeout > 0 {
-		nc.c.SetReadDeadline(time.Time{})
-	}
-	return res, nil
-}
-
-// peekResponse reads the response head into fc.rh when wire.ParseRespHead
-// takes it (simple), without consuming it. Otherwise nothing is consumed
-// and http.ReadResponse reads it; err is only a failure before any byte.
-func (fc *nodeCall) peekResponse(nc *nodeConn, head bool) (simple bool, err error) {
-	nc.lr.n = nodeMaxHeaderBytes
-	for {
-		b, _ := nc.br.Peek(nc.br.Buffered())
-		switch wire.ParseRespHead(b, &fc.rh, head) {
-		case wire.HeadFast:
-			nc.lr.n = 1<<63 - 1
-			return true, nil
-		case wire.HeadHandOff:
-			return false, nil
-		}
-		if nc.br.Buffered() == nc.br.Size() {
-			return false, nil
-		}
-		if _, err := nc.br.Peek(nc.br.Buffered() + 1); err != nil {
-			if nc.br.Buffered() == 0 {
-				return false, err
-			}
-			return false, nil // ReadResponse reports it
-		}
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/portico-lb/portico/proxy/internal/wire"
+
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // The fast path's answers: a node's response relayed to the client, and
@@ -15,10 +17,10 @@ import (
 
 // relaySimple relays a response wire.ParseRespHead took: the node's field
 // lines as they came, then exactly Content-Length body bytes. A body of
-// up to smallAnswer is read whole first, and the node connection goes
+// up to upstream.SmallAnswer is read whole first, and the node connection goes
 // back before the client is written to; a larger one holds it while the
 // client takes it.
-func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (status int, out int64, keep bool) {
+func (fc *fastConn) relaySimple(t *upstream.Transport, nc *upstream.Conn, head bool) (status int, out int64, keep bool) {
 	rh := &fc.rh
 	b := wire.AppendStatusLine(fc.out[:0], rh.Code)
 	for _, l := range rh.Lines {
@@ -32,18 +34,18 @@ func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (stat
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "\r\n"...)
-	nc.br.Discard(rh.Size)
+	nc.Reader.Discard(rh.Size)
 	body := rh.Length
 	if head || body < 0 {
 		body = 0
 	}
-	if body <= smallAnswer {
+	if body <= upstream.SmallAnswer {
 		// The head is already copied out of the node's buffer; the
 		// body follows it in the same scratch.
 		n := len(b)
 		b = slices.Grow(b, int(body))[:n+int(body)]
 		fc.out = b
-		_, err := io.ReadFull(nc.br, b[n:])
+		_, err := io.ReadFull(nc.Reader, b[n:])
 		releaseNode(t, nc, err == nil && !rh.Close)
 		if err != nil {
 			fc.abort = true
@@ -54,7 +56,7 @@ func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (stat
 	}
 	fc.out = b
 	fc.bw.Write(b)
-	out, err := copyN(fc.bw, nc.br, body)
+	out, err := copyN(fc.bw, nc.Reader, body)
 	releaseNode(t, nc, err == nil && !rh.Close)
 	if err != nil {
 		fc.abort = true
@@ -64,11 +66,11 @@ func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (stat
 
 // releaseNode gives back a node connection whose answer was read: to the
 // pool when it may carry another request, else closed.
-func releaseNode(t *nodeTransport, nc *nodeConn, reuse bool) {
+func releaseNode(t *upstream.Transport, nc *upstream.Conn, reuse bool) {
 	if reuse {
-		t.put(nc)
+		t.Put(nc)
 	} else {
-		nc.c.Close()
+		nc.NetConn.Close()
 	}
 }
 
@@ -96,9 +98,9 @@ func copyN(dst io.Writer, br *bufio.Reader, n int64) (int64, error) {
 
 // relay writes the node's response to the client and returns the node
 // connection to the pool when its response was read to the end. A body
-// of known length up to smallAnswer is read before anything is written,
+// of known length up to upstream.SmallAnswer is read before anything is written,
 // so that the node connection goes back first, as in relaySimple.
-func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, head bool, resp *respHeaders) (status int, out int64, keep bool) {
+func (fc *fastConn) relay(t *upstream.Transport, nc *upstream.Conn, res *http.Response, head bool, resp *respHeaders) (status int, out int64, keep bool) {
 	wire.RemoveHopByHop(res.Header)
 	resp.apply(res.Header) // after: the node's Connection cannot name what portico sets
 	fc.announceTrailers(res)
@@ -119,12 +121,12 @@ func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, he
 	var err error
 	eof := bodyless || res.Body == http.NoBody
 	var small []byte
-	if !eof && !chunked && res.ContentLength <= smallAnswer {
+	if !eof && !chunked && res.ContentLength <= upstream.SmallAnswer {
 		buf := fc.sl.srv.buffers.Get()
 		defer fc.sl.srv.buffers.Put(buf)
 		small = buf[:res.ContentLength]
 		if _, err = io.ReadFull(res.Body, small); err != nil {
-			nc.c.Close()
+			nc.NetConn.Close()
 			fc.abort = true
 			return res.StatusCode, 0, false
 		}

@@ -14,6 +14,8 @@ import (
 	"github.com/portico-lb/portico/proxy/internal/wire"
 
 	"github.com/portico-lb/portico/proxy/h2"
+
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // The HTTP/2 fast path. A bodiless GET or HEAD stream that the HTTP/1.1
@@ -41,9 +43,9 @@ type h2Fast struct {
 // before the exchange does (the client reset it, portico reset it after
 // a stream error or a stall, the connection closed), the node
 // connection is closed, which ends the node's work on it at once.
-func (fp *h2Fast) bindNode(nc *nodeConn) {
+func (fp *h2Fast) bindNode(nc *upstream.Conn) {
 	fp.release()
-	fp.unwatch = context.AfterFunc(fp.ctx, func() { nc.c.Close() })
+	fp.unwatch = context.AfterFunc(fp.ctx, func() { nc.NetConn.Close() })
 }
 
 // release unties the node connection from the stream before it goes
@@ -158,22 +160,22 @@ func (s *slot) h2Exchange(fp *h2Fast, head bool) (status int, out int64) {
 
 // relaySimple relays an answer wire.ParseRespHead took: its field lines as
 // they came, then Content-Length body bytes.
-func (fp *h2Fast) relaySimple(t *nodeTransport, nc *nodeConn, rh *wire.RespHead, head bool) (int, int64) {
+func (fp *h2Fast) relaySimple(t *upstream.Transport, nc *upstream.Conn, rh *wire.RespHead, head bool) (int, int64) {
 	w := fp.w
 	w.RelayHead(rh.Code, rh.Length, rh.Lines, rh.HasDate)
-	nc.br.Discard(rh.Size)
+	nc.Reader.Discard(rh.Size)
 	body := rh.Length
 	if head || body < 0 {
 		body = 0
 	}
-	if body <= smallAnswer {
+	if body <= upstream.SmallAnswer {
 		return fp.relayOwned(t, nc, rh, int(body))
 	}
 	// The lines point into the node's read buffer, which the body is
 	// about to refill: they are copied.
 	lines, _ := ownLines(rh.Lines, 0)
 	w.SetLines(lines)
-	out, err := copyN(w, nc.br, body)
+	out, err := copyN(w, nc.Reader, body)
 	// The node's answer is all read (what is left of it is in w): the
 	// connection goes back before the stream's last frame, which ends
 	// the stream's context.
@@ -190,10 +192,10 @@ func (fp *h2Fast) relaySimple(t *nodeTransport, nc *nodeConn, rh *wire.RespHead,
 
 // relayOwned reads a small answer's body, releases the node connection,
 // then answers the client from a copy.
-func (fp *h2Fast) relayOwned(t *nodeTransport, nc *nodeConn, rh *wire.RespHead, body int) (int, int64) {
+func (fp *h2Fast) relayOwned(t *upstream.Transport, nc *upstream.Conn, rh *wire.RespHead, body int) (int, int64) {
 	w := fp.w
 	lines, own := ownLines(rh.Lines, body)
-	_, err := io.ReadFull(nc.br, own)
+	_, err := io.ReadFull(nc.Reader, own)
 	releaseNode(t, nc, fp.release() && err == nil && !rh.Close)
 	if err != nil {
 		w.Abort()
@@ -233,7 +235,7 @@ func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
 // relay relays an answer http.ReadResponse read, as ReverseProxy does:
 // hop-by-hop fields dropped, trailers announced and relayed, a body of
 // unknown length flushed as it comes.
-func (fp *h2Fast) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.Response, resp *respHeaders) (int, int64) {
+func (fp *h2Fast) relay(srv *Server, t *upstream.Transport, nc *upstream.Conn, res *http.Response, resp *respHeaders) (int, int64) {
 	w := fp.w
 	wire.RemoveHopByHop(res.Header)
 	resp.apply(res.Header) // after: the node's Connection cannot name what portico sets
@@ -278,9 +280,9 @@ func (fp *h2Fast) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.R
 	}
 	if fp.release() && err == nil && !res.Close {
 		res.Body.Close() // at EOF: reads nothing, and fills res.Trailer
-		t.put(nc)
+		t.Put(nc)
 	} else {
-		nc.c.Close()
+		nc.NetConn.Close()
 	}
 	if err != nil {
 		w.Abort()

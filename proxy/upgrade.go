@@ -17,6 +17,8 @@ import (
 	"github.com/portico-lb/portico/proxy/internal/wire"
 
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
+
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // Websocket upgrades are proxied here, not through httputil.ReverseProxy.
@@ -251,7 +253,7 @@ func (h *httpHandler) handshake(w http.ResponseWriter, r *http.Request, st *reqS
 		if p.tls != nil {
 			// a *tls.Conn has no raw socket for the tunnel loop:
 			// loopSockets sends such a tunnel to the copy goroutines
-			if c, err = p.tls.handshake(ctx, c, p.tls.serverName(r.Host, n.addr), p.cfg.ConnectTimeout); err != nil {
+			if c, err = p.tls.Handshake(ctx, c, p.tls.ServerName(r.Host, n.addr), p.cfg.ConnectTimeout); err != nil {
 				return err
 			}
 		}
@@ -322,9 +324,9 @@ func exchangeHead(w http.ResponseWriter, c net.Conn, out *http.Request, timeout 
 	if timeout > 0 {
 		c.SetReadDeadline(time.Now().Add(timeout))
 	}
-	lr := &limitReader{r: c}
+	lr := &upstream.LimitReader{R: c}
 	br := bufio.NewReaderSize(lr, handshakeBufSize)
-	res, err := readFinalResponse(br, lr, out, func(res *http.Response) error {
+	res, err := upstream.ReadFinalResponse(br, lr, out, func(res *http.Response) error {
 		wh := w.Header()
 		for k, vv := range res.Header {
 			wh[k] = vv

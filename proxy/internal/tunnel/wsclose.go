@@ -31,6 +31,7 @@ type WSFramer struct {
 	sent    bool   // the close frame has been handed out
 }
 
+// NewWSFramer returns a framer at the start of the node's 101 answer.
 func NewWSFramer() *WSFramer { return &WSFramer{inHead: true} }
 
 // atBoundary reports whether the bytes read so far end with a whole frame.

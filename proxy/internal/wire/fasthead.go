@@ -38,6 +38,8 @@ func (h *ReqHead) UserAgent() string {
 // its surrounding whitespace removed.
 type HeadField struct{ Name, Value []byte }
 
+// HeadVerdict is a parser's answer on a head: read more, take it, or
+// hand it to net/http.
 type HeadVerdict int
 
 const (

@@ -10,7 +10,7 @@ import (
 // final status other than 204 and 304, one valid Content-Length, no
 // Transfer-Encoding, no hop-by-hop field but Connection: keep-alive or
 // close, no Pragma without Cache-Control) and leaves everything else to http.ReadResponse through
-// readFinalResponse. What it takes is relayed to the client by copying the
+// the node client's ReadFinalResponse. What it takes is relayed to the client by copying the
 // node's field lines, with no header map in between. A differential test
 // and a fuzz target hold it to http.ReadResponse's reading of the same
 // bytes.

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"net"
@@ -26,15 +26,15 @@ func (c closeCounted) Close() error {
 func TestNodeIdleConnsClose(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		tr := newNodeTransport(time.Second, time.Second, nil)
-		if tr.idleTimeout != nodeIdleTimeout || nodeIdleTimeout != time.Minute {
-			t.Fatalf("idle timeout %v, %v; want the documented 60s", tr.idleTimeout, nodeIdleTimeout)
+		tr := NewTransport(time.Second, time.Second, nil)
+		if tr.idleTimeout != IdleTimeout || IdleTimeout != time.Minute {
+			t.Fatalf("idle timeout %v, %v; want the documented 60s", tr.idleTimeout, IdleTimeout)
 		}
 		var closed atomic.Int32
-		conn := func(addr string) *nodeConn {
+		conn := func(addr string) *Conn {
 			a, b := net.Pipe()
 			t.Cleanup(func() { b.Close() })
-			return &nodeConn{t: tr, key: addr, c: closeCounted{a, &closed}}
+			return &Conn{t: tr, key: addr, NetConn: closeCounted{a, &closed}}
 		}
 		idle := func() int {
 			tr.mu.Lock()
@@ -47,12 +47,12 @@ func TestNodeIdleConnsClose(t *testing.T) {
 		}
 		// 150 connections from a burst, to two nodes.
 		for i := range 150 {
-			tr.put(conn([]string{"n1", "n2"}[i%2]))
+			tr.Put(conn([]string{"n1", "n2"}[i%2]))
 		}
 		time.Sleep(30 * time.Second)
 		// one more, half a timeout later
 		late := conn("n1")
-		tr.put(late)
+		tr.Put(late)
 		time.Sleep(30*time.Second + nodeSweepMin)
 		synctest.Wait()
 		if got := closed.Load(); got != 150 || idle() != 1 {
@@ -70,13 +70,13 @@ func TestNodeIdleConnsClose(t *testing.T) {
 			t.Error("sweep still armed with nothing idle")
 		}
 		// Used again: a new idle period starts; retiring stops the sweep.
-		tr.put(conn("n2"))
+		tr.Put(conn("n2"))
 		tr.CloseIdleConnections()
 		synctest.Wait()
 		if got := closed.Load(); got != 152 {
 			t.Fatalf("after CloseIdleConnections: %d closed, want 152", got)
 		}
-		time.Sleep(2 * nodeIdleTimeout)
+		time.Sleep(2 * IdleTimeout)
 		synctest.Wait()
 	})
 }

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// nodeTransport is a keep-alive HTTP/1.1 client for a pool's nodes, used
+// Transport is a keep-alive HTTP/1.1 client for a pool's nodes, used
 // for the requests that are safe to send twice (bodiless GET, HEAD,
 // OPTIONS, TRACE without Upgrade): the bulk of the traffic.
 //
@@ -29,21 +29,20 @@ import (
 // RoundTrip (the ReverseProxy path) writes and parses nothing by hand: the
 // request goes out with (*http.Request).Write and the response comes back
 // through http.ReadResponse, net/http's own code for both; what is added
-// is the connection pool, timeouts and cancellation. The fast paths
-// (fastproxy.go, h2fast.go) use the same connections through nodeCall:
-// they write their request heads themselves (appendNodeRequest) and read
-// a plain response head in place (wire.ParseRespHead), leaving every other
-// response to http.ReadResponse. Requests with a body and everything else
-// stay on http.Transport; websocket upgrades are proxied in upgrade.go.
-type nodeTransport struct {
+// is the connection pool, timeouts and cancellation. portico's fast paths
+// use the same connections through Get, Conn.Send and Put: they write
+// their request heads themselves and Send reads a plain response head in
+// place (wire.ParseRespHead), leaving every other response to
+// http.ReadResponse. Requests with a body stay on http.Transport.
+type Transport struct {
 	dialer      net.Dialer
 	respTimeout time.Duration // ResponseHeaderTimeout
 	maxIdle     int           // idle connections kept per node
 	idleTimeout time.Duration
-	tls         *nodeTLS // nil = plain HTTP
+	tls         *TLS // nil = plain HTTP
 
 	mu     sync.Mutex
-	idle   map[string][]*nodeConn // LIFO per node (poolKey): oldest at the bottom
+	idle   map[string][]*Conn // LIFO per node (poolKey): oldest at the bottom
 	closed bool
 	// sweep closes the connections idle for idleTimeout; one timer for
 	// the transport, armed while any connection is idle, instead of a
@@ -52,11 +51,11 @@ type nodeTransport struct {
 	armed bool
 }
 
-// nodeIdleTimeout is how long a connection to a node stays open unused
+// IdleTimeout is how long a connection to a node stays open unused
 // (for both transports of a pool): long enough to carry steady traffic,
 // short enough that the connections opened for a burst close after it,
 // before a node's own keep-alive timeout would close them under a request.
-const nodeIdleTimeout = 60 * time.Second
+const IdleTimeout = 60 * time.Second
 
 // nodeSweepMin spaces the sweeps: a connection may outlive the idle
 // timeout by this much.
@@ -64,43 +63,48 @@ const nodeSweepMin = time.Second
 
 // Same limits as the http.Transport this replaces for these requests.
 const (
-	nodeMaxHeaderBytes = 10 << 20 // http.Transport's default
-	nodeMax1xx         = 5        // informational responses before the final one
-	nodeBufSize        = 16 << 10
+	MaxHeaderBytes = 10 << 20 // http.Transport's default
+	nodeMax1xx     = 5        // informational responses before the final one
+	nodeBufSize    = 16 << 10
 )
 
-// smallAnswer is the largest body the fast paths (HTTP/1.1 and HTTP/2)
+// SmallAnswer is the largest body the fast paths (HTTP/1.1 and HTTP/2)
 // read whole before answering: the node connection then goes back to the
 // pool at once, whatever the client's reading pace (no more memory than
 // the node connection's own read buffer, which it frees). A larger
 // answer holds its node connection while the client takes it, bounded
 // by the client progress limit.
-const smallAnswer = nodeBufSize
+const SmallAnswer = nodeBufSize
 
-func newNodeTransport(connectTimeout, respTimeout time.Duration, nt *nodeTLS) *nodeTransport {
-	return &nodeTransport{
+// NewTransport returns a Transport that dials within connectTimeout,
+// waits respTimeout for an answer's head (0: no limit) and speaks TLS
+// to the nodes when nt is not nil.
+func NewTransport(connectTimeout, respTimeout time.Duration, nt *TLS) *Transport {
+	return &Transport{
 		tls:         nt,
 		dialer:      net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
 		respTimeout: respTimeout,
 		maxIdle:     256,
-		idleTimeout: nodeIdleTimeout,
-		idle:        make(map[string][]*nodeConn),
+		idleTimeout: IdleTimeout,
+		idle:        make(map[string][]*Conn),
 	}
 }
 
-// nodeConn is one connection to a node with its buffers.
-type nodeConn struct {
-	t   *nodeTransport
-	key string   // the idle list it goes back to (nodeTLS.poolKey)
-	c   net.Conn // a *tls.Conn when the pool speaks TLS
+// Conn is one connection to a node with its buffers.
+type Conn struct {
+	t       *Transport
+	key     string   // the idle list it goes back to (TLS.PoolKey)
+	NetConn net.Conn // a *tls.Conn when the pool speaks TLS
 	// rc is the socket's, for the unsolicited-data check and
 	// flushAndWait; nil if unavailable, and under TLS, where readiness
 	// of the socket says nothing of the records above it.
-	rc    syscall.RawConn
-	lr    limitReader // bounds the response header
-	br    *bufio.Reader
-	bw    *bufio.Writer
-	since time.Time // idle since
+	rc syscall.RawConn
+	lr LimitReader // bounds the response header
+	// Reader reads the node's answers; what a caller leaves in it
+	// (unread body bytes) makes the connection unfit for reuse.
+	Reader *bufio.Reader
+	bw     *bufio.Writer
+	since  time.Time // idle since
 
 	// flushAndWait's state, kept here so that a request allocates nothing
 	flushed  bool
@@ -108,28 +112,30 @@ type nodeConn struct {
 	step     func(fd uintptr) bool
 }
 
-// limitReader lets at most n bytes through until n is reset; it bounds
+// LimitReader lets at most n bytes through until n is reset; it bounds
 // what a node may send as a response header, as http.Transport does.
-type limitReader struct {
-	r io.Reader
-	n int64
+type LimitReader struct {
+	R io.Reader // what is read from
+	N int64     // bytes still let through
 }
 
 var errHeaderTooLong = errors.New("proxy: server response headers exceeded limit")
 
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.n <= 0 {
+// Read reads from R, failing once N bytes went through.
+func (l *LimitReader) Read(p []byte) (int, error) {
+	if l.N <= 0 {
 		return 0, errHeaderTooLong
 	}
-	if int64(len(p)) > l.n {
-		p = p[:l.n]
+	if int64(len(p)) > l.N {
+		p = p[:l.N]
 	}
-	n, err := l.r.Read(p)
-	l.n -= int64(n)
+	n, err := l.R.Read(p)
+	l.N -= int64(n)
 	return n, err
 }
 
-func (t *nodeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+// RoundTrip sends a replayable bodiless request (http.RoundTripper).
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return nil, fmt.Errorf("net/http: invalid header field name %q", k)
@@ -142,45 +148,48 @@ func (t *nodeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for {
-		nc, reused, err := t.get(ctx, req.URL.Host, req.Host)
+		nc, reused, err := t.Get(ctx, req.URL.Host, req.Host)
 		if err != nil {
 			return nil, err
 		}
 		if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.GotConn != nil {
 			// as http.Transport does: the access log's connect_ms
-			tr.GotConn(httptrace.GotConnInfo{Conn: nc.c, Reused: reused})
+			tr.GotConn(httptrace.GotConnInfo{Conn: nc.NetConn, Reused: reused})
 		}
 		res, err := nc.roundTrip(ctx, req)
 		if err == nil {
 			return res, nil
 		}
-		nc.c.Close()
+		nc.NetConn.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		// A kept-alive connection the node closed meanwhile fails before
 		// any answer; the request is replayable, so it is sent again on a
 		// fresh connection, as http.Transport does.
-		if reused && nothingReceived(err) {
+		if reused && NothingReceived(err) {
 			continue
 		}
 		return nil, err
 	}
 }
 
-func nothingReceived(err error) bool {
+// NothingReceived reports a failure of a kept-alive connection before
+// any answer: the node closed it meanwhile, and a replayable request may
+// be sent again on a fresh one.
+func NothingReceived(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// get takes the most recently used idle connection to addr, or dials one.
+// Get takes the most recently used idle connection to addr, or dials one.
 // host is the request's Host, the server name when the pool's TLS takes
 // it from the request.
-func (t *nodeTransport) get(ctx context.Context, addr, host string) (*nodeConn, bool, error) {
+func (t *Transport) Get(ctx context.Context, addr, host string) (*Conn, bool, error) {
 	now := time.Now()
 	key, sn := addr, ""
 	if t.tls != nil {
-		sn = t.tls.serverName(host, addr)
-		key = t.tls.poolKey(addr, sn)
+		sn = t.tls.ServerName(host, addr)
+		key = t.tls.PoolKey(addr, sn)
 	}
 	for {
 		t.mu.Lock()
@@ -194,7 +203,7 @@ func (t *nodeTransport) get(ctx context.Context, addr, host string) (*nodeConn, 
 		t.idle[key] = l[:len(l)-1]
 		t.mu.Unlock()
 		if now.Sub(nc.since) > t.idleTimeout || nc.dataWaiting() {
-			nc.c.Close()
+			nc.NetConn.Close()
 			continue
 		}
 		return nc, true, nil
@@ -203,18 +212,18 @@ func (t *nodeTransport) get(ctx context.Context, addr, host string) (*nodeConn, 
 	if err != nil {
 		return nil, false, err
 	}
-	nc := &nodeConn{t: t, key: key}
+	nc := &Conn{t: t, key: key}
 	if t.tls != nil {
-		if c, err = t.tls.handshake(ctx, c, sn, t.dialer.Timeout); err != nil {
+		if c, err = t.tls.Handshake(ctx, c, sn, t.dialer.Timeout); err != nil {
 			return nil, false, err
 		}
 	} else if sc, ok := c.(syscall.Conn); ok {
 		nc.rc, _ = sc.SyscallConn()
 	}
-	nc.c = c
+	nc.NetConn = c
 	nc.step = nc.flushStep
-	nc.lr.r = c
-	nc.br = bufio.NewReaderSize(&nc.lr, nodeBufSize)
+	nc.lr.R = c
+	nc.Reader = bufio.NewReaderSize(&nc.lr, nodeBufSize)
 	nc.bw = bufio.NewWriterSize(c, nodeBufSize)
 	return nc, false, nil
 }
@@ -223,8 +232,8 @@ func (t *nodeTransport) get(ctx context.Context, addr, host string) (*nodeConn, 
 // the node closed it, or sent something nobody asked for. Either way it
 // must not carry the next request, or its answer would be taken for the
 // response. One non-blocking peek, no goroutine per idle connection.
-func (nc *nodeConn) dataWaiting() bool {
-	if nc.br.Buffered() > 0 {
+func (nc *Conn) dataWaiting() bool {
+	if nc.Reader.Buffered() > 0 {
 		return true
 	}
 	if nc.rc == nil {
@@ -246,8 +255,8 @@ func (nc *nodeConn) dataWaiting() bool {
 // yet) before the goroutine parks. Inside the call the wait needs no read,
 // and no readiness report can be discarded between the write and the
 // wait. The answer is then read through br, and the first read finds it.
-func (nc *nodeConn) flushAndWait() error {
-	if nc.rc == nil || nc.br.Buffered() > 0 {
+func (nc *Conn) flushAndWait() error {
+	if nc.rc == nil || nc.Reader.Buffered() > 0 {
 		// Bytes already in br may hold the answer, and then the socket
 		// might never turn readable: read through br as before.
 		return nc.bw.Flush()
@@ -258,7 +267,7 @@ func (nc *nodeConn) flushAndWait() error {
 		return nc.flushErr
 	}
 	if err != nil {
-		return &net.OpError{Op: "read", Net: "tcp", Source: nc.c.LocalAddr(), Addr: nc.c.RemoteAddr(), Err: err}
+		return &net.OpError{Op: "read", Net: "tcp", Source: nc.NetConn.LocalAddr(), Addr: nc.NetConn.RemoteAddr(), Err: err}
 	}
 	return nil
 }
@@ -266,7 +275,7 @@ func (nc *nodeConn) flushAndWait() error {
 // flushStep is flushAndWait's RawConn.Read callback: the first call
 // writes and asks to wait; the next comes from the poller having seen the
 // socket readable.
-func (nc *nodeConn) flushStep(uintptr) bool {
+func (nc *Conn) flushStep(uintptr) bool {
 	if nc.flushed {
 		return true
 	}
@@ -275,17 +284,17 @@ func (nc *nodeConn) flushStep(uintptr) bool {
 	return nc.flushErr != nil
 }
 
-// put returns a connection whose response was read completely.
-func (t *nodeTransport) put(nc *nodeConn) {
+// Put returns a connection whose response was read completely.
+func (t *Transport) Put(nc *Conn) {
 	nc.since = time.Now()
 	t.mu.Lock()
 	l := t.idle[nc.key]
 	if t.closed || len(l) >= t.maxIdle {
 		t.mu.Unlock()
-		nc.c.Close()
+		nc.NetConn.Close()
 		return
 	}
-	var stale *nodeConn
+	var stale *Conn
 	if len(l) > 0 && nc.since.Sub(l[0].since) > t.idleTimeout {
 		// the bottom of the stack is only reached when traffic drops;
 		// retire it here so idle connections do not outlive the timeout
@@ -305,15 +314,15 @@ func (t *nodeTransport) put(nc *nodeConn) {
 	}
 	t.mu.Unlock()
 	if stale != nil {
-		stale.c.Close()
+		stale.NetConn.Close()
 	}
 }
 
 // sweepIdle is the sweep timer's: it closes the connections idle for
 // idleTimeout and waits for the next one to be due.
-func (t *nodeTransport) sweepIdle() {
+func (t *Transport) sweepIdle() {
 	now := time.Now()
-	var stale []*nodeConn
+	var stale []*Conn
 	var next time.Duration
 	t.mu.Lock()
 	for addr, l := range t.idle {
@@ -339,17 +348,17 @@ func (t *nodeTransport) sweepIdle() {
 	}
 	t.mu.Unlock()
 	for _, nc := range stale {
-		nc.c.Close()
+		nc.NetConn.Close()
 	}
 }
 
 // CloseIdleConnections closes the idle connections and stops keeping new
 // ones: called when the runtime owning this transport is retired.
-func (t *nodeTransport) CloseIdleConnections() {
+func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	t.closed = true
 	idle := t.idle
-	t.idle = make(map[string][]*nodeConn)
+	t.idle = make(map[string][]*Conn)
 	if t.sweep != nil {
 		t.sweep.Stop()
 		t.armed = false
@@ -357,29 +366,29 @@ func (t *nodeTransport) CloseIdleConnections() {
 	t.mu.Unlock()
 	for _, l := range idle {
 		for _, nc := range l {
-			nc.c.Close()
+			nc.NetConn.Close()
 		}
 	}
 }
 
 // roundTrip sends req and reads the response header. The caller closes
 // the connection on error.
-func (nc *nodeConn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+func (nc *Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
 	// A client that goes away ends the wait: a deadline in the past makes
 	// the blocked read or write return at once.
-	stop := context.AfterFunc(ctx, func() { nc.c.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { nc.NetConn.SetDeadline(time.Unix(1, 0)) })
 	if err := req.Write(nc.bw); err != nil {
 		stop()
 		return nil, err
 	}
 	if nc.t.respTimeout > 0 {
-		nc.c.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
+		nc.NetConn.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
 	}
 	if err := nc.flushAndWait(); err != nil {
 		stop()
 		return nil, err
 	}
-	res, err := readFinalResponse(nc.br, &nc.lr, req, func(res *http.Response) error {
+	res, err := ReadFinalResponse(nc.Reader, &nc.lr, req, func(res *http.Response) error {
 		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 			return trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header))
 		}
@@ -390,7 +399,7 @@ func (nc *nodeConn) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 		return nil, err
 	}
 	if nc.t.respTimeout > 0 {
-		nc.c.SetReadDeadline(time.Time{})
+		nc.NetConn.SetReadDeadline(time.Time{})
 	}
 	body := &nodeBody{rc: res.Body, nc: nc, stop: stop, reuse: !res.Close && !req.Close}
 	if res.Body == http.NoBody {
@@ -400,19 +409,19 @@ func (nc *nodeConn) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 	return res, nil
 }
 
-// readFinalResponse reads response heads from br until one that is not
+// ReadFinalResponse reads response heads from br until one that is not
 // informational (a 101 counts as final), handing each informational one
-// to got1xx. Each head is bounded by nodeMaxHeaderBytes through lr, which
+// to got1xx. Each head is bounded by MaxHeaderBytes through lr, which
 // reads under br; the final response's body is not bounded.
-func readFinalResponse(br *bufio.Reader, lr *limitReader, req *http.Request, got1xx func(*http.Response) error) (*http.Response, error) {
+func ReadFinalResponse(br *bufio.Reader, lr *LimitReader, req *http.Request, got1xx func(*http.Response) error) (*http.Response, error) {
 	for n1xx := 0; ; n1xx++ {
-		lr.n = nodeMaxHeaderBytes
+		lr.N = MaxHeaderBytes
 		res, err := http.ReadResponse(br, req)
 		if err != nil {
 			return nil, err
 		}
 		if res.StatusCode < 100 || res.StatusCode > 199 || res.StatusCode == http.StatusSwitchingProtocols {
-			lr.n = 1<<63 - 1
+			lr.N = 1<<63 - 1
 			return res, nil
 		}
 		if n1xx >= nodeMax1xx {
@@ -428,7 +437,7 @@ func readFinalResponse(br *bufio.Reader, lr *limitReader, req *http.Request, got
 // was read to its end, and closes it otherwise.
 type nodeBody struct {
 	rc    io.ReadCloser
-	nc    *nodeConn
+	nc    *Conn
 	stop  func() bool
 	eof   bool
 	reuse bool
@@ -455,10 +464,10 @@ func (b *nodeBody) Close() error {
 	// poisoned the connection's deadline.
 	if b.stop() && b.eof && b.reuse {
 		b.rc.Close() // at EOF: releases, reads nothing
-		b.nc.t.put(b.nc)
+		b.nc.t.Put(b.nc)
 		return nil
 	}
 	// Not at the end: draining a body nobody wants could take long; the
 	// connection goes instead.
-	return b.nc.c.Close()
+	return b.nc.NetConn.Close()
 }

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -121,7 +121,7 @@ func stdTransport() *http.Transport {
 }
 
 // TestNodeTransportMatchesNetHTTP sends the same requests through
-// http.Transport and nodeTransport to nodes answering the same bytes, and
+// http.Transport and Transport to nodes answering the same bytes, and
 // expects the same responses (status, headers, body, trailers, close).
 func TestNodeTransportMatchesNetHTTP(t *testing.T) {
 	t.Parallel()
@@ -155,7 +155,7 @@ func TestNodeTransportMatchesNetHTTP(t *testing.T) {
 	})
 	std := stdTransport()
 	defer std.CloseIdleConnections()
-	fast := newNodeTransport(time.Second, 2*time.Second, nil)
+	fast := NewTransport(time.Second, 2*time.Second, nil)
 	defer fast.CloseIdleConnections()
 	base := "http://" + node.ln.Addr().String() + "/"
 	for name := range cases {
@@ -182,7 +182,7 @@ func TestNodeTransportReusesAndRecovers(t *testing.T) {
 		}
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
-	fast := newNodeTransport(time.Second, 2*time.Second, nil)
+	fast := NewTransport(time.Second, 2*time.Second, nil)
 	defer fast.CloseIdleConnections()
 	base := "http://" + node.ln.Addr().String()
 	for range 5 {
@@ -215,7 +215,7 @@ func TestNodeTransportManyRoundTrips(t *testing.T) {
 	node := startCannedNode(t, func(line string) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
-	fast := newNodeTransport(time.Second, 10*time.Second, nil)
+	fast := NewTransport(time.Second, 10*time.Second, nil)
 	defer fast.CloseIdleConnections()
 	base := "http://" + node.ln.Addr().String()
 	for i := range 2000 {
@@ -241,7 +241,7 @@ func TestNodeTransportUnsolicitedData(t *testing.T) {
 		}
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
 	})
-	fast := newNodeTransport(time.Second, 2*time.Second, nil)
+	fast := NewTransport(time.Second, 2*time.Second, nil)
 	defer fast.CloseIdleConnections()
 	base := "http://" + node.ln.Addr().String()
 	if o := do(fast, "GET", base+"/extra", nil); o.Err || o.Body != "a" {
@@ -278,7 +278,7 @@ func TestNodeTransportTimeoutAndCancel(t *testing.T) {
 		}
 	}()
 	defer ln.Close()
-	fast := newNodeTransport(time.Second, 50*time.Millisecond, nil)
+	fast := NewTransport(time.Second, 50*time.Millisecond, nil)
 	defer fast.CloseIdleConnections()
 	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
 	_, err = fast.RoundTrip(req)
@@ -287,7 +287,7 @@ func TestNodeTransportTimeoutAndCancel(t *testing.T) {
 		t.Fatalf("want a timeout, got %v", err)
 	}
 
-	slow := newNodeTransport(time.Second, time.Hour, nil)
+	slow := NewTransport(time.Second, time.Hour, nil)
 	defer slow.CloseIdleConnections()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ = http.NewRequestWithContext(ctx, "GET", "http://"+ln.Addr().String()+"/", nil)
@@ -322,7 +322,7 @@ func FuzzNodeTransport(f *testing.F) {
 		answer.Store(&resp)
 		std := stdTransport()
 		defer std.CloseIdleConnections()
-		fast := newNodeTransport(time.Second, 2*time.Second, nil)
+		fast := NewTransport(time.Second, 2*time.Second, nil)
 		defer fast.CloseIdleConnections()
 		url := "http://" + node.ln.Addr().String() + "/"
 		want := do(std, "GET", url, nil)
