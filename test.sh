@@ -35,7 +35,7 @@ fuzz ./proxy/filter FuzzCanonicalize
 fuzz ./proxy/filter FuzzUpgradeVerdict
 fuzz ./proxy FuzzReadProxyHeader
 fuzz ./proxy/internal/upstream FuzzNodeTransport
-fuzz ./proxy FuzzAccessJSON
+fuzz ./accesslog FuzzAccessJSON
 fuzz ./proxy/internal/wire FuzzFastHead
 fuzz ./proxy/internal/wire FuzzRespHead
 fuzz ./proxy FuzzFastPathDiff

@@ -18,6 +18,8 @@ import (
 	"github.com/portico-lb/portico/config"
 
 	"github.com/portico-lb/portico/proxy/internal/wire"
+
+	"github.com/portico-lb/portico/accesslog"
 )
 
 // Benchmarks of the data path. They only measure: no timing is asserted.
@@ -109,7 +111,7 @@ health = { enabled = false }
 	cfg.Admin.Bind = ""
 	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoFastPath: noFast}
 	if access != nil {
-		opts.Access = slog.New(NewAccessJSONHandler(access)).With("log", "access")
+		opts.Access = slog.New(accesslog.NewJSONHandler(access)).With("log", "access")
 	}
 	s, err := New(cfg, opts)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/portico-lb/portico/proxy/internal/wire"
 
 	"github.com/portico-lb/portico/proxy/internal/upstream"
+
+	"github.com/portico-lb/portico/accesslog"
 )
 
 // serveRequest serves the request in fc.h. served is false when the
@@ -52,8 +54,8 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	if head {
 		method = "HEAD"
 	}
-	s.observe(lr, st, reqLine{method: method, host: hostHeader, path: canonical, proto: "HTTP/1.1",
-		userAgent: h.UserAgent()}, status, 0, out, start)
+	s.observe(lr, st, accesslog.Line{Method: method, Host: hostHeader, Path: canonical, Proto: "HTTP/1.1",
+		UserAgent: h.UserAgent()}, status, 0, out, start)
 	return keep, true
 }
 

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/netip"
+
+	"github.com/portico-lb/portico/accesslog"
 )
 
 // The forwarding fields portico vouches for: the request's id and the
@@ -15,18 +17,18 @@ import (
 // is an identity field: stripped like the others, never logged. sent is
 // the request's X-Request-Id values (nil on the fast paths, which serve
 // untrusted peers only).
-func chooseRequestID(id *requestID, ids *requestIDs, trusted bool, sent []string) {
+func chooseRequestID(id *accesslog.RequestID, ids *accesslog.RequestIDs, trusted bool, sent []string) {
 	if trusted && len(sent) > 0 && sent[0] != "" {
-		id.kept = sent[0]
+		id.Keep(sent[0])
 		return
 	}
-	ids.next(id)
+	ids.Next(id)
 }
 
 // appendForwarded writes the forwarding fields portico vouches for to a
 // node's request head: the client it decided, the listener's scheme, the
 // host the client asked for, and the request's id.
-func appendForwarded(b []byte, client netip.Addr, proto, host string, id *requestID) []byte {
+func appendForwarded(b []byte, client netip.Addr, proto, host string, id *accesslog.RequestID) []byte {
 	var ab [64]byte
 	addr := client.AppendTo(ab[:0])
 	b = append(b, "X-Forwarded-For: "...)
@@ -38,7 +40,7 @@ func appendForwarded(b []byte, client netip.Addr, proto, host string, id *reques
 	b = append(b, "\r\nX-Real-Ip: "...)
 	b = append(b, addr...)
 	b = append(b, "\r\nX-Request-Id: "...)
-	b = id.appendTo(b)
+	b = id.AppendTo(b)
 	b = append(b, "\r\n"...)
 	return b
 }

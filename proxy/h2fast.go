@@ -16,6 +16,8 @@ import (
 	"github.com/portico-lb/portico/proxy/h2"
 
 	"github.com/portico-lb/portico/proxy/internal/upstream"
+
+	"github.com/portico-lb/portico/accesslog"
 )
 
 // The HTTP/2 fast path. A bodiless GET or HEAD stream that the HTTP/1.1
@@ -106,15 +108,15 @@ func (s *slot) serveH2Fast(st *h2.Stream, cc *clientConn) bool {
 	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer, &rs.id)
 	status, out := s.h2Exchange(fp, head)
 	fp.release()
-	s.srv.observe(lr, rs, reqLine{method: r.Method, host: r.Host, path: canonical, proto: r.Proto,
-		userAgent: firstValue(r.Header["User-Agent"])}, status, 0, out, start)
+	s.srv.observe(lr, rs, accesslog.Line{Method: r.Method, Host: r.Host, Path: canonical, Proto: r.Proto,
+		UserAgent: firstValue(r.Header["User-Agent"])}, status, 0, out, start)
 	return true
 }
 
 // appendH2NodeRequest writes the request head a node receives for an
 // HTTP/2 stream: what st.rewrite and net/http's request writer make of
 // it on the httpHandler path.
-func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonical, query string, client netip.Addr, id *requestID) []byte {
+func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonical, query string, client netip.Addr, id *accesslog.RequestID) []byte {
 	b = append(b, r.Method...)
 	b = append(b, ' ')
 	b = append(b, filter.Escape(canonical)...)

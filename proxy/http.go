@@ -13,6 +13,8 @@ import (
 
 	"github.com/portico-lb/portico/proxy/filter"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-lb/portico/accesslog"
 )
 
 // reqState travels with one proxied request through the ReverseProxy hooks,
@@ -28,7 +30,7 @@ type reqState struct {
 	nodeTry
 	errKind string
 	body    *bodyWatch // an HTTP/1 request body on its way to a node
-	id      requestID
+	id      accesslog.RequestID
 	// reason and rule say why admission denied the request: the
 	// Admission's Reason and, for "rule", its Decision.Rule
 	reason string
@@ -76,7 +78,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// debugging without an access log.
 		s.metrics.denied(lr.cfg.Name, reason)
 		s.log.Debug("request denied", "listener", lr.cfg.Name, "client", st.client.String(),
-			"method", r.Method, "host", r.Host, "uri", truncate(r.RequestURI, 256), "reason", reason,
+			"method", r.Method, "host", r.Host, "uri", accesslog.Truncate(r.RequestURI, 256), "reason", reason,
 			"status", sw.status, "request_id", st.id.String())
 	}
 	s.observeRequest(lr, st, r, sw, start)
@@ -100,8 +102,8 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 			// h2c and any other protocol switch could tunnel past the rules:
 			// the request is served as a plain request instead.
 			h.slot.srv.log.Info("upgrade refused", "listener", lr.cfg.Name, "client", st.client.String(),
-				"method", r.Method, "host", r.Host, "uri", truncate(r.RequestURI, 256),
-				"upgrade", truncate(strings.Join(up, ", "), 128), "reason", "upgrade")
+				"method", r.Method, "host", r.Host, "uri", accesslog.Truncate(r.RequestURI, 256),
+				"upgrade", accesslog.Truncate(strings.Join(up, ", "), 128), "reason", "upgrade")
 			r.Header.Del("Upgrade")
 			r.Header.Del("HTTP2-Settings")
 			h.slot.srv.metrics.denied(lr.cfg.Name, "upgrade")
@@ -263,13 +265,6 @@ func nodeName(n *Node) string {
 		return ""
 	}
 	return n.name
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 // statusWriter records the status and body size for logs and metrics. It

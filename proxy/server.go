@@ -19,6 +19,8 @@ import (
 	"github.com/portico-lb/portico/proxy/internal/wire"
 
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
+
+	"github.com/portico-lb/portico/accesslog"
 )
 
 // Options are the process-level dependencies of a Server.
@@ -63,7 +65,7 @@ type Server struct {
 	// progressOverride, when set, replaces the client progress limit
 	// derived from idle_timeout (progress.go); tests shorten it
 	progressOverride time.Duration
-	ids              *requestIDs // fresh request ids (requestid.go)
+	ids              *accesslog.RequestIDs // fresh request ids
 
 	cur     atomic.Pointer[runtime]
 	conns   *connGate // the process-wide connection cap (conncap.go)
@@ -102,7 +104,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(), tunBufs: tunnel.NewBufs(),
 		slots: make(map[string]*slot), started: time.Now(), bgStop: make(chan struct{}),
-		fastOff: opts.NoFastPath, fastBufs: newFastBufs(), ids: newRequestIDs(),
+		fastOff: opts.NoFastPath, fastBufs: newFastBufs(), ids: accesslog.NewRequestIDs(),
 		fastGET: &http.Request{Method: http.MethodGet}, fastHEAD: &http.Request{Method: http.MethodHead}}
 	s.access.Store(opts.Access)
 	s.conns, s.process = newConnGate(), opts.Process

@@ -19,6 +19,8 @@ import (
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
 
 	"github.com/portico-lb/portico/proxy/internal/upstream"
+
+	"github.com/portico-lb/portico/accesslog"
 )
 
 // Websocket upgrades are proxied here, not through httputil.ReverseProxy.
@@ -116,7 +118,7 @@ func (h *httpHandler) serveUpgrade(w *statusWriter, r *http.Request, st *reqStat
 type wsTunnel struct {
 	s         *Server
 	st        *reqState // for the access log; holds no response writer
-	line      reqLine
+	line      accesslog.Line
 	start     time.Time
 	tun       *liveTunnel
 	stopDrain func() bool

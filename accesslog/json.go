@@ -1,4 +1,4 @@
-package proxy
+package accesslog
 
 import (
 	"context"
@@ -10,12 +10,12 @@ import (
 	"unicode/utf8"
 )
 
-// accessJSON is the access log's slog handler for format = "json". It
+// JSONHandler is the access log's slog handler for format = "json". It
 // writes the same JSON object per record as slog.JSONHandler, for the
 // flat records the access log makes, at a fraction of the cost of slog's
 // general-purpose encoder (docs/performance.md). Records with groups fall
 // back to slog.JSONHandler. The differential test and fuzz target compare the two.
-type accessJSON struct {
+type JSONHandler struct {
 	w      io.Writer // one Write per record; the access sink serialises
 	pre    []byte    // attributes from WithAttrs, already encoded with a leading comma
 	slow   slog.Handler
@@ -23,22 +23,22 @@ type accessJSON struct {
 	groups bool
 }
 
-// NewAccessJSONHandler returns the access log's JSON handler writing to w,
+// NewJSONHandler returns the access log's JSON handler writing to w,
 // which receives one Write per record.
-func NewAccessJSONHandler(w io.Writer) slog.Handler { return newAccessJSON(w) }
+func NewJSONHandler(w io.Writer) slog.Handler { return newAccessJSON(w) }
 
-func newAccessJSON(w io.Writer) *accessJSON {
-	return &accessJSON{w: w, slow: slog.NewJSONHandler(w, nil),
+func newAccessJSON(w io.Writer) *JSONHandler {
+	return &JSONHandler{w: w, slow: slog.NewJSONHandler(w, nil),
 		bufs: &sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}}
 }
 
-func (h *accessJSON) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h *JSONHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
 
-func (h *accessJSON) WithAttrs(as []slog.Attr) slog.Handler {
+func (h *JSONHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	if h.groups {
-		return &accessJSON{w: h.w, slow: h.slow.WithAttrs(as), bufs: h.bufs, groups: true}
+		return &JSONHandler{w: h.w, slow: h.slow.WithAttrs(as), bufs: h.bufs, groups: true}
 	}
-	n := &accessJSON{w: h.w, slow: h.slow.WithAttrs(as), bufs: h.bufs}
+	n := &JSONHandler{w: h.w, slow: h.slow.WithAttrs(as), bufs: h.bufs}
 	n.pre = append([]byte(nil), h.pre...)
 	for _, a := range as {
 		if a.Value.Kind() == slog.KindGroup {
@@ -50,11 +50,11 @@ func (h *accessJSON) WithAttrs(as []slog.Attr) slog.Handler {
 	return n
 }
 
-func (h *accessJSON) WithGroup(name string) slog.Handler {
-	return &accessJSON{w: h.w, slow: h.slow.WithGroup(name), bufs: h.bufs, groups: true}
+func (h *JSONHandler) WithGroup(name string) slog.Handler {
+	return &JSONHandler{w: h.w, slow: h.slow.WithGroup(name), bufs: h.bufs, groups: true}
 }
 
-func (h *accessJSON) Handle(ctx context.Context, r slog.Record) error {
+func (h *JSONHandler) Handle(ctx context.Context, r slog.Record) error {
 	if h.groups {
 		return h.slow.Handle(ctx, r)
 	}
@@ -94,10 +94,10 @@ func (h *accessJSON) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
-// writeRequest writes a request's access record, the same bytes Handle
+// WriteRecord writes a request's access record, the same bytes Handle
 // writes for slog.Record{Time: t, Level: Info, Message: "request"} with
-// r.attrs(), encoded straight from the fields.
-func (h *accessJSON) writeRequest(t time.Time, r *accessRecord) error {
+// r.Attrs(), encoded straight from the fields.
+func (h *JSONHandler) WriteRecord(t time.Time, r *Record) error {
 	bp := h.bufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
@@ -105,88 +105,88 @@ func (h *accessJSON) writeRequest(t time.Time, r *accessRecord) error {
 	b = append(b, `","level":"INFO","msg":"request"`...)
 	b = append(b, h.pre...)
 	b = append(b, `,"kind":"http","listener":`...)
-	b = appendString(b, r.listener)
-	if r.id.set() {
+	b = appendString(b, r.Listener)
+	if r.ID.Set() {
 		b = append(b, `,"request_id":`...)
-		if r.id.kept != "" {
-			b = appendCut(b, r.id.kept, logMaxRequestID)
+		if r.ID.kept != "" {
+			b = appendCut(b, r.ID.kept, logMaxRequestID)
 		} else {
 			b = append(b, '"')
-			b = append(b, r.id.gen[:]...) // hex digits and '-': nothing to escape
+			b = append(b, r.ID.gen[:]...) // hex digits and '-': nothing to escape
 			b = append(b, '"')
 		}
 	}
 	b = append(b, `,"client":`...)
-	if r.client.IsValid() && r.client.Zone() == "" {
+	if r.Client.IsValid() && r.Client.Zone() == "" {
 		b = append(b, '"')
-		b = r.client.AppendTo(b) // digits, dots, colons: nothing to escape
+		b = r.Client.AppendTo(b) // digits, dots, colons: nothing to escape
 		b = append(b, '"')
 	} else {
-		b = appendString(b, r.client.String())
+		b = appendString(b, r.Client.String())
 	}
-	if r.clientPort != 0 {
+	if r.ClientPort != 0 {
 		b = append(b, `,"client_port":`...)
-		b = strconv.AppendUint(b, uint64(r.clientPort), 10)
+		b = strconv.AppendUint(b, uint64(r.ClientPort), 10)
 	}
 	b = append(b, `,"method":`...)
-	b = appendString(b, r.line.method)
+	b = appendString(b, r.Line.Method)
 	b = append(b, `,"host":`...)
-	b = appendString(b, r.line.host)
+	b = appendString(b, r.Line.Host)
 	b = append(b, `,"path":`...)
-	b = appendString(b, r.line.path)
+	b = appendString(b, r.Line.Path)
 	b = append(b, `,"proto":`...)
-	b = appendString(b, r.line.proto)
+	b = appendString(b, r.Line.Proto)
 	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(r.status), 10)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
 	b = append(b, `,"bytes":`...)
-	b = strconv.AppendInt(b, r.bytes, 10)
+	b = strconv.AppendInt(b, r.Bytes, 10)
 	b = append(b, `,"duration_ms":`...)
-	b = strconv.AppendFloat(b, durationMS(r.duration), 'g', -1, 64)
-	if r.connect >= 0 {
+	b = strconv.AppendFloat(b, DurationMS(r.Duration), 'g', -1, 64)
+	if r.Connect >= 0 {
 		b = append(b, `,"connect_ms":`...)
-		b = strconv.AppendFloat(b, durationMS(r.connect), 'g', -1, 64)
+		b = strconv.AppendFloat(b, DurationMS(r.Connect), 'g', -1, 64)
 	}
-	if r.ttfb >= 0 {
+	if r.TTFB >= 0 {
 		b = append(b, `,"ttfb_ms":`...)
-		b = strconv.AppendFloat(b, durationMS(r.ttfb), 'g', -1, 64)
+		b = strconv.AppendFloat(b, DurationMS(r.TTFB), 'g', -1, 64)
 	}
 	b = append(b, `,"pool":`...)
-	b = appendString(b, r.pool)
+	b = appendString(b, r.Pool)
 	b = append(b, `,"server":`...)
-	b = appendString(b, r.server)
-	if r.line.userAgent != "" {
+	b = appendString(b, r.Server)
+	if r.Line.UserAgent != "" {
 		b = append(b, `,"user_agent":`...)
-		b = appendCut(b, r.line.userAgent, logMaxUserAgent)
+		b = appendCut(b, r.Line.UserAgent, logMaxUserAgent)
 	}
-	if r.tlsVersion != "" {
+	if r.TLSVersion != "" {
 		b = append(b, `,"tls_version":`...)
-		b = appendString(b, r.tlsVersion)
+		b = appendString(b, r.TLSVersion)
 	}
-	if r.sni != "" {
+	if r.SNI != "" {
 		b = append(b, `,"sni":`...)
-		b = appendString(b, r.sni)
+		b = appendString(b, r.SNI)
 	}
-	if r.retries > 0 {
+	if r.Retries > 0 {
 		b = append(b, `,"retries":`...)
-		b = strconv.AppendInt(b, int64(r.retries), 10)
+		b = strconv.AppendInt(b, int64(r.Retries), 10)
 	}
-	if r.errKind != "" {
+	if r.ErrKind != "" {
 		b = append(b, `,"error":`...)
-		b = appendString(b, r.errKind)
+		b = appendString(b, r.ErrKind)
 	}
-	if r.reason != "" {
+	if r.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = appendString(b, r.reason)
-		if r.reason == "rule" {
+		b = appendString(b, r.Reason)
+		if r.Reason == "rule" {
 			b = append(b, `,"rule":`...)
-			b = strconv.AppendInt(b, int64(r.rule), 10)
+			b = strconv.AppendInt(b, int64(r.Rule), 10)
 		}
 	}
-	if r.websocket {
+	if r.Websocket {
 		b = append(b, `,"websocket":true`...)
-		if r.closed != "" {
+		if r.Closed != "" {
 			b = append(b, `,"closed":`...)
-			b = appendString(b, r.closed)
+			b = appendString(b, r.Closed)
 		}
 	}
 	b = append(b, '}', '\n')
@@ -241,7 +241,7 @@ func appendAttr(b []byte, a slog.Attr) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendCut appends s as a JSON string, cut to n bytes and ending in "..."
-// when longer: what appendString writes for truncate(s, n), without
+// when longer: what appendString writes for Truncate(s, n), without
 // making that string.
 func appendCut(b []byte, s string, n int) []byte {
 	if len(s) <= n {

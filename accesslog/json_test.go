@@ -1,4 +1,4 @@
-package proxy
+package accesslog
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// both logs the same record through accessJSON and slog.JSONHandler and
+// both logs the same record through JSONHandler and slog.JSONHandler and
 // returns the two lines.
 func both(t testing.TB, msg string, with []slog.Attr, attrs ...slog.Attr) (fast, std []byte) {
 	var a, b bytes.Buffer
@@ -35,13 +35,13 @@ func both(t testing.TB, msg string, with []slog.Attr, attrs ...slog.Attr) (fast,
 }
 
 // sameJSON compares the decoded lines. Keys in nonFinite hold NaN or ±Inf,
-// where slog writes an error message and accessJSON a string naming the
+// where slog writes an error message and JSONHandler a string naming the
 // value.
 func sameJSON(t testing.TB, fast, std []byte, nonFinite ...string) {
 	t.Helper()
 	var f, s map[string]any
 	if err := json.Unmarshal(fast, &f); err != nil {
-		t.Fatalf("accessJSON wrote invalid JSON %q: %v", fast, err)
+		t.Fatalf("JSONHandler wrote invalid JSON %q: %v", fast, err)
 	}
 	if err := json.Unmarshal(std, &s); err != nil {
 		t.Fatalf("slog wrote invalid JSON %q: %v", std, err)
@@ -54,7 +54,7 @@ func sameJSON(t testing.TB, fast, std []byte, nonFinite ...string) {
 		delete(s, k)
 	}
 	if !reflect.DeepEqual(f, s) {
-		t.Fatalf("accessJSON and slog.JSONHandler differ:\n fast %s std  %s", fast, std)
+		t.Fatalf("JSONHandler and slog.JSONHandler differ:\n fast %s std  %s", fast, std)
 	}
 	if bytes.Count(fast, []byte("\n")) != 1 || fast[len(fast)-1] != '\n' {
 		t.Fatalf("not one line: %q", fast)
@@ -132,18 +132,18 @@ func FuzzAccessJSON(f *testing.F) {
 		}
 		sameJSON(t, fast, std, nonFinite...)
 		// and the direct request encoding, with the same strings
-		r := accessRecord{listener: msg, line: reqLine{"GET", val, key, "HTTP/1.1", val}, errKind: val, closed: key, websocket: true,
-			id: requestID{kept: val}, sni: key, tlsVersion: "1.3", reason: "rule", rule: len(val) - 1,
-			connect: time.Duration(len(key)) - 1, ttfb: time.Duration(len(val)) - 1, clientPort: uint16(len(val))}
+		r := Record{Listener: msg, Line: Line{"GET", val, key, "HTTP/1.1", val}, ErrKind: val, Closed: key, Websocket: true,
+			ID: RequestID{kept: val}, SNI: key, TLSVersion: "1.3", Reason: "rule", Rule: len(val) - 1,
+			Connect: time.Duration(len(key)) - 1, TTFB: time.Duration(len(val)) - 1, ClientPort: uint16(len(val))}
 		if direct, viaSlog := requestBoth(t, &r); !bytes.Equal(direct, viaSlog) {
-			t.Fatalf("writeRequest and Handle differ:\n direct %s slog   %s", direct, viaSlog)
+			t.Fatalf("WriteRecord and Handle differ:\n direct %s slog   %s", direct, viaSlog)
 		}
 	})
 }
 
 // BenchmarkAccessJSON: one access-log record, as observeRequest makes it.
 func BenchmarkAccessJSON(b *testing.B) {
-	for name, h := range map[string]slog.Handler{"accessJSON": newAccessJSON(io.Discard), "slog": slog.NewJSONHandler(io.Discard, nil)} {
+	for name, h := range map[string]slog.Handler{"JSONHandler": newAccessJSON(io.Discard), "slog": slog.NewJSONHandler(io.Discard, nil)} {
 		b.Run(name, func(b *testing.B) {
 			l := slog.New(h).With("log", "access")
 			b.ReportAllocs()
@@ -158,18 +158,18 @@ func BenchmarkAccessJSON(b *testing.B) {
 	}
 }
 
-// requestBoth writes r through writeRequest and through Handle with
+// requestBoth writes r through WriteRecord and through Handle with
 // r.attrs(), as the two paths of observe do, and returns the two lines.
-func requestBoth(t testing.TB, r *accessRecord) (direct, viaSlog []byte) {
+func requestBoth(t testing.TB, r *Record) (direct, viaSlog []byte) {
 	var a, b bytes.Buffer
 	at := time.Date(2026, 11, 29, 4, 5, 6, 78900, time.UTC)
-	ha := newAccessJSON(&a).WithAttrs([]slog.Attr{slog.String("log", "access")}).(*accessJSON)
-	if err := ha.writeRequest(at, r); err != nil {
+	ha := newAccessJSON(&a).WithAttrs([]slog.Attr{slog.String("log", "access")}).(*JSONHandler)
+	if err := ha.WriteRecord(at, r); err != nil {
 		t.Fatal(err)
 	}
 	hb := newAccessJSON(&b).WithAttrs([]slog.Attr{slog.String("log", "access")})
 	rec := slog.NewRecord(at, slog.LevelInfo, "request", 0)
-	rec.AddAttrs(r.attrs()...)
+	rec.AddAttrs(r.Attrs()...)
 	if err := hb.Handle(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
@@ -180,47 +180,47 @@ func requestBoth(t testing.TB, r *accessRecord) (direct, viaSlog []byte) {
 // is byte for byte what the slog path writes, and that is what
 // slog.JSONHandler means (TestAccessJSONMatchesSlog).
 func TestWriteRequestMatchesHandle(t *testing.T) {
-	recs := []accessRecord{
-		{listener: "web", client: netip.MustParseAddr("192.0.2.7"), line: reqLine{"GET", "app.example.com", "/login", "HTTP/1.1", ""},
-			status: 200, bytes: 100, duration: 1234567, pool: "nodes", server: "10.0.0.1:80"},
-		{listener: "w\"<>&", client: netip.MustParseAddr("2001:db8::1"), line: reqLine{"HEAD", "h\x00\u2028", "/é\xff", "HTTP/2.0", "\xff"},
-			status: 503, duration: 0, pool: "p", retries: 2, errKind: "no-server"},
-		{listener: "ws", client: netip.MustParseAddr("fe80::1%eth\"0"), line: reqLine{"GET", "", "/ws", "HTTP/1.1", ""},
-			status: 101, bytes: 1 << 40, duration: 3 * time.Hour, pool: "p", server: "s", websocket: true, closed: "idle"},
-		{listener: "z", line: reqLine{}, status: 499, websocket: true},
-		{listener: "tls", id: freshID(t), client: netip.MustParseAddr("192.0.2.8"), clientPort: 65535,
-			line:   reqLine{"GET", "a", "/", "HTTP/2.0", "Mozilla/5.0 (X11; Linux x86_64) \"quoted\" <b>"},
-			status: 200, duration: 2 * time.Millisecond, connect: 1500 * time.Microsecond, ttfb: 0,
-			pool: "p", server: "s", tlsVersion: "1.3", sni: "app.example.com"},
-		{listener: "long", id: requestID{kept: strings.Repeat("é", 100)}, client: netip.MustParseAddr("192.0.2.9"),
-			line: reqLine{"GET", "a", "/", "HTTP/1.1", strings.Repeat("x", 255) + "é漢"}, status: 403, connect: -1, ttfb: -1,
-			reason: "rule", rule: -1},
-		{listener: "denied", client: netip.MustParseAddr("192.0.2.10"), line: reqLine{"GET", "a", "/", "HTTP/1.1", ""},
-			status: 403, connect: -1, ttfb: -1, reason: "allow", rule: 3},
+	recs := []Record{
+		{Listener: "web", Client: netip.MustParseAddr("192.0.2.7"), Line: Line{"GET", "app.example.com", "/login", "HTTP/1.1", ""},
+			Status: 200, Bytes: 100, Duration: 1234567, Pool: "nodes", Server: "10.0.0.1:80"},
+		{Listener: "w\"<>&", Client: netip.MustParseAddr("2001:db8::1"), Line: Line{"HEAD", "h\x00\u2028", "/é\xff", "HTTP/2.0", "\xff"},
+			Status: 503, Duration: 0, Pool: "p", Retries: 2, ErrKind: "no-server"},
+		{Listener: "ws", Client: netip.MustParseAddr("fe80::1%eth\"0"), Line: Line{"GET", "", "/ws", "HTTP/1.1", ""},
+			Status: 101, Bytes: 1 << 40, Duration: 3 * time.Hour, Pool: "p", Server: "s", Websocket: true, Closed: "idle"},
+		{Listener: "z", Line: Line{}, Status: 499, Websocket: true},
+		{Listener: "tls", ID: freshID(t), Client: netip.MustParseAddr("192.0.2.8"), ClientPort: 65535,
+			Line:   Line{"GET", "a", "/", "HTTP/2.0", "Mozilla/5.0 (X11; Linux x86_64) \"quoted\" <b>"},
+			Status: 200, Duration: 2 * time.Millisecond, Connect: 1500 * time.Microsecond, TTFB: 0,
+			Pool: "p", Server: "s", TLSVersion: "1.3", SNI: "app.example.com"},
+		{Listener: "long", ID: RequestID{kept: strings.Repeat("é", 100)}, Client: netip.MustParseAddr("192.0.2.9"),
+			Line: Line{"GET", "a", "/", "HTTP/1.1", strings.Repeat("x", 255) + "é漢"}, Status: 403, Connect: -1, TTFB: -1,
+			Reason: "rule", Rule: -1},
+		{Listener: "denied", Client: netip.MustParseAddr("192.0.2.10"), Line: Line{"GET", "a", "/", "HTTP/1.1", ""},
+			Status: 403, Connect: -1, TTFB: -1, Reason: "allow", Rule: 3},
 	}
 	for _, r := range recs {
 		direct, viaSlog := requestBoth(t, &r)
 		if !bytes.Equal(direct, viaSlog) {
-			t.Errorf("writeRequest and Handle differ:\n direct %s slog   %s", direct, viaSlog)
+			t.Errorf("WriteRecord and Handle differ:\n direct %s slog   %s", direct, viaSlog)
 		}
 	}
 }
 
 // BenchmarkAccessRequest: one request record through the direct encoder.
 func BenchmarkAccessRequest(b *testing.B) {
-	h := newAccessJSON(io.Discard).WithAttrs([]slog.Attr{slog.String("log", "access")}).(*accessJSON)
-	r := &accessRecord{listener: "bench", id: freshID(b), client: netip.MustParseAddr("127.0.0.1"), clientPort: 51234,
-		line:   reqLine{"GET", "localhost", "/", "HTTP/1.1", "Go-http-client/1.1"},
-		status: 200, bytes: 13, duration: 123456, connect: 12345, ttfb: 100123, pool: "nodes", server: "127.0.0.1:18001"}
+	h := newAccessJSON(io.Discard).WithAttrs([]slog.Attr{slog.String("log", "access")}).(*JSONHandler)
+	r := &Record{Listener: "bench", ID: freshID(b), Client: netip.MustParseAddr("127.0.0.1"), ClientPort: 51234,
+		Line:   Line{"GET", "localhost", "/", "HTTP/1.1", "Go-http-client/1.1"},
+		Status: 200, Bytes: 13, Duration: 123456, Connect: 12345, TTFB: 100123, Pool: "nodes", Server: "127.0.0.1:18001"}
 	b.ReportAllocs()
 	for b.Loop() {
-		h.writeRequest(time.Now(), r)
+		h.WriteRecord(time.Now(), r)
 	}
 }
 
 // freshID is a fresh request id from a generator of its own.
-func freshID(tb testing.TB) requestID {
-	var id requestID
-	newRequestIDs().next(&id)
+func freshID(tb testing.TB) RequestID {
+	var id RequestID
+	NewRequestIDs().Next(&id)
 	return id
 }

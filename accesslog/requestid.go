@@ -1,4 +1,4 @@
-package proxy
+package accesslog
 
 import (
 	"crypto/rand"
@@ -19,24 +19,24 @@ const (
 	requestIDLen = idPrefixLen + 1 + idCounterLen
 )
 
-// requestIDs makes a Server's fresh request ids.
-type requestIDs struct {
+// RequestIDs makes a Server's fresh request ids.
+type RequestIDs struct {
 	prefix [idPrefixLen]byte
 	n      atomic.Uint64
 }
 
-func newRequestIDs() *requestIDs {
+func NewRequestIDs() *RequestIDs {
 	var r [idPrefixLen / 2]byte
 	rand.Read(r[:]) // crypto/rand.Read does not fail
-	g := &requestIDs{}
+	g := &RequestIDs{}
 	for i, c := range r {
 		g.prefix[2*i], g.prefix[2*i+1] = hexDigits[c>>4], hexDigits[c&0xf]
 	}
 	return g
 }
 
-// next makes id a fresh id.
-func (g *requestIDs) next(id *requestID) {
+// Next makes id a fresh id.
+func (g *RequestIDs) Next(id *RequestID) {
 	n := g.n.Add(1)
 	b := &id.gen
 	copy(b[:], g.prefix[:])
@@ -48,19 +48,24 @@ func (g *requestIDs) next(id *requestID) {
 	id.kept = ""
 }
 
-// requestID is one request's id: a fresh one, or the one a trusted proxy
+// RequestID is one request's id: a fresh one, or the one a trusted proxy
 // sent (kept). It is held by value in the request's state, so a fresh id
 // costs no allocation until something needs it as a string.
-type requestID struct {
+type RequestID struct {
 	gen  [requestIDLen]byte
 	kept string
 }
 
-// set reports whether the request has an id.
-func (id *requestID) set() bool { return id.kept != "" || id.gen[0] != 0 }
+// Keep makes id the one a trusted proxy sent.
+func (id *RequestID) Keep(sent string) {
+	id.kept = sent
+}
+
+// Set reports whether the request has an id.
+func (id *RequestID) Set() bool { return id.kept != "" || id.gen[0] != 0 }
 
 // String is the id, "" when none was given.
-func (id *requestID) String() string {
+func (id *RequestID) String() string {
 	switch {
 	case id.kept != "":
 		return id.kept
@@ -70,8 +75,8 @@ func (id *requestID) String() string {
 	return ""
 }
 
-// appendTo appends the id as it goes on the wire.
-func (id *requestID) appendTo(b []byte) []byte {
+// AppendTo appends the id as it goes on the wire.
+func (id *RequestID) AppendTo(b []byte) []byte {
 	if id.kept != "" {
 		return append(b, id.kept...)
 	}

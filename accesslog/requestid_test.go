@@ -1,4 +1,4 @@
-package proxy
+package accesslog
 
 import (
 	"sync"
@@ -27,15 +27,15 @@ func validFreshID(s string) bool {
 // (two processes) have different prefixes.
 func TestRequestIDsAreUniqueAndWellFormed(t *testing.T) {
 	t.Parallel()
-	g := newRequestIDs()
+	g := NewRequestIDs()
 	const workers, each = 4, 2000
 	ids := make([][]string, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			var id requestID
+			var id RequestID
 			for range each {
-				g.next(&id)
+				g.Next(&id)
 				ids[w] = append(ids[w], id.String())
 			}
 		})
@@ -53,9 +53,9 @@ func TestRequestIDsAreUniqueAndWellFormed(t *testing.T) {
 			seen[s] = true
 		}
 	}
-	var a, b requestID
-	g.next(&a)
-	newRequestIDs().next(&b)
+	var a, b RequestID
+	g.Next(&a)
+	NewRequestIDs().Next(&b)
 	if a.String()[:idPrefixLen] == b.String()[:idPrefixLen] {
 		t.Errorf("two generators share the prefix %q", a.String()[:idPrefixLen])
 	}
@@ -64,46 +64,13 @@ func TestRequestIDsAreUniqueAndWellFormed(t *testing.T) {
 // TestRequestIDCostsNoAllocation: a fresh id is made and written to a
 // node's request head without allocating.
 func TestRequestIDCostsNoAllocation(t *testing.T) {
-	g := newRequestIDs()
-	var id requestID
+	g := NewRequestIDs()
+	var id RequestID
 	buf := make([]byte, 0, 64)
 	if n := testing.AllocsPerRun(100, func() {
-		g.next(&id)
-		buf = id.appendTo(buf[:0])
+		g.Next(&id)
+		buf = id.AppendTo(buf[:0])
 	}); n != 0 {
 		t.Errorf("%v allocations per id, want 0", n)
-	}
-}
-
-// TestChooseRequestID: a trusted proxy's id is kept; an untrusted
-// client's, or an empty one, is replaced by a fresh one.
-func TestChooseRequestID(t *testing.T) {
-	t.Parallel()
-	g := newRequestIDs()
-	for _, c := range []struct {
-		name    string
-		trusted bool
-		sent    []string
-		kept    string
-	}{
-		{"trusted keeps its id", true, []string{"lb1-42", "other"}, "lb1-42"},
-		{"untrusted gets a fresh one", false, []string{"spoofed"}, ""},
-		{"trusted without an id gets a fresh one", true, nil, ""},
-		{"trusted with an empty id gets a fresh one", true, []string{""}, ""},
-		{"untrusted without an id gets a fresh one", false, nil, ""},
-	} {
-		var id requestID
-		id.kept = "left over"
-		chooseRequestID(&id, g, c.trusted, c.sent)
-		got := id.String()
-		if c.kept != "" {
-			if got != c.kept {
-				t.Errorf("%s: id %q, want %q", c.name, got, c.kept)
-			}
-			continue
-		}
-		if !validFreshID(got) {
-			t.Errorf("%s: id %q, want a fresh one", c.name, got)
-		}
 	}
 }
