@@ -6,7 +6,8 @@
 // HTTP/2 connection gets, net/http's server with ReverseProxy, websocket
 // upgrades, tcp relays) and the retry around a node exchange. It also serves the
 // admin listener (the /status and /healthz API, the status page, the
-// Prometheus registry) and encodes the JSON access log.
+// Prometheus registry) and decides what each request's access-log record
+// says (package accesslog writes it).
 //
 // The protocol engines live below it and never import it: proxy/h2 (the
 // HTTP/2 connection engine), proxy/internal/wire (the in-place HTTP/1 head
