@@ -106,28 +106,7 @@ func (h *JSONHandler) WriteRecord(t time.Time, r *Record) error {
 	b = append(b, h.pre...)
 	b = append(b, `,"kind":"http","listener":`...)
 	b = appendString(b, r.Listener)
-	if r.ID.Set() {
-		b = append(b, `,"request_id":`...)
-		if r.ID.kept != "" {
-			b = appendCut(b, r.ID.kept, logMaxRequestID)
-		} else {
-			b = append(b, '"')
-			b = append(b, r.ID.gen[:]...) // hex digits and '-': nothing to escape
-			b = append(b, '"')
-		}
-	}
-	b = append(b, `,"client":`...)
-	if r.Client.IsValid() && r.Client.Zone() == "" {
-		b = append(b, '"')
-		b = r.Client.AppendTo(b) // digits, dots, colons: nothing to escape
-		b = append(b, '"')
-	} else {
-		b = appendString(b, r.Client.String())
-	}
-	if r.ClientPort != 0 {
-		b = append(b, `,"client_port":`...)
-		b = strconv.AppendUint(b, uint64(r.ClientPort), 10)
-	}
+	b = appendWho(b, r)
 	b = append(b, `,"method":`...)
 	b = appendString(b, r.Line.Method)
 	b = append(b, `,"host":`...)
@@ -196,6 +175,33 @@ func (h *JSONHandler) WriteRecord(t time.Time, r *Record) error {
 		h.bufs.Put(bp)
 	}
 	return err
+}
+
+// appendWho writes who the request was: its id and its client.
+func appendWho(b []byte, r *Record) []byte {
+	if r.ID.Set() {
+		b = append(b, `,"request_id":`...)
+		if r.ID.kept != "" {
+			b = appendCut(b, r.ID.kept, logMaxRequestID)
+		} else {
+			b = append(b, '"')
+			b = append(b, r.ID.gen[:]...) // hex digits and '-': nothing to escape
+			b = append(b, '"')
+		}
+	}
+	b = append(b, `,"client":`...)
+	if r.Client.IsValid() && r.Client.Zone() == "" {
+		b = append(b, '"')
+		b = r.Client.AppendTo(b) // digits, dots, colons: nothing to escape
+		b = append(b, '"')
+	} else {
+		b = appendString(b, r.Client.String())
+	}
+	if r.ClientPort != 0 {
+		b = append(b, `,"client_port":`...)
+		b = strconv.AppendUint(b, uint64(r.ClientPort), 10)
+	}
+	return b
 }
 
 // appendAttr appends ,"key":value for a non-group attribute.

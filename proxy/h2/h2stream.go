@@ -105,17 +105,23 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
 	}
 	st.w = Writer{st: st, head: req.Method == "HEAD"}
+	return c.startStream(st, f.StreamEnded(), cancel)
+}
 
+// startStream registers a new stream (ended: the client sent its whole
+// request) and runs its handler, or queues it while h2MaxStreams
+// handlers run.
+func (c *h2Conn) startStream(st *Stream, ended bool, cancel context.CancelFunc) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		cancel()
 		return nil
 	}
-	c.streams[id] = st
+	c.streams[st.id] = st
 	c.open++
 	st.sendWin = c.initWin
-	st.remoteDone = f.StreamEnded()
+	st.remoteDone = ended
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
 	}
@@ -238,20 +244,7 @@ func (c *h2Conn) newRequest(ctx context.Context, st *Stream, f *http2.MetaHeader
 	if cookies := h["Cookie"]; len(cookies) > 1 {
 		h["Cookie"] = []string{strings.Join(cookies, "; ")} // RFC 9113, 8.2.3
 	}
-	var trailer http.Header
-	for _, v := range h["Trailer"] {
-		for _, k := range strings.Split(v, ",") {
-			k = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(k))
-			switch k {
-			case "Transfer-Encoding", "Trailer", "Content-Length":
-			default:
-				if trailer == nil {
-					trailer = make(http.Header)
-				}
-				trailer[k] = nil
-			}
-		}
-	}
+	trailer := announcedTrailer(h["Trailer"])
 	delete(h, "Trailer")
 	// As net/http's server: a Host field stands in for a missing
 	// :authority and stays in the header (the node gets r.Host alone);
@@ -300,6 +293,26 @@ func (c *h2Conn) newRequest(ctx context.Context, st *Stream, f *http2.MetaHeader
 		r.Body = &st.body
 	}
 	return r.WithContext(ctx), nil
+}
+
+// announcedTrailer is the request's Trailer field values as net/http's
+// server reads them: the names a trailer may carry, nil when none.
+func announcedTrailer(vals []string) http.Header {
+	var trailer http.Header
+	for _, v := range vals {
+		for _, k := range strings.Split(v, ",") {
+			k = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(k))
+			switch k {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+			default:
+				if trailer == nil {
+					trailer = make(http.Header)
+				}
+				trailer[k] = nil
+			}
+		}
+	}
+	return trailer
 }
 
 // validH2Path: every byte of :path is one RFC 3986 allows in a request

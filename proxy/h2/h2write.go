@@ -188,14 +188,7 @@ func (w *Writer) send(final bool) error {
 	c.lockWrite()
 	if !w.sentHeader {
 		w.sentHeader = true
-		for _, v := range w.snap["Trailer"] {
-			for _, k := range strings.Split(v, ",") {
-				k = http.CanonicalHeaderKey(textproto.TrimString(k))
-				if httpguts.ValidTrailerHeader(k) {
-					w.trailers = append(w.trailers, k)
-				}
-			}
-		}
+		w.collectTrailers()
 		end := w.head || final && len(data) == 0 && !w.hasTrailers()
 		if _, err := c.reserve(w.st, 0); err != nil { // the stream ended
 
@@ -253,27 +246,46 @@ func (w *Writer) send(final bool) error {
 		}
 	}
 	if trailers {
-		c.hbuf.Reset()
-		for _, k := range w.trailers {
-			for _, v := range w.hdr[k] {
-				c.field(c.lowerName(k), v)
-			}
-		}
-		for k, vv := range w.hdr {
-			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
-				for _, v := range vv {
-					c.field(c.lowerName(http.CanonicalHeaderKey(name)), v)
-				}
-			}
-		}
-		c.writeHeaderBlock(w.st.id, true)
-		w.sentEnd = true
+		w.writeTrailers(c)
 	}
 	if final {
 		w.closeIfDone()
 		return c.unlockWriteBatched()
 	}
 	return c.unlockWrite()
+}
+
+// collectTrailers notes the trailer names the handler announced in its
+// Trailer field when it chose the final status.
+func (w *Writer) collectTrailers() {
+	for _, v := range w.snap["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			k = http.CanonicalHeaderKey(textproto.TrimString(k))
+			if httpguts.ValidTrailerHeader(k) {
+				w.trailers = append(w.trailers, k)
+			}
+		}
+	}
+}
+
+// writeTrailers ends the stream with a HEADERS frame of the trailers:
+// the announced ones, and those set with http.TrailerPrefix.
+func (w *Writer) writeTrailers(c *h2Conn) {
+	c.hbuf.Reset()
+	for _, k := range w.trailers {
+		for _, v := range w.hdr[k] {
+			c.field(c.lowerName(k), v)
+		}
+	}
+	for k, vv := range w.hdr {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			for _, v := range vv {
+				c.field(c.lowerName(http.CanonicalHeaderKey(name)), v)
+			}
+		}
+	}
+	c.writeHeaderBlock(w.st.id, true)
+	w.sentEnd = true
 }
 
 // closeIfDone closes the stream as its last frame is written, when the
