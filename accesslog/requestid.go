@@ -7,24 +7,25 @@ import (
 
 // A request's id names it in the access log and, as X-Request-Id, to the
 // node, so that a line of each can be matched. A fresh id is a random
-// prefix drawn once per Server and a counter: unique across processes and
-// restarts, without reading randomness or allocating per request.
-// chooseRequestID (forwarded.go) decides between a fresh id and a trusted
-// proxy's.
+// prefix drawn once per generator (one per proxy.Server) and a counter:
+// unique across processes and restarts, without reading randomness or
+// allocating per request. proxy's chooseRequestID decides between a fresh
+// id and a trusted proxy's.
 
 const (
-	idPrefixLen  = 12 // hex digits of the Server's random prefix
+	idPrefixLen  = 12 // hex digits of the generator's random prefix
 	idCounterLen = 12 // hex digits of the counter: 2^48 requests before it repeats
 	// requestIDLen is a fresh id's length: prefix, '-', counter.
 	requestIDLen = idPrefixLen + 1 + idCounterLen
 )
 
-// RequestIDs makes a Server's fresh request ids.
+// RequestIDs makes fresh request ids; it is safe for concurrent use.
 type RequestIDs struct {
 	prefix [idPrefixLen]byte
 	n      atomic.Uint64
 }
 
+// NewRequestIDs returns a generator with a random prefix of its own.
 func NewRequestIDs() *RequestIDs {
 	var r [idPrefixLen / 2]byte
 	rand.Read(r[:]) // crypto/rand.Read does not fail
