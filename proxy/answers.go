@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/portico-lb/portico/config"
-
 	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 

@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/portico-lb/portico/config"
-
 	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 

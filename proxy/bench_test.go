@@ -15,11 +15,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/portico-lb/portico/config"
-
-	"github.com/portico-lb/portico/proxy/internal/wire"
-
 	"github.com/portico-lb/portico/accesslog"
+	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // Benchmarks of the data path. They only measure: no timing is asserted.

@@ -8,9 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/portico-lb/portico/proxy/internal/tunnel"
-
 	"github.com/pires/go-proxyproto"
+
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 
 // clientConn is an accepted client connection that passed the gate. It

@@ -10,9 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/portico-lb/portico/proxy/internal/wire"
-
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // The fast path: portico serves the bulk of HTTP/1.1 traffic (bodiless GET

@@ -5,13 +5,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/portico-lb/portico/proxy/filter"
-
-	"github.com/portico-lb/portico/proxy/internal/wire"
-
-	"github.com/portico-lb/portico/proxy/internal/upstream"
-
 	"github.com/portico-lb/portico/accesslog"
+	"github.com/portico-lb/portico/proxy/filter"
+	"github.com/portico-lb/portico/proxy/internal/upstream"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // serveRequest serves the request in fc.h. served is false when the

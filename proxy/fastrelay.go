@@ -7,9 +7,8 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/portico-lb/portico/proxy/internal/wire"
-
 	"github.com/portico-lb/portico/proxy/internal/upstream"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // The fast path's answers: a node's response relayed to the client, and

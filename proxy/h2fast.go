@@ -9,15 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portico-lb/portico/proxy/filter"
-
-	"github.com/portico-lb/portico/proxy/internal/wire"
-
-	"github.com/portico-lb/portico/proxy/h2"
-
-	"github.com/portico-lb/portico/proxy/internal/upstream"
-
 	"github.com/portico-lb/portico/accesslog"
+	"github.com/portico-lb/portico/proxy/filter"
+	"github.com/portico-lb/portico/proxy/h2"
+	"github.com/portico-lb/portico/proxy/internal/upstream"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // The HTTP/2 fast path. A bodiless GET or HEAD stream that the HTTP/1.1

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portico-lb/portico/proxy/filter"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/portico-lb/portico/accesslog"
+	"github.com/portico-lb/portico/proxy/filter"
 )
 
 // reqState travels with one proxied request through the ReverseProxy hooks,

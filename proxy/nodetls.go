@@ -7,7 +7,6 @@ import (
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/proxy/filter"
-
 	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 

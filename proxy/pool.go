@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/portico-lb/portico/config"
-
 	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 

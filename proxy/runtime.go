@@ -11,7 +11,6 @@ import (
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
-
 	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 

@@ -13,14 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-lb/portico/accesslog"
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
-
-	"github.com/portico-lb/portico/proxy/internal/wire"
-
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
-
-	"github.com/portico-lb/portico/accesslog"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // Options are the process-level dependencies of a Server.

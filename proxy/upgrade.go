@@ -11,16 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portico-lb/portico/proxy/filter"
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/portico-lb/portico/proxy/internal/wire"
-
-	"github.com/portico-lb/portico/proxy/internal/tunnel"
-
-	"github.com/portico-lb/portico/proxy/internal/upstream"
-
 	"github.com/portico-lb/portico/accesslog"
+	"github.com/portico-lb/portico/proxy/filter"
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
+	"github.com/portico-lb/portico/proxy/internal/upstream"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // Websocket upgrades are proxied here, not through httputil.ReverseProxy.

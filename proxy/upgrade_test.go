@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/portico-lb/portico/config"
-
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 

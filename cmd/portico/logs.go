@@ -6,9 +6,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/portico-lb/portico/config"
-
 	"github.com/portico-lb/portico/accesslog"
+	"github.com/portico-lb/portico/config"
 )
 
 // logs owns the process log and the access log destination. The access
