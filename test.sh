@@ -34,9 +34,9 @@ fuzz ./config FuzzParse
 fuzz ./proxy/filter FuzzCanonicalize
 fuzz ./proxy/filter FuzzUpgradeVerdict
 fuzz ./proxy FuzzReadProxyHeader
-fuzz ./proxy FuzzNodeTransport
-fuzz ./proxy FuzzAccessJSON
-fuzz ./proxy FuzzFastHead
-fuzz ./proxy FuzzRespHead
+fuzz ./proxy/internal/upstream FuzzNodeTransport
+fuzz ./accesslog FuzzAccessJSON
+fuzz ./proxy/internal/wire FuzzFastHead
+fuzz ./proxy/internal/wire FuzzRespHead
 fuzz ./proxy FuzzFastPathDiff
-fuzz ./proxy FuzzH2Request
+fuzz ./proxy/h2 FuzzH2Request

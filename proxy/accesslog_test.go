@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portico-lb/portico/accesslog"
 )
 
 // idNode is a node that records the X-Request-Id values of each request
@@ -86,7 +88,7 @@ type accessFront struct {
 func startAccessFronts(t *testing.T, node, extra string) []accessFront {
 	start := func(mode, keys string, opts Options, h2FastOff bool) (string, *lockedBuffer) {
 		l := &lockedBuffer{}
-		opts.Access = slog.New(NewAccessJSONHandler(l)).With("log", "access")
+		opts.Access = slog.New(accesslog.NewJSONHandler(l)).With("log", "access")
 		s := startDiffServerMode(t, node, mode, keys, opts, func(s *Server) { s.h2FastOff = h2FastOff })
 		return s.benchSlot().ln.Addr().String(), l
 	}
@@ -241,7 +243,7 @@ func TestDenialIsOneAccessLine(t *testing.T) {
 	access := &lockedBuffer{}
 	s := startDiffServerMode(t, node.addr, "http", "", Options{
 		Logger: slog.New(slog.NewJSONHandler(&proc, nil)),
-		Access: slog.New(NewAccessJSONHandler(access)).With("log", "access")}, nil)
+		Access: slog.New(accesslog.NewJSONHandler(access)).With("log", "access")}, nil)
 	addr := s.benchSlot().ln.Addr().String()
 	for i, c := range []struct {
 		target, reason string

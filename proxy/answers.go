@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // What a listener adds to every answer, whichever front writes it: the
@@ -81,7 +82,7 @@ func (h *respHeaders) drops(line []byte) bool {
 		}
 	}
 	for _, k := range h.drop {
-		if sameName(name, k, false) {
+		if wire.SameName(name, k, false) {
 			return true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // Every field the proxy treats as hop-by-hop or connection-specific is one
@@ -20,12 +21,12 @@ import (
 // (it imports nothing of proxy), held to proxy's here.
 func TestConfigRefusesHopByHopResponseFields(t *testing.T) {
 	t.Parallel()
-	for _, k := range hopByHopFields() {
+	for _, k := range wire.HopByHopFields() {
 		if config.UnsettableResponseField(k) == "" {
 			t.Errorf("config lets response_headers set %q", k)
 		}
 	}
-	for _, k := range h2ConnectionFields() {
+	for _, k := range wire.H2ConnectionFields() {
 		if config.UnsettableResponseField(k) == "" {
 			t.Errorf("config lets response_headers set %q", k)
 		}

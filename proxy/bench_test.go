@@ -15,7 +15,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/portico-lb/portico/accesslog"
 	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // Benchmarks of the data path. They only measure: no timing is asserted.
@@ -107,7 +109,7 @@ health = { enabled = false }
 	cfg.Admin.Bind = ""
 	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoFastPath: noFast}
 	if access != nil {
-		opts.Access = slog.New(NewAccessJSONHandler(access)).With("log", "access")
+		opts.Access = slog.New(accesslog.NewJSONHandler(access)).With("log", "access")
 	}
 	s, err := New(cfg, opts)
 	if err != nil {
@@ -212,10 +214,10 @@ func BenchmarkParseHead(b *testing.B) {
 		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
 		"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n" +
 		"Cookie: session=abc123; theme=dark\r\nConnection: keep-alive\r\n\r\n")
-	var h fastHead
+	var h wire.ReqHead
 	b.ReportAllocs()
 	for b.Loop() {
-		if parseHead(head, &h, 100) != headFast {
+		if wire.ParseHead(head, &h, 100) != wire.HeadFast {
 			b.Fatal("not taken")
 		}
 	}
@@ -227,10 +229,10 @@ func BenchmarkParseRespHead(b *testing.B) {
 	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 1234\r\n" +
 		"Cache-Control: no-store\r\nSet-Cookie: session=abc123; Path=/; HttpOnly\r\n" +
 		"Date: Sun, 29 Nov 2026 07:00:00 GMT\r\n\r\n")
-	var r respHead
+	var r wire.RespHead
 	b.ReportAllocs()
 	for b.Loop() {
-		if parseRespHead(head, &r, false) != headFast {
+		if wire.ParseRespHead(head, &r, false) != wire.HeadFast {
 			b.Fatal("not taken")
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 type connKey struct{}
@@ -86,13 +88,13 @@ func parseXFFEntry(s string) (netip.Addr, bool) {
 // instead of building a normalised copy of each header name.
 func scrubIdentity(out http.Header, trusted bool) {
 	for k := range out {
-		if !isIdentityField(k) {
+		if !wire.IsIdentityField(k) {
 			continue
 		}
-		forwarded := sameName(k[:min(len(k), len("x-forwarded-"))], "x-forwarded-", true)
+		forwarded := wire.SameName(k[:min(len(k), len("x-forwarded-"))], "x-forwarded-", true)
 		if trusted && forwarded && strings.IndexByte(k, '_') < 0 {
 			rest := k[len("x-forwarded-"):]
-			if sameName(rest, "for", false) || sameName(rest, "proto", false) || sameName(rest, "host", false) {
+			if wire.SameName(rest, "for", false) || wire.SameName(rest, "proto", false) || wire.SameName(rest, "host", false) {
 				continue
 			}
 		}

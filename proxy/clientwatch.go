@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // clientWatchDelay is how long a fast-path request waits for its node's
@@ -23,7 +25,7 @@ const clientWatchDelay = 100 * time.Millisecond
 type clientWatch struct {
 	fc    *fastConn
 	timer *time.Timer // starts the watch after clientWatchDelay
-	node  atomic.Pointer[nodeConn]
+	node  atomic.Pointer[upstream.Conn]
 	gone  atomic.Bool // the client hung up: its node work was cancelled
 
 	mu      sync.Mutex
@@ -62,10 +64,10 @@ type watchTest struct {
 }
 
 // bind records the node connection the request waits on (nodeCall.bind).
-func (w *clientWatch) bind(nc *nodeConn) {
+func (w *clientWatch) bind(nc *upstream.Conn) {
 	w.node.Store(nc)
 	if w.gone.Load() {
-		nc.c.Close()
+		nc.NetConn.Close()
 	}
 }
 
@@ -90,7 +92,7 @@ func (w *clientWatch) start() {
 			// EOF or a reset: nobody is waiting for the answer
 			w.gone.Store(true)
 			if nc := w.node.Load(); nc != nil {
-				nc.c.Close()
+				nc.NetConn.Close()
 			}
 		}
 	}()

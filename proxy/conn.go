@@ -7,6 +7,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 
 // clientConn is an accepted client connection that passed the gate. It
@@ -23,7 +27,7 @@ type clientConn struct {
 	tlsVersion uint16
 	sni        string
 
-	tun       atomic.Pointer[tunnel]
+	tun       atomic.Pointer[liveTunnel]
 	closeOnce sync.Once
 	onClose   func()
 }
@@ -58,20 +62,47 @@ func (c *clientConn) Close() error {
 	return err
 }
 
+// ReadEnd gives a tunnel the socket under c unless a PROXY-header reader
+// may hold bytes above it; what c's Read does on a read, the tunnel's
+// activity, is done per raw read.
+func (c *clientConn) ReadEnd() (*net.TCPConn, func([]byte), func() bool) {
+	tc, _ := c.Conn.(*net.TCPConn) // a *proxyproto.Conn may hold bytes
+	if tc == nil {
+		return nil, nil, nil
+	}
+	return tc, func([]byte) { c.touch() }, nil
+}
+
+// WriteEnd gives a tunnel the socket under c: c's Write records the
+// tunnel's activity, and a PROXY-header reader buffers reads only.
+func (c *clientConn) WriteEnd() (net.Conn, func()) {
+	if pc, ok := c.Conn.(*proxyproto.Conn); ok {
+		return pc.Raw(), c.touch
+	}
+	return c.Conn, c.touch
+}
+
+// touch records activity on the connection's tunnel, if it has one.
+func (c *clientConn) touch() {
+	if t := c.tun.Load(); t != nil {
+		t.touch()
+	}
+}
+
 // trackedConn is a connection to a server that reports tunnel activity.
 type trackedConn struct {
 	net.Conn
-	tun *tunnel
-	ws  *wsFramer // websocket tunnels: frame boundaries, for a 1001 close
+	tun *liveTunnel
+	ws  *tunnel.WSFramer // websocket tunnels: frame boundaries, for a 1001 close
 	// loop is set when the tunnel's bytes move on a tunnel loop, which
 	// then reads the node instead of this connection.
-	loop atomic.Pointer[l4Handle]
+	loop atomic.Pointer[tunnel.Handle]
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
 	f := c.ws
-	if f != nil && f.going.Load() {
-		if n, err, ok := f.inject(b); ok {
+	if f != nil && f.Going.Load() {
+		if n, err, ok := f.Inject(b); ok {
 			return n, err
 		}
 	}
@@ -79,11 +110,11 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 	if n > 0 {
 		c.tun.touch()
 		if f != nil {
-			f.advance(b[:n])
+			f.Advance(b[:n])
 		}
 	}
-	if n == 0 && err != nil && f != nil && f.going.Load() {
-		if n, err, ok := f.inject(b); ok {
+	if n == 0 && err != nil && f != nil && f.Going.Load() {
+		if n, err, ok := f.Inject(b); ok {
 			return n, err
 		}
 	}
@@ -98,10 +129,37 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// tunnel is one long-lived connection pair (a websocket or a tcp connection).
+// ReadEnd gives a tunnel the node's socket; what c's Read does on a read
+// (the tunnel's activity, a websocket's frame boundaries) is done per raw
+// read, until a websocket goes away and c's Read must end the stream.
+func (c *trackedConn) ReadEnd() (*net.TCPConn, func([]byte), func() bool) {
+	tc, _ := c.Conn.(*net.TCPConn)
+	if tc == nil {
+		return nil, nil, nil
+	}
+	if c.ws == nil {
+		return tc, func([]byte) { c.tun.touch() }, nil
+	}
+	return tc, func(b []byte) {
+		c.tun.touch()
+		c.ws.Advance(b)
+	}, c.ws.Going.Load
+}
+
+// WriteEnd gives a tunnel the node's socket, and the tunnel's activity
+// that c's Write records.
+func (c *trackedConn) WriteEnd() (net.Conn, func()) { return c.Conn, c.tun.touch }
+
+// Both wrappers let a tunnel move bytes on their sockets.
+var (
+	_ tunnel.Wrapper = (*clientConn)(nil)
+	_ tunnel.Wrapper = (*trackedConn)(nil)
+)
+
+// liveTunnel is one long-lived connection pair (a websocket or a tcp connection).
 // It closes both sides when it has been silent both ways for idle, when its
 // server is removed from its pool (after the pool's grace), or at shutdown.
-type tunnel struct {
+type liveTunnel struct {
 	idle   time.Duration
 	last   atomic.Int64 // unix nanoseconds of the last byte either way
 	timer  *time.Timer
@@ -116,8 +174,8 @@ type tunnel struct {
 
 // newTunnel starts the idle watch when idle > 0. A time.AfterFunc timer
 // instead of a goroutine per tunnel keeps 10k idle tunnels cheap.
-func newTunnel(idle time.Duration, node *Node) *tunnel {
-	t := &tunnel{idle: idle, node: node}
+func newTunnel(idle time.Duration, node *Node) *liveTunnel {
+	t := &liveTunnel{idle: idle, node: node}
 	t.touch()
 	if idle > 0 {
 		t.timer = time.AfterFunc(idle, t.checkIdle)
@@ -125,9 +183,9 @@ func newTunnel(idle time.Duration, node *Node) *tunnel {
 	return t
 }
 
-func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
+func (t *liveTunnel) touch() { t.last.Store(time.Now().UnixNano()) }
 
-func (t *tunnel) checkIdle() {
+func (t *liveTunnel) checkIdle() {
 	silent := time.Since(time.Unix(0, t.last.Load()))
 	if silent >= t.idle {
 		t.close("idle")
@@ -138,7 +196,7 @@ func (t *tunnel) checkIdle() {
 
 // add registers a connection to close with the tunnel; if the tunnel is
 // already closed the connection is closed at once.
-func (t *tunnel) add(c io.Closer) {
+func (t *liveTunnel) add(c io.Closer) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -153,7 +211,7 @@ func (t *tunnel) add(c io.Closer) {
 // A websocket whose server was removed, or whose portico shuts down, is
 // first asked to go away with a close frame; the connections are closed
 // goAwayWait later in any case.
-func (t *tunnel) close(reason string) {
+func (t *liveTunnel) close(reason string) {
 	t.mu.Lock()
 	up := t.up
 	t.up = nil
@@ -167,7 +225,7 @@ func (t *tunnel) close(reason string) {
 }
 
 // setUpstream records a websocket's node side once the dial succeeded.
-func (t *tunnel) setUpstream(c *trackedConn) {
+func (t *liveTunnel) setUpstream(c *trackedConn) {
 	t.mu.Lock()
 	t.up = c
 	t.mu.Unlock()
@@ -179,7 +237,7 @@ const (
 	reasonShutdown = "shutdown"
 )
 
-func (t *tunnel) closeNow(reason string) {
+func (t *liveTunnel) closeNow(reason string) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -199,7 +257,7 @@ func (t *tunnel) closeNow(reason string) {
 }
 
 // finish stops the idle watch when the tunnel ended on its own.
-func (t *tunnel) finish() {
+func (t *liveTunnel) finish() {
 	t.mu.Lock()
 	t.closed = true
 	t.mu.Unlock()
@@ -209,7 +267,7 @@ func (t *tunnel) finish() {
 }
 
 // why reports why the tunnel was closed by portico ("" when it ended by itself).
-func (t *tunnel) why() string {
+func (t *liveTunnel) why() string {
 	if p := t.reason.Load(); p != nil {
 		return *p
 	}

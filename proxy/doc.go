@@ -1,10 +1,19 @@
 // Package proxy owns portico's data plane: the listening sockets, the client
 // connections, the pools of servers and the requests and tunnels between them.
-// It holds portico's protocol engines (the HTTP/1.1 fast path, the HTTP/2
-// connection loop and its fast path, the keep-alive node client, the epoll
-// tunnel loop) and also serves the admin listener (the /status and /healthz
-// API, the status page, the Prometheus registry) and encodes the JSON
-// access log. docs/architecture.md shows how the parts fit together.
+// It orchestrates: the gate, the runtime and its swap, the node registry, the
+// one admission function and the one node loop every front calls, the fronts'
+// glue (the HTTP/1.1 fast path, the HTTP/2 fast path and the Config each
+// HTTP/2 connection gets, net/http's server with ReverseProxy, websocket
+// upgrades, tcp relays) and the retry around a node exchange. It also serves the
+// admin listener (the /status and /healthz API, the status page, the
+// Prometheus registry) and decides what each request's access-log record
+// says (package accesslog writes it).
+//
+// The protocol engines live below it and never import it: proxy/h2 (the
+// HTTP/2 connection engine), proxy/internal/wire (the in-place HTTP/1 head
+// parsers and header hygiene), proxy/internal/upstream (the keep-alive
+// node client) and proxy/internal/tunnel (the epoll tunnel loop and the
+// relays). docs/architecture.md shows how the parts fit together.
 //
 // Invariants:
 //   - A Server owns its listening sockets for the process lifetime. A reload

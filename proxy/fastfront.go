@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // The fast path: portico serves the bulk of HTTP/1.1 traffic (bodiless GET
@@ -19,10 +22,10 @@ import (
 // background read and a context per request, and ReverseProxy a second
 // header map, hop-by-hop scans and another context; under keep-alive load
 // that is most of portico's CPU (docs/performance.md). Here a request is
-// parsed in place from the read buffer (fasthead.go), judged by the same
+// parsed in place from the read buffer (wire.ParseHead), judged by the same
 // filter functions, written to a kept-alive node connection and its
-// response relayed, its head copied through when parseRespHead takes it
-// (fastresp.go) and built by http.ReadResponse otherwise.
+// response relayed, its head copied through when wire.ParseRespHead takes it
+// and built by http.ReadResponse otherwise.
 //
 // Anything else leaves the fast path before a byte of it is consumed: the
 // connection, with everything read so far, is handed to the listener's
@@ -42,7 +45,7 @@ type fastConn struct {
 	bw   *bufio.Writer
 	wd   writeDeadline // what bw writes to: c, under the progress limit
 	idle atomic.Bool   // waiting for a request: shutdown may end it now
-	h    fastHead
+	h    wire.ReqHead
 	nodeCall
 	start time.Time // of the current request
 	// headDL is when the current request's head must have arrived
@@ -142,8 +145,8 @@ func newFastBufs() *fastBufs {
 				fc.writeHead(res.StatusCode, res.Header, false)
 				return fc.bw.Flush()
 			}
-			fc.h.fields = make([]fastField, 0, 16)
-			fc.rh.lines = make([][]byte, 0, 16)
+			fc.h.Fields = make([]wire.HeadField, 0, 16)
+			fc.rh.Lines = make([][]byte, 0, 16)
 			fc.watch = newClientWatch(fc)
 			fc.bind = fc.watch.bind
 			return fc
@@ -154,12 +157,12 @@ func newFastBufs() *fastBufs {
 // release drops everything a finished connection record points to, so a
 // pooled record keeps no connection, runtime or buffer alive.
 func (fc *fastConn) release() {
-	fields, lines := fc.h.fields[:0], fc.rh.lines[:0]
+	fields, lines := fc.h.Fields[:0], fc.rh.Lines[:0]
 	clear(fields[:cap(fields)])
 	clear(lines[:cap(lines)])
 	fc.sl, fc.c, fc.cc, fc.br, fc.bw, fc.srv = nil, nil, nil, nil, nil, nil
 	fc.wd = writeDeadline{}
-	fc.h, fc.rh = fastHead{fields: fields}, respHead{lines: lines}
+	fc.h, fc.rh = wire.ReqHead{Fields: fields}, wire.RespHead{Lines: lines}
 	fc.st = reqState{}
 	fc.start, fc.headDL, fc.abort, fc.closing, fc.fs = time.Time{}, time.Time{}, false, false, nil
 	fc.idle.Store(false)
@@ -262,9 +265,9 @@ func (fc *fastConn) serve(f *frontend) bool {
 		lr := fc.sl.cur.Load()
 		v := fc.readHead(lr, f, first)
 		switch v {
-		case headMore:
+		case wire.HeadMore:
 			return false // the client stopped sending, or went away
-		case headHandOff:
+		case wire.HeadHandOff:
 			return fc.handOff()
 		}
 		first = false
@@ -272,7 +275,7 @@ func (fc *fastConn) serve(f *frontend) bool {
 		if !served {
 			return fc.handOff()
 		}
-		fc.br.Discard(fc.h.size)
+		fc.br.Discard(fc.h.Size)
 		fc.watch.giveBack(fc.br)
 		if fc.abort {
 			// The node's answer broke off: a client that got none of it
@@ -289,17 +292,17 @@ func (fc *fastConn) serve(f *frontend) bool {
 
 // readHead parses the request head at the start of the read buffer,
 // reading more while it is incomplete, under the read-header timeout.
-// headMore here means the read failed.
-func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headVerdict {
+// wire.HeadMore here means the read failed.
+func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) wire.HeadVerdict {
 	deadlineSet := first // the first request's wait already runs under it
 	for {
 		b, _ := fc.br.Peek(fc.br.Buffered())
-		v := parseHead(b, &fc.h, lr.cfg.MaxHeaderCount)
-		if v != headMore {
+		v := wire.ParseHead(b, &fc.h, lr.cfg.MaxHeaderCount)
+		if v != wire.HeadMore {
 			return v
 		}
 		if fc.br.Buffered() == fc.br.Size() {
-			return headHandOff // a large head: net/http applies the limits
+			return wire.HeadHandOff // a large head: net/http applies the limits
 		}
 		if !deadlineSet && !fc.headDL.IsZero() {
 			fc.c.SetReadDeadline(fc.headDL)
@@ -308,7 +311,7 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headV
 		if _, err := fc.br.Peek(fc.br.Buffered() + 1); err != nil {
 			if fc.br.Buffered() > 0 && !isTimeout(err) {
 				// A partial head and then EOF: net/http answers it.
-				return headHandOff
+				return wire.HeadHandOff
 			}
 			if fc.br.Buffered() > 0 {
 				// Part of a head, then nothing for read_header_timeout:
@@ -316,7 +319,7 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) headV
 				fc.bw.Flush()
 				writeRequestTimeout(fc.c, lr.timeout408)
 			}
-			return headMore
+			return wire.HeadMore
 		}
 	}
 }
@@ -383,6 +386,20 @@ type prefixConn struct {
 	quiet      atomic.Bool // a 408 went out, or the connection switched protocols
 	tunnel     atomic.Bool // the connection switched protocols
 }
+
+// ReadEnd gives a tunnel the socket under p once p's buffer is drained:
+// from then on p's reads go straight to the connection underneath.
+func (p *prefixConn) ReadEnd() (*net.TCPConn, func([]byte), func() bool) {
+	if p.br != nil && p.br.Buffered() > 0 {
+		return nil, nil, nil
+	}
+	return tunnel.ReadEnd(p.Conn)
+}
+
+// WriteEnd gives a tunnel what is under p, which buffers reads only.
+func (p *prefixConn) WriteEnd() (net.Conn, func()) { return tunnel.WriteEnd(p.Conn) }
+
+var _ tunnel.Wrapper = (*prefixConn)(nil)
 
 func (p *prefixConn) Read(b []byte) (int, error) {
 	var n int

@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/portico-lb/portico/accesslog"
 	"github.com/portico-lb/portico/proxy/filter"
+	"github.com/portico-lb/portico/proxy/internal/upstream"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // serveRequest serves the request in fc.h. served is false when the
@@ -19,15 +22,15 @@ import (
 // X-Forwarded-*; the node's response minus hop-by-hop fields.
 func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, served bool) {
 	h := &fc.h
-	if len(h.target) > lr.cfg.MaxURLLength || h.size > lr.cfg.MaxHeaderBytes {
+	if len(h.Target) > lr.cfg.MaxURLLength || h.Size > lr.cfg.MaxHeaderBytes {
 		return false, false
 	}
 	peer := fc.cc.client.Addr()
 	if lr.trusted(peer) {
 		return false, false // net/http merges a trusted proxy's forwarding fields
 	}
-	hostHeader := string(h.host)
-	v := lr.adm.Admit(AdmitRequest{Target: string(h.target), Host: hostHeader, HeaderCount: len(h.fields), Client: peer})
+	hostHeader := string(h.Host)
+	v := lr.adm.Admit(AdmitRequest{Target: string(h.Target), Host: hostHeader, HeaderCount: len(h.Fields), Client: peer})
 	if !v.Allow {
 		return false, false // net/http answers, logs and counts the denial
 	}
@@ -38,7 +41,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	*st = reqState{lr: lr, cc: fc.cc, client: peer, canonical: canonical}
 	st.nodeTry.reset()
 	chooseRequestID(&st.id, s.ids, false, nil) // a trusted peer never gets here
-	head := h.method[0] == 'H'
+	head := h.Method[0] == 'H'
 	fc.host = hostHeader
 	fc.req = fc.appendNodeRequest(fc.req[:0], lr, canonical, v.Query, hostHeader)
 
@@ -48,28 +51,28 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	if head {
 		method = "HEAD"
 	}
-	s.observe(lr, st, reqLine{method: method, host: hostHeader, path: canonical, proto: "HTTP/1.1",
-		userAgent: h.userAgent()}, status, 0, out, start)
+	s.observe(lr, st, accesslog.Line{Method: method, Host: hostHeader, Path: canonical, Proto: "HTTP/1.1",
+		UserAgent: h.UserAgent()}, status, 0, out, start)
 	return keep, true
 }
 
 // appendNodeRequest writes the request head a node receives.
 func (fc *fastConn) appendNodeRequest(b []byte, lr *listenerRuntime, canonical, query, host string) []byte {
 	h := &fc.h
-	b = append(b, h.method...)
+	b = append(b, h.Method...)
 	b = append(b, ' ')
 	b = append(b, filter.Escape(canonical)...)
 	b = append(b, query...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
-	for _, f := range h.fields {
-		if isIdentityField(f.name) {
+	for _, f := range h.Fields {
+		if wire.IsIdentityField(f.Name) {
 			continue
 		}
-		b = append(b, f.name...)
+		b = append(b, f.Name...)
 		b = append(b, ": "...)
-		b = append(b, f.value...)
+		b = append(b, f.Value...)
 		b = append(b, "\r\n"...)
 	}
 	b = appendForwarded(b, fc.st.client, lr.proto, host, &fc.st.id)
@@ -85,14 +88,14 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 	p := lr.pool
 	// Nothing pipelined behind this request: while the node works, a
 	// hang-up of the client can be noticed and the node's work cancelled.
-	watched := fc.br.Buffered() == fc.h.size
+	watched := fc.br.Buffered() == fc.h.Size
 	if watched {
 		fc.watch.arm()
 	}
 	nc, res, err := fc.call(p, &st.nodeTry, head)
 	if watched && fc.watch.disarm() {
 		if err == nil {
-			nc.c.Close()
+			nc.NetConn.Close()
 		}
 		st.errKind = "client-gone"
 		fc.abort = true
@@ -102,7 +105,7 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 	case err != nil:
 		return fc.fail(st, err)
 	case res == nil:
-		fc.rh.lines = lr.resp.applyLines(fc.rh.lines)
+		fc.rh.Lines = lr.resp.applyLines(fc.rh.Lines)
 		return fc.relaySimple(p.fast, nc, head)
 	}
 	return fc.relay(p.fast, nc, res, head, lr.resp)
@@ -113,12 +116,12 @@ func (fc *fastConn) exchange(lr *listenerRuntime, st *reqState, head bool) (stat
 type nodeCall struct {
 	srv  *Server
 	req  []byte                     // the request head for the node, kept for a retry
-	rh   respHead                   // the answer's head, when parseRespHead took it
+	rh   wire.RespHead              // the answer's head, when wire.ParseRespHead took it
 	info func(*http.Response) error // relays an informational answer
 	// ctx, when set, is the request's (else the server's drain): the
 	// dial ends with it, and bind ties each node connection to it
 	ctx  context.Context
-	bind func(*nodeConn)
+	bind func(*upstream.Conn)
 	// host is the request's Host: the server name when the pool's TLS
 	// takes it from the request
 	host string
@@ -128,7 +131,7 @@ type nodeCall struct {
 // response head, retrying once on a fresh connection when a kept-alive one
 // turns out to have been closed by the node. a learns when the connection
 // was in hand.
-func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool, a *nodeTry) (*nodeConn, *http.Response, error) {
+func (fc *nodeCall) roundTrip(t *upstream.Transport, addr string, head bool, a *nodeTry) (*upstream.Conn, *http.Response, error) {
 	req := fc.srv.fastGET
 	if head {
 		req = fc.srv.fastHEAD
@@ -138,7 +141,7 @@ func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool, a *nodeT
 		ctx = fc.ctx
 	}
 	for {
-		nc, reused, err := t.get(ctx, addr, fc.host)
+		nc, reused, err := t.Get(ctx, addr, fc.host)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -146,69 +149,15 @@ func (fc *nodeCall) roundTrip(t *nodeTransport, addr string, head bool, a *nodeT
 		if fc.bind != nil {
 			fc.bind(nc)
 		}
-		res, err := fc.send(nc, req)
+		res, err := nc.Send(fc.req, req, &fc.rh, fc.info)
 		if err == nil {
 			return nc, res, nil
 		}
-		nc.c.Close()
-		if reused && nothingReceived(err) {
+		nc.NetConn.Close()
+		if reused && upstream.NothingReceived(err) {
 			continue
 		}
 		return nil, nil, err
-	}
-}
-
-func (fc *nodeCall) send(nc *nodeConn, req *http.Request) (*http.Response, error) {
-	if _, err := nc.bw.Write(fc.req); err != nil {
-		return nil, err
-	}
-	if nc.t.respTimeout > 0 {
-		nc.c.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
-	}
-	if err := nc.flushAndWait(); err != nil {
-		return nil, err
-	}
-	simple, err := fc.peekResponse(nc, req.Method == http.MethodHead)
-	if err != nil {
-		return nil, err
-	}
-	var res *http.Response
-	if !simple {
-		// informational answers (103 Early Hints) go on to the client
-		res, err = readFinalResponse(nc.br, &nc.lr, req, fc.info)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if nc.t.respTimeout > 0 {
-		nc.c.SetReadDeadline(time.Time{})
-	}
-	return res, nil
-}
-
-// peekResponse reads the response head into fc.rh when parseRespHead
-// takes it (simple), without consuming it. Otherwise nothing is consumed
-// and http.ReadResponse reads it; err is only a failure before any byte.
-func (fc *nodeCall) peekResponse(nc *nodeConn, head bool) (simple bool, err error) {
-	nc.lr.n = nodeMaxHeaderBytes
-	for {
-		b, _ := nc.br.Peek(nc.br.Buffered())
-		switch parseRespHead(b, &fc.rh, head) {
-		case headFast:
-			nc.lr.n = 1<<63 - 1
-			return true, nil
-		case headHandOff:
-			return false, nil
-		}
-		if nc.br.Buffered() == nc.br.Size() {
-			return false, nil
-		}
-		if _, err := nc.br.Peek(nc.br.Buffered() + 1); err != nil {
-			if nc.br.Buffered() == 0 {
-				return false, err
-			}
-			return false, nil // ReadResponse reports it
-		}
 	}
 }
 
@@ -221,7 +170,7 @@ func (fc *nodeCall) peekResponse(nc *nodeConn, head bool) (simple bool, err erro
 // new connection for its next request instead of losing it on a closed
 // one. The decision holds for the rest of the connection.
 func (fc *fastConn) closeAfterAnswer() bool {
-	if fc.h.close || fc.fs.stopping.Load() {
+	if fc.h.Close || fc.fs.stopping.Load() {
 		fc.closing = true
 	}
 	return fc.closing

@@ -6,67 +6,70 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+
+	"github.com/portico-lb/portico/proxy/internal/upstream"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // The fast path's answers: a node's response relayed to the client, and
 // portico's own when no node answered.
 
-// relaySimple relays a response parseRespHead took: the node's field
+// relaySimple relays a response wire.ParseRespHead took: the node's field
 // lines as they came, then exactly Content-Length body bytes. A body of
-// up to smallAnswer is read whole first, and the node connection goes
+// up to upstream.SmallAnswer is read whole first, and the node connection goes
 // back before the client is written to; a larger one holds it while the
 // client takes it.
-func (fc *fastConn) relaySimple(t *nodeTransport, nc *nodeConn, head bool) (status int, out int64, keep bool) {
+func (fc *fastConn) relaySimple(t *upstream.Transport, nc *upstream.Conn, head bool) (status int, out int64, keep bool) {
 	rh := &fc.rh
-	b := appendStatusLine(fc.out[:0], rh.code)
-	for _, l := range rh.lines {
+	b := wire.AppendStatusLine(fc.out[:0], rh.Code)
+	for _, l := range rh.Lines {
 		b = append(b, l...)
 		b = append(b, "\r\n"...)
 	}
-	if !rh.hasDate {
-		b = fc.appendDate(b)
+	if !rh.HasDate {
+		b = fc.sl.srv.date.AppendField(b, fc.start)
 	}
 	if fc.closeAfterAnswer() {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "\r\n"...)
-	nc.br.Discard(rh.size)
-	body := rh.length
+	nc.Reader.Discard(rh.Size)
+	body := rh.Length
 	if head || body < 0 {
 		body = 0
 	}
-	if body <= smallAnswer {
+	if body <= upstream.SmallAnswer {
 		// The head is already copied out of the node's buffer; the
 		// body follows it in the same scratch.
 		n := len(b)
 		b = slices.Grow(b, int(body))[:n+int(body)]
 		fc.out = b
-		_, err := io.ReadFull(nc.br, b[n:])
-		releaseNode(t, nc, err == nil && !rh.close)
+		_, err := io.ReadFull(nc.Reader, b[n:])
+		releaseNode(t, nc, err == nil && !rh.Close)
 		if err != nil {
 			fc.abort = true
-			return rh.code, 0, false
+			return rh.Code, 0, false
 		}
 		fc.bw.Write(b)
-		return rh.code, body, true
+		return rh.Code, body, true
 	}
 	fc.out = b
 	fc.bw.Write(b)
-	out, err := copyN(fc.bw, nc.br, body)
-	releaseNode(t, nc, err == nil && !rh.close)
+	out, err := copyN(fc.bw, nc.Reader, body)
+	releaseNode(t, nc, err == nil && !rh.Close)
 	if err != nil {
 		fc.abort = true
 	}
-	return rh.code, out, err == nil
+	return rh.Code, out, err == nil
 }
 
 // releaseNode gives back a node connection whose answer was read: to the
 // pool when it may carry another request, else closed.
-func releaseNode(t *nodeTransport, nc *nodeConn, reuse bool) {
+func releaseNode(t *upstream.Transport, nc *upstream.Conn, reuse bool) {
 	if reuse {
-		t.put(nc)
+		t.Put(nc)
 	} else {
-		nc.c.Close()
+		nc.NetConn.Close()
 	}
 }
 
@@ -92,34 +95,12 @@ func copyN(dst io.Writer, br *bufio.Reader, n int64) (int64, error) {
 	return done, nil
 }
 
-// appendDate appends a Date field for the second the request began,
-// formatted once per second.
-func (fc *fastConn) appendDate(b []byte) []byte {
-	s := fc.sl.srv
-	sec := fc.start.Unix()
-	d := s.date.Load()
-	if d == nil || d.sec != sec {
-		d = &dateLine{sec: sec}
-		d.b = append(d.b, "Date: "...)
-		d.b = fc.start.UTC().AppendFormat(d.b, http.TimeFormat)
-		d.b = append(d.b, "\r\n"...)
-		s.date.Store(d)
-	}
-	return append(b, d.b...)
-}
-
-// dateLine is a formatted Date field and the second it names.
-type dateLine struct {
-	sec int64
-	b   []byte
-}
-
 // relay writes the node's response to the client and returns the node
 // connection to the pool when its response was read to the end. A body
-// of known length up to smallAnswer is read before anything is written,
+// of known length up to upstream.SmallAnswer is read before anything is written,
 // so that the node connection goes back first, as in relaySimple.
-func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, head bool, resp *respHeaders) (status int, out int64, keep bool) {
-	removeHopByHop(res.Header)
+func (fc *fastConn) relay(t *upstream.Transport, nc *upstream.Conn, res *http.Response, head bool, resp *respHeaders) (status int, out int64, keep bool) {
+	wire.RemoveHopByHop(res.Header)
 	resp.apply(res.Header) // after: the node's Connection cannot name what portico sets
 	fc.announceTrailers(res)
 	bodyless := head || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified
@@ -139,12 +120,12 @@ func (fc *fastConn) relay(t *nodeTransport, nc *nodeConn, res *http.Response, he
 	var err error
 	eof := bodyless || res.Body == http.NoBody
 	var small []byte
-	if !eof && !chunked && res.ContentLength <= smallAnswer {
+	if !eof && !chunked && res.ContentLength <= upstream.SmallAnswer {
 		buf := fc.sl.srv.buffers.Get()
 		defer fc.sl.srv.buffers.Put(buf)
 		small = buf[:res.ContentLength]
 		if _, err = io.ReadFull(res.Body, small); err != nil {
-			nc.c.Close()
+			nc.NetConn.Close()
 			fc.abort = true
 			return res.StatusCode, 0, false
 		}
@@ -194,7 +175,7 @@ func (fc *fastConn) announceTrailers(res *http.Response) {
 // writeHead writes a status line and header fields to the client, with a
 // Date when the node sent none, as net/http's server adds.
 func (fc *fastConn) writeHead(code int, hdr http.Header, close bool) {
-	b := appendStatusLine(fc.out[:0], code)
+	b := wire.AppendStatusLine(fc.out[:0], code)
 	for k, vv := range hdr {
 		if code < 200 && (k == "Content-Length" || k == "Transfer-Encoding") {
 			continue // an informational response has no body (net/http drops both)
@@ -207,7 +188,7 @@ func (fc *fastConn) writeHead(code int, hdr http.Header, close bool) {
 		}
 	}
 	if _, ok := hdr["Date"]; !ok && code >= 200 {
-		b = fc.appendDate(b)
+		b = fc.sl.srv.date.AppendField(b, fc.start)
 	}
 	if close {
 		b = append(b, "Connection: close\r\n"...)
@@ -282,7 +263,7 @@ func (fc *fastConn) fail(st *reqState, err error) (status int, out int64, keep b
 	body := st.lr.ownAnswer(hdr, status, msg)
 	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	fc.writeHead(status, hdr, fc.closeAfterAnswer())
-	if fc.h.method[0] != 'H' {
+	if fc.h.Method[0] != 'H' {
 		fc.bw.WriteString(body)
 		out = int64(len(body))
 	}

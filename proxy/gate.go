@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portico-lb/portico/proxy/h2"
 )
 
 // slot owns one listening socket for the process lifetime (or until a reload
@@ -42,7 +44,7 @@ type frontend struct {
 	http *http.Server
 	ln   *chanListener
 	fast *fastConns
-	h2   *h2Conns
+	h2   *h2.Conns
 	done chan struct{} // closed when Serve returned
 }
 
@@ -290,7 +292,7 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 // newFrontend builds the http.Server for a listener's settings.
 func (s *slot) newFrontend(lr *listenerRuntime) *frontend {
 	key := frontendKey{lr.cfg.ReadHeaderTimeout, lr.cfg.IdleTimeout, lr.cfg.MaxHeaderBytes}
-	f := &frontend{key: key, ln: newChanListener(s.ln.Addr()), fast: newFastConns(), h2: newH2Conns(), done: make(chan struct{})}
+	f := &frontend{key: key, ln: newChanListener(s.ln.Addr()), fast: newFastConns(), h2: h2.NewConns(), done: make(chan struct{})}
 	hs := &http.Server{
 		Handler:           &httpHandler{slot: s},
 		ReadHeaderTimeout: key.readHeader,
@@ -326,7 +328,7 @@ func (f *frontend) stop(ctx context.Context) {
 	h2Done := make(chan struct{})
 	go func() {
 		defer close(h2Done)
-		f.h2.stop(ctx)
+		f.h2.Stop(ctx)
 	}()
 	if err := f.http.Shutdown(ctx); err != nil {
 		f.http.Close()

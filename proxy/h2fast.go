@@ -9,7 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico-lb/portico/accesslog"
 	"github.com/portico-lb/portico/proxy/filter"
+	"github.com/portico-lb/portico/proxy/h2"
+	"github.com/portico-lb/portico/proxy/internal/upstream"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // The HTTP/2 fast path. A bodiless GET or HEAD stream that the HTTP/1.1
@@ -17,7 +21,7 @@ import (
 // ReverseProxy's judgement) goes to a node the same way: its request
 // head written straight from the stream's fields to a kept-alive node
 // connection (nodeCall), and the answer relayed into the stream's
-// writer, the node's field lines as they came when parseRespHead takes
+// writer, the node's field lines as they came when wire.ParseRespHead takes
 // them. This skips ReverseProxy's second request and header map, its
 // hop-by-hop scans and net/http's request writer and response reader.
 // Anything else is served by httpHandler; a differential test holds the
@@ -27,6 +31,7 @@ import (
 type h2Fast struct {
 	nodeCall
 	rs reqState
+	w  *h2.Writer // the stream's
 	// unwatch ends the tie between the node connection in use and the
 	// stream (bindNode)
 	unwatch func() bool
@@ -36,9 +41,9 @@ type h2Fast struct {
 // before the exchange does (the client reset it, portico reset it after
 // a stream error or a stall, the connection closed), the node
 // connection is closed, which ends the node's work on it at once.
-func (fp *h2Fast) bindNode(nc *nodeConn) {
+func (fp *h2Fast) bindNode(nc *upstream.Conn) {
 	fp.release()
-	fp.unwatch = context.AfterFunc(fp.ctx, func() { nc.c.Close() })
+	fp.unwatch = context.AfterFunc(fp.ctx, func() { nc.NetConn.Close() })
 }
 
 // release unties the node connection from the stream before it goes
@@ -55,8 +60,8 @@ func (fp *h2Fast) release() bool {
 
 // serveH2Fast serves st and reports true, or reports false having done
 // nothing, when the stream must go to httpHandler.
-func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
-	r := st.req
+func (s *slot) serveH2Fast(st *h2.Stream, cc *clientConn) bool {
+	r := st.Request()
 	head := r.Method == http.MethodHead
 	if !head && r.Method != http.MethodGet || r.Body != http.NoBody || r.Trailer != nil || cc == nil {
 		return false
@@ -68,7 +73,7 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 		return false // the handler merges a trusted proxy's forwarding fields
 	}
 	for k := range r.Header {
-		if fastHandOff(k) {
+		if wire.HandOffField(k) {
 			// as on HTTP/1.1; the connection-specific fields never get
 			// this far
 			return false
@@ -82,29 +87,32 @@ func (s *slot) serveH2Fast(st *h2Stream, cc *clientConn) bool {
 
 	s.srv.h2FastServed.Add(1)
 	// portico relays the node's Content-Type or none (statusWriter)
-	st.w.noSniff = true
-	fp := &st.fast
+	w := st.Writer()
+	w.NoSniff()
+	fp := s.srv.getH2Fast()
+	defer s.srv.putH2Fast(fp)
+	fp.w = w
 	rs := &fp.rs
 	*rs = reqState{lr: lr, cc: cc, client: peer, canonical: canonical}
 	rs.nodeTry.reset()
 	chooseRequestID(&rs.id, s.srv.ids, false, nil) // a trusted peer never gets here
 	fp.srv = s.srv
-	fp.info = st.w.relayInformational
+	fp.info = fp.relayInformational
 	fp.ctx = r.Context()
 	fp.bind = fp.bindNode
 	fp.host = r.Host
 	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer, &rs.id)
-	status, out := s.h2Exchange(fp, &st.w, head)
+	status, out := s.h2Exchange(fp, head)
 	fp.release()
-	s.srv.observe(lr, rs, reqLine{method: r.Method, host: r.Host, path: canonical, proto: r.Proto,
-		userAgent: firstValue(r.Header["User-Agent"])}, status, 0, out, start)
+	s.srv.observe(lr, rs, accesslog.Line{Method: r.Method, Host: r.Host, Path: canonical, Proto: r.Proto,
+		UserAgent: firstValue(r.Header["User-Agent"])}, status, 0, out, start)
 	return true
 }
 
 // appendH2NodeRequest writes the request head a node receives for an
 // HTTP/2 stream: what st.rewrite and net/http's request writer make of
 // it on the httpHandler path.
-func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonical, query string, client netip.Addr, id *requestID) []byte {
+func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonical, query string, client netip.Addr, id *accesslog.RequestID) []byte {
 	b = append(b, r.Method...)
 	b = append(b, ' ')
 	b = append(b, filter.Escape(canonical)...)
@@ -116,7 +124,7 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
 	for k, vv := range r.Header {
-		if k == "Host" || isIdentityField(k) {
+		if k == "Host" || wire.IsIdentityField(k) {
 			continue // Host: r.Host alone, as net/http's request writer
 		}
 		for _, v := range vv {
@@ -134,74 +142,76 @@ func appendH2NodeRequest(b []byte, r *http.Request, lr *listenerRuntime, canonic
 
 // h2Exchange sends fp.req to the pool's nodes until one answers, as the
 // retrier does for a replayable request, and relays the answer into w.
-func (s *slot) h2Exchange(fp *h2Fast, w *h2Writer, head bool) (status int, out int64) {
-	rs := &fp.rs
+func (s *slot) h2Exchange(fp *h2Fast, head bool) (status int, out int64) {
+	rs, w := &fp.rs, fp.w
 	p := rs.lr.pool
 	nc, res, err := fp.call(p, &rs.nodeTry, head)
 	switch {
 	case err != nil:
 		return h2Fail(s.srv, w, rs, err, head)
 	case res == nil:
-		fp.rh.lines = rs.lr.resp.applyLines(fp.rh.lines)
-		return w.relaySimple(p.fast, nc, &fp.rh, head)
+		fp.rh.Lines = rs.lr.resp.applyLines(fp.rh.Lines)
+		return fp.relaySimple(p.fast, nc, &fp.rh, head)
 	}
-	return w.relay(s.srv, p.fast, nc, res, rs.lr.resp)
+	return fp.relay(s.srv, p.fast, nc, res, rs.lr.resp)
 }
 
-// relaySimple relays an answer parseRespHead took: its field lines as
+// relaySimple relays an answer wire.ParseRespHead took: its field lines as
 // they came, then Content-Length body bytes.
-func (w *h2Writer) relaySimple(t *nodeTransport, nc *nodeConn, rh *respHead, head bool) (int, int64) {
-	w.status, w.wroteHeader, w.declared = rh.code, true, rh.length
-	w.lines, w.linesDate = rh.lines, rh.hasDate
-	nc.br.Discard(rh.size)
-	body := rh.length
+func (fp *h2Fast) relaySimple(t *upstream.Transport, nc *upstream.Conn, rh *wire.RespHead, head bool) (int, int64) {
+	w := fp.w
+	w.RelayHead(rh.Code, rh.Length, rh.Lines, rh.HasDate)
+	nc.Reader.Discard(rh.Size)
+	body := rh.Length
 	if head || body < 0 {
 		body = 0
 	}
-	if body <= smallAnswer {
-		return w.relayOwned(t, nc, rh, int(body))
+	if body <= upstream.SmallAnswer {
+		return fp.relayOwned(t, nc, rh, int(body))
 	}
 	// The lines point into the node's read buffer, which the body is
 	// about to refill: they are copied.
-	w.lines, _ = ownLines(rh.lines, 0)
-	out, err := copyN(w, nc.br, body)
+	lines, _ := ownLines(rh.Lines, 0)
+	w.SetLines(lines)
+	out, err := copyN(w, nc.Reader, body)
 	// The node's answer is all read (what is left of it is in w): the
 	// connection goes back before the stream's last frame, which ends
 	// the stream's context.
-	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.close)
+	releaseNode(t, nc, fp.release() && err == nil && !rh.Close)
 	if err == nil {
-		err = w.finish()
+		err = w.Finish()
 	}
-	w.lines = nil
+	w.SetLines(nil)
 	if err != nil {
-		w.abort = true
+		w.Abort()
 	}
-	return rh.code, out
+	return rh.Code, out
 }
 
 // relayOwned reads a small answer's body, releases the node connection,
 // then answers the client from a copy.
-func (w *h2Writer) relayOwned(t *nodeTransport, nc *nodeConn, rh *respHead, body int) (int, int64) {
-	lines, own := ownLines(rh.lines, body)
-	_, err := io.ReadFull(nc.br, own)
-	releaseNode(t, nc, w.st.fast.release() && err == nil && !rh.close)
+func (fp *h2Fast) relayOwned(t *upstream.Transport, nc *upstream.Conn, rh *wire.RespHead, body int) (int, int64) {
+	w := fp.w
+	lines, own := ownLines(rh.Lines, body)
+	_, err := io.ReadFull(nc.Reader, own)
+	releaseNode(t, nc, fp.release() && err == nil && !rh.Close)
 	if err != nil {
-		w.abort = true
-		return rh.code, 0
+		w.Abort()
+		return rh.Code, 0
 	}
-	w.lines = lines
+	w.SetLines(lines)
 	if len(own) > 0 {
 		_, err = w.Write(own)
 	}
 	if err == nil {
-		err = w.finish()
+		err = w.Finish()
 	}
-	w.lines = nil
+	w.SetLines(nil)
 	if err != nil {
-		w.abort = true
-		return rh.code, 0
+		w.Abort()
+		return rh.Code, 0
 	}
-	return rh.code, int64(len(own))
+	return rh.Code, int64(len(own))
 }
 
 // ownLines copies a node's field lines out of its read buffer, into one
@@ -223,8 +233,9 @@ func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
 // relay relays an answer http.ReadResponse read, as ReverseProxy does:
 // hop-by-hop fields dropped, trailers announced and relayed, a body of
 // unknown length flushed as it comes.
-func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.Response, resp *respHeaders) (int, int64) {
-	removeHopByHop(res.Header)
+func (fp *h2Fast) relay(srv *Server, t *upstream.Transport, nc *upstream.Conn, res *http.Response, resp *respHeaders) (int, int64) {
+	w := fp.w
+	wire.RemoveHopByHop(res.Header)
 	resp.apply(res.Header) // after: the node's Connection cannot name what portico sets
 	hdr := w.Header()
 	for k, vv := range res.Header {
@@ -265,14 +276,14 @@ func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.
 			break
 		}
 	}
-	if w.st.fast.release() && err == nil && !res.Close {
+	if fp.release() && err == nil && !res.Close {
 		res.Body.Close() // at EOF: reads nothing, and fills res.Trailer
-		t.put(nc)
+		t.Put(nc)
 	} else {
-		nc.c.Close()
+		nc.NetConn.Close()
 	}
 	if err != nil {
-		w.abort = true
+		w.Abort()
 	}
 	if len(res.Trailer) == announced {
 		for k, vv := range res.Trailer {
@@ -287,13 +298,13 @@ func (w *h2Writer) relay(srv *Server, t *nodeTransport, nc *nodeConn, res *http.
 }
 
 // relayInformational passes a node's 1xx answer on, as ReverseProxy does.
-func (w *h2Writer) relayInformational(res *http.Response) error {
-	w.informationalFields(res.StatusCode, res.Header)
+func (fp *h2Fast) relayInformational(res *http.Response) error {
+	fp.w.Informational(res.StatusCode, res.Header)
 	return nil
 }
 
 // h2Fail answers a request no node answered, as proxyError does.
-func h2Fail(srv *Server, w *h2Writer, rs *reqState, err error, head bool) (int, int64) {
+func h2Fail(srv *Server, w *h2.Writer, rs *reqState, err error, head bool) (int, int64) {
 	status, msg := failure(srv, rs, err)
 	body := rs.lr.ownAnswer(w.Header(), status, msg)
 	w.WriteHeader(status)
@@ -302,4 +313,22 @@ func h2Fail(srv *Server, w *h2Writer, rs *reqState, err error, head bool) (int, 
 		return status, 0
 	}
 	return status, int64(len(body))
+}
+
+// getH2Fast returns a stream's fast-path state, ready for use.
+func (s *Server) getH2Fast() *h2Fast {
+	if fp, ok := s.h2Fasts.Get().(*h2Fast); ok {
+		return fp
+	}
+	return new(h2Fast)
+}
+
+// putH2Fast takes back a stream's fast-path state once the stream is
+// answered. Only the request buffer is kept: nothing of one stream (its
+// context, its runtime, a node's lines) outlives it.
+func (s *Server) putH2Fast(fp *h2Fast) {
+	req := fp.req[:0]
+	*fp = h2Fast{}
+	fp.req = req
+	s.h2Fasts.Put(fp)
 }

@@ -298,9 +298,9 @@ func TestH2FastPathTrimsFieldValues(t *testing.T) {
 	for _, fastOff := range []bool{false, true} {
 		addr, s := startH2DiffServer(t, ln.Addr().String(), Options{}, fastOff)
 		cl := h2tTLSDial(t, addr)
-		cl.headers(1, true, ":method", "GET", ":scheme", "https", ":authority", "diff.test", ":path", "/",
+		cl.Headers(1, true, ":method", "GET", ":scheme", "https", ":authority", "diff.test", ":path", "/",
 			"x-pad", "  padded\t ", "x-pad", "\tx y")
-		if r := cl.response(1); r.status != "200" {
+		if r := cl.Response(1); r.Status != "200" {
 			t.Fatalf("%+v", r)
 		}
 		if fast := s.h2FastServed.Load() == 1; fast == fastOff {

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+
+	"github.com/portico-lb/portico/proxy/h2/h2test"
 )
 
 // h2tNode is a node for the HTTP/2 fast path's tests: it counts its
@@ -101,22 +102,15 @@ func (n *h2tNode) serve(c net.Conn) {
 	}
 }
 
-// h2tTLSDial is h2tDial over TLS with ALPN h2, as portico's listeners
+// h2tTLSDial is h2test.Dial over TLS with ALPN h2, as portico's listeners
 // take HTTP/2.
-func h2tTLSDial(t *testing.T, addr string, settings ...http2.Setting) *h2tClient {
+func h2tTLSDial(t *testing.T, addr string, settings ...http2.Setting) *h2test.Client {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	cl := &h2tClient{t: t, c: c, fr: http2.NewFramer(c, c)}
-	cl.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	cl.enc = hpack.NewEncoder(&cl.hbuf)
-	io.WriteString(c, http2.ClientPreface)
-	cl.fr.WriteSettings(settings...)
-	return cl
+	return h2test.Start(t, c, settings...)
 }
 
 // A small answer the client cannot take yet (a zero window) no longer
@@ -130,10 +124,10 @@ func TestH2FastSmallAnswerReleasesNodeConn(t *testing.T) {
 	addr, s := startH2DiffServer(t, node.addr(), Options{}, false)
 	cl := h2tTLSDial(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	for _, id := range []uint32{1, 3} {
-		cl.headers(id, true, ":method", "GET", ":scheme", "https", ":authority", "diff.test", ":path", "/a")
+		cl.Headers(id, true, ":method", "GET", ":scheme", "https", ":authority", "diff.test", ":path", "/a")
 		// HEADERS leave without a window; the body waits for one
 		for {
-			f, err := cl.next()
+			f, err := cl.Next()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,8 +142,8 @@ func TestH2FastSmallAnswerReleasesNodeConn(t *testing.T) {
 	if n := node.conns.Load(); n != 1 {
 		t.Fatalf("%d node connections for two small answers, one at a time", n)
 	}
-	cl.fr.WriteWindowUpdate(1, 100)
-	if r := cl.response(1); string(r.body) != "small" {
+	cl.Framer.WriteWindowUpdate(1, 100)
+	if r := cl.Response(1); string(r.Body) != "small" {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -162,21 +156,21 @@ func TestH2FastResetCancelsNodeRequest(t *testing.T) {
 	t.Parallel()
 	node := startH2tNode(t, func(r *http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" })
 	addr, _ := startH2DiffServer(t, node.addr(), Options{}, false)
-	hold := func(cl *h2tClient, id uint32) {
+	hold := func(cl *h2test.Client, id uint32) {
 		t.Helper()
-		cl.headers(id, true, ":method", "GET", ":scheme", "https", ":authority", "diff.test", ":path", "/hold")
+		cl.Headers(id, true, ":method", "GET", ":scheme", "https", ":authority", "diff.test", ":path", "/hold")
 		select {
 		case <-node.held:
 		case <-time.After(10 * time.Second):
 			t.Fatal("the request did not reach the node")
 		}
 	}
-	for name, end := range map[string]func(cl *h2tClient, id uint32){
-		"client reset": func(cl *h2tClient, id uint32) { cl.fr.WriteRSTStream(id, http2.ErrCodeCancel) },
-		"portico reset": func(cl *h2tClient, id uint32) {
-			cl.fr.WriteWindowUpdate(id, 1<<31-1) // past the largest window: a stream error
+	for name, end := range map[string]func(cl *h2test.Client, id uint32){
+		"client reset": func(cl *h2test.Client, id uint32) { cl.Framer.WriteRSTStream(id, http2.ErrCodeCancel) },
+		"portico reset": func(cl *h2test.Client, id uint32) {
+			cl.Framer.WriteWindowUpdate(id, 1<<31-1) // past the largest window: a stream error
 		},
-		"connection closed": func(cl *h2tClient, id uint32) { cl.c.Close() },
+		"connection closed": func(cl *h2test.Client, id uint32) { cl.Conn.Close() },
 	} {
 		cl := h2tTLSDial(t, addr)
 		hold(cl, 1)
@@ -214,10 +208,10 @@ func TestNoHostRefusedOnEveryFront(t *testing.T) {
 	for _, fastOff := range []bool{false, true} {
 		addr, _ := startH2DiffServer(t, node.addr(), Options{}, fastOff)
 		cl := h2tTLSDial(t, addr)
-		cl.headers(1, true, ":method", "GET", ":scheme", "https", ":path", "/")
-		cl.headers(3, true, ":method", "GET", ":scheme", "https", ":authority", "", ":path", "/", "host", "")
+		cl.Headers(1, true, ":method", "GET", ":scheme", "https", ":path", "/")
+		cl.Headers(3, true, ":method", "GET", ":scheme", "https", ":authority", "", ":path", "/", "host", "")
 		for _, id := range []uint32{1, 3} {
-			if r := cl.response(id); r.rst == nil || r.rst.ErrCode != http2.ErrCodeProtocol {
+			if r := cl.Response(id); r.RST == nil || r.RST.ErrCode != http2.ErrCodeProtocol {
 				t.Fatalf("fast path off %v, stream %d: %+v", fastOff, id, r)
 			}
 		}

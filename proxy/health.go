@@ -5,6 +5,7 @@ import (
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // newChecker adapts a pool's health settings to a healthcheck.Checker. The
@@ -65,7 +66,7 @@ func checkTLS(pc *config.Pool) *tls.Config {
 		cert = t.Certificate
 		name = t.ServerName
 	}
-	c := nodeTLSConfig(roots, cert, skip)
+	c := upstream.TLSConfig(roots, cert, skip)
 	if h.Host == "" {
 		c.ServerName = name
 	}

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portico-lb/portico/proxy/filter"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-lb/portico/accesslog"
+	"github.com/portico-lb/portico/proxy/filter"
 )
 
 // reqState travels with one proxied request through the ReverseProxy hooks,
@@ -25,11 +27,11 @@ type reqState struct {
 	trusted   bool // the peer is a trusted proxy
 	canonical string
 	ws        bool
-	tun       *tunnel
+	tun       *liveTunnel
 	nodeTry
 	errKind string
 	body    *bodyWatch // an HTTP/1 request body on its way to a node
-	id      requestID
+	id      accesslog.RequestID
 	// reason and rule say why admission denied the request: the
 	// Admission's Reason and, for "rule" and "rate-limit", its
 	// Decision.Rule
@@ -81,7 +83,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.metrics.limitedBy(lr.cfg.Name, strconv.Itoa(st.rule))
 		}
 		s.log.Debug("request denied", "listener", lr.cfg.Name, "client", st.client.String(),
-			"method", r.Method, "host", r.Host, "uri", truncate(r.RequestURI, 256), "reason", reason,
+			"method", r.Method, "host", r.Host, "uri", accesslog.Truncate(r.RequestURI, 256), "reason", reason,
 			"status", sw.status, "request_id", st.id.String())
 	}
 	s.observeRequest(lr, st, r, sw, start)
@@ -108,8 +110,8 @@ func (h *httpHandler) admit(w *statusWriter, r *http.Request, st *reqState) stri
 			// h2c and any other protocol switch could tunnel past the rules:
 			// the request is served as a plain request instead.
 			h.slot.srv.log.Info("upgrade refused", "listener", lr.cfg.Name, "client", st.client.String(),
-				"method", r.Method, "host", r.Host, "uri", truncate(r.RequestURI, 256),
-				"upgrade", truncate(strings.Join(up, ", "), 128), "reason", "upgrade")
+				"method", r.Method, "host", r.Host, "uri", accesslog.Truncate(r.RequestURI, 256),
+				"upgrade", accesslog.Truncate(strings.Join(up, ", "), 128), "reason", "upgrade")
 			r.Header.Del("Upgrade")
 			r.Header.Del("HTTP2-Settings")
 			h.slot.srv.metrics.denied(lr.cfg.Name, "upgrade")
@@ -159,7 +161,7 @@ func (h *httpHandler) proxy(w *statusWriter, r *http.Request, st *reqState, star
 	ctx = httptrace.WithClientTrace(ctx, &st.trace)
 	r = r.WithContext(ctx)
 	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
-		// HTTP/2 streams have their own stall limits (h2stall.go)
+		// HTTP/2 streams have their own stall limits (package h2, h2stall.go)
 		st.body = watchBody(w, r.Body, h.slot.srv.progressLimit(st.lr.cfg.IdleTimeout))
 		defer st.body.stop()
 		r.Body = st.body
@@ -271,13 +273,6 @@ func nodeName(n *Node) string {
 		return ""
 	}
 	return n.name
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 // statusWriter records the status and body size for logs and metrics. It

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"syscall"
+
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // What a failed exchange with a node says, for the retry decision, the
@@ -75,7 +77,7 @@ func (s *Server) observeNode(n *Node, err error) nodeFailure {
 		if n.check.Disabled {
 			break
 		}
-		if tr, changed := n.health.ObservePassive(shortErr(err), n.check.Fall); changed {
+		if tr, changed := n.health.ObservePassive(upstream.ShortErr(err), n.check.Fall); changed {
 			s.transition(n, tr)
 		}
 	case failLocal:
@@ -112,20 +114,6 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// shortErr is an error without the addresses net.OpError puts in front,
-// so repeated failures read (and are rate-limited in the log) alike.
-func shortErr(err error) string {
-	var hs *tlsHandshakeError
-	if errors.As(err, &hs) {
-		return hs.Error()
-	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return op.Op + ": " + op.Err.Error()
-	}
-	return err.Error()
-}
-
 // failureStatus maps the error that ended a request's node loop to what
 // the client gets: 503 when no server is up or portico is out of its own
 // resources (both pass; the client should come back), 504 when a node did
@@ -150,5 +138,5 @@ func failureStatus(err error) (status int, msg, kind string) {
 // burst of the same failure into one line with a count.
 func (s *Server) logProxyError(st *reqState, err error) {
 	s.log.Warn("proxy error", "listener", st.lr.cfg.Name, "pool", st.lr.pool.cfg.Name,
-		"server", nodeName(st.node), "err", shortErr(err))
+		"server", nodeName(st.node), "err", upstream.ShortErr(err))
 }

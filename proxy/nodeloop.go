@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // nodeTry is one request's (or tcp connection's) walk over its pool's
@@ -122,19 +124,19 @@ func retryable(k nodeFailure, replay bool) bool {
 // call runs a fast-path request (bodiless GET or HEAD, always replayable)
 // through the node loop. It returns the node connection and the answer:
 // res is nil when fc.rh holds a plain head read in place.
-func (fc *nodeCall) call(p *pool, a *nodeTry, head bool) (*nodeConn, *http.Response, error) {
+func (fc *nodeCall) call(p *pool, a *nodeTry, head bool) (*upstream.Conn, *http.Response, error) {
 	ctx := fc.srv.drain
 	if fc.ctx != nil {
 		ctx = fc.ctx
 	}
-	var nc *nodeConn
+	var nc *upstream.Conn
 	var res *http.Response
 	err := fc.srv.forEachNode(ctx, p, a, true, func(n *Node) error {
 		var err error
 		nc, res, err = fc.roundTrip(p.fast, n.addr, head, a)
 		if err == nil && res != nil {
 			if err = usableAnswer(res); err != nil {
-				nc.c.Close()
+				nc.NetConn.Close()
 			}
 		}
 		return err

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // pool is one runtime's view of a config pool: its nodes in file order and a
@@ -17,9 +18,9 @@ type pool struct {
 	cursor    atomic.Uint64
 	queue     *poolQueue             // requests waiting for a slot, shared across runtimes
 	transport *http.Transport        // keep-alive connections to this pool's servers
-	fast      *nodeTransport         // replayable bodiless requests (most of them)
+	fast      *upstream.Transport    // replayable bodiless requests (most of them)
 	rp        *httputil.ReverseProxy // all but websocket upgrades (upgrade.go)
-	tls       *nodeTLS               // nil = plain HTTP to the servers
+	tls       *upstream.TLS          // nil = plain HTTP to the servers
 	byName    *nameTransports        // with tls taking the server name from the Host
 }
 

@@ -30,7 +30,7 @@ type Node struct {
 	slots // admin state, max_conns and the requests and tunnels it holds (slots.go)
 
 	mu      sync.Mutex
-	tunnels map[*tunnel]struct{} // open tunnels, closed when the node is removed
+	tunnels map[*liveTunnel]struct{} // open tunnels, closed when the node is removed
 	retired bool
 }
 
@@ -50,31 +50,31 @@ func (n *Node) Up() bool { return n.health.Up() }
 
 // addTunnel registers an open tunnel; it reports false when the node has
 // already been retired, in which case the caller must not start the tunnel.
-func (n *Node) addTunnel(t *tunnel) bool {
+func (n *Node) addTunnel(t *liveTunnel) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.retired {
 		return false
 	}
 	if n.tunnels == nil {
-		n.tunnels = make(map[*tunnel]struct{})
+		n.tunnels = make(map[*liveTunnel]struct{})
 	}
 	n.tunnels[t] = struct{}{}
 	return true
 }
 
-func (n *Node) removeTunnel(t *tunnel) {
+func (n *Node) removeTunnel(t *liveTunnel) {
 	n.mu.Lock()
 	delete(n.tunnels, t)
 	n.mu.Unlock()
 }
 
 // retire marks the node removed and returns its open tunnels.
-func (n *Node) retire() []*tunnel {
+func (n *Node) retire() []*liveTunnel {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.retired = true
-	out := make([]*tunnel, 0, len(n.tunnels))
+	out := make([]*liveTunnel, 0, len(n.tunnels))
 	for t := range n.tunnels {
 		out = append(out, t)
 	}
@@ -171,7 +171,7 @@ func (r *registry) addrStillServed(pool, addr string) bool {
 func (n *Node) String() string { return fmt.Sprintf("%s/%s", n.pool, n.name) }
 
 // tunnelGraceTimer is split out for readability of the reload path.
-func closeTunnelsAfter(d time.Duration, ts []*tunnel, stop <-chan struct{}) {
+func closeTunnelsAfter(d time.Duration, ts []*liveTunnel, stop <-chan struct{}) {
 	if len(ts) == 0 {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
+	"github.com/portico-lb/portico/proxy/internal/upstream"
 )
 
 // runtime is everything derived from one Config. It is built completely,
@@ -69,12 +70,12 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 	for _, name := range cfg.PoolNames {
 		pc := cfg.Pools[name]
 		p := &pool{cfg: pc, nodes: s.reg.nodesFor(pc), queue: s.reg.queueFor(name)}
-		p.tls = newNodeTLS(pc.TLS)
+		p.tls = upstream.NewTLS(pc.TLS)
 		p.transport = newTransport(pc, p.tls, "")
-		if p.tls != nil && p.tls.fixed == "" {
+		if p.tls != nil && p.tls.NameFromRequest() {
 			p.byName = &nameTransports{pc: pc, tls: p.tls, m: map[string]*http.Transport{}}
 		}
-		p.fast = newNodeTransport(pc.ConnectTimeout, pc.ResponseTimeout, p.tls)
+		p.fast = upstream.NewTransport(pc.ConnectTimeout, pc.ResponseTimeout, p.tls)
 		p.rp = s.newReverseProxy(p)
 		rt.pools[name] = p
 		if !pc.Health.Disabled {
@@ -98,10 +99,10 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 
 // newTransport builds the keep-alive HTTP client for a pool's requests that
 // the fast node transport does not take (those with a body, mostly). With
-// the pool's TLS, it connects through nodeTLS.handshake, as the node
+// the pool's TLS, it connects through upstream.TLS.Handshake, as the node
 // client does; host is the Host its requests carry (nameTransports), for the
 // server name when the pool takes it from the request.
-func newTransport(pc *config.Pool, nt *nodeTLS, host string) *http.Transport {
+func newTransport(pc *config.Pool, nt *upstream.TLS, host string) *http.Transport {
 	d := &net.Dialer{Timeout: pc.ConnectTimeout, KeepAlive: 30 * time.Second}
 	dial := d.DialContext
 	if nt != nil {
@@ -113,7 +114,7 @@ func newTransport(pc *config.Pool, nt *nodeTLS, host string) *http.Transport {
 			if err != nil {
 				return nil, err
 			}
-			return nt.handshake(ctx, c, nt.serverName(host, addr), pc.ConnectTimeout)
+			return nt.Handshake(ctx, c, nt.ServerName(host, addr), pc.ConnectTimeout)
 		}
 	}
 	return &http.Transport{
@@ -121,7 +122,7 @@ func newTransport(pc *config.Pool, nt *nodeTLS, host string) *http.Transport {
 		ResponseHeaderTimeout: pc.ResponseTimeout,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       nodeIdleTimeout, // as the fast node transport's
+		IdleConnTimeout:       upstream.IdleTimeout, // as the fast node transport's
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,
 		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},

@@ -13,8 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-lb/portico/accesslog"
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // Options are the process-level dependencies of a Server.
@@ -52,21 +55,22 @@ type Server struct {
 	reg     *registry
 	metrics *metrics
 	buffers *bufferPool
-	tunBufs *tunnelBufs
-	l4      *l4Set // the tunnel loops (tcp mode, websockets)
+	tunBufs *tunnel.Bufs
+	l4      *tunnel.Loops // the tunnel loops (tcp mode, websockets)
 	started time.Time
 
 	testWatch         *watchTest // tests: the client watch's delay and reads
 	fastOff           bool
 	h2FastOff         bool         // HTTP/2 streams all go to httpHandler (the differential test's reference)
 	h2FastServed      atomic.Int64 // streams the HTTP/2 fast path served
+	h2Fasts           sync.Pool    // *h2Fast: the HTTP/2 fast path's per-stream state
 	fastBufs          *fastBufs
-	fastGET, fastHEAD *http.Request // what ReadResponse needs of a request: the method
-	date              atomic.Pointer[dateLine]
+	fastGET, fastHEAD *http.Request  // what ReadResponse needs of a request: the method
+	date              wire.DateCache // the Date field of answers whose node sent none
 	// progressOverride, when set, replaces the client progress limit
 	// derived from idle_timeout (progress.go); tests shorten it
 	progressOverride time.Duration
-	ids              *requestIDs // fresh request ids (requestid.go)
+	ids              *accesslog.RequestIDs // fresh request ids
 
 	cur     atomic.Pointer[runtime]
 	conns   *connGate // the process-wide connection cap (conncap.go)
@@ -106,9 +110,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(), tunBufs: newTunnelBufs(),
+	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(), tunBufs: tunnel.NewBufs(),
 		slots: make(map[string]*slot), started: time.Now(), bgStop: make(chan struct{}),
-		fastOff: opts.NoFastPath, fastBufs: newFastBufs(), ids: newRequestIDs(),
+		fastOff: opts.NoFastPath, fastBufs: newFastBufs(), ids: accesslog.NewRequestIDs(),
 		fastGET: &http.Request{Method: http.MethodGet}, fastHEAD: &http.Request{Method: http.MethodHead}}
 	s.access.Store(opts.Access)
 	s.conns, s.process = newConnGate(), opts.Process
@@ -119,7 +123,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.clock == nil {
 		s.clock = time.Now
 	}
-	s.l4 = newL4Set(log, s.tunBufs)
+	s.l4 = tunnel.NewLoops(log, s.tunBufs)
 	s.drain, s.cancelDrain = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	s.gen = 1

@@ -63,7 +63,7 @@ func (s *Server) stop(ctx context.Context, keepTunnels bool) error {
 	case <-ended:
 	case <-time.After(goAwayWait + time.Second):
 	}
-	s.l4.stop() // after the websockets' close frames; ends what is left
+	s.l4.Stop() // after the websockets' close frames; ends what is left
 	close(s.bgStop)
 	s.stopCheckers()
 	if admin != nil && !keepTunnels {

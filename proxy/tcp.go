@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 
 // serveTCP relays one admitted tcp-mode connection to a server: pick a node
@@ -73,21 +75,21 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	outcome := "closed"
 	if w := tun.why(); w != "" && w != "done" {
 		outcome = w
-	} else if res.idle {
+	} else if res.Idle {
 		outcome = "idle"
-	} else if res.err != nil {
+	} else if res.Err != nil {
 		outcome = "error"
 	}
-	s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.name, outcome, res.up, res.down)
-	s.logTCP(lr, cc, node, outcome, res.up, res.down, start, connect, res.err)
+	s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.name, outcome, res.Up, res.Down)
+	s.logTCP(lr, cc, node, outcome, res.Up, res.Down, start, connect, res.Err)
 }
 
 // moveTCP copies both ways until the tunnel ends: on a tunnel loop when
 // both sides are plain sockets, else with a relay goroutine each way.
-func (s *Server) moveTCP(cc *clientConn, up net.Conn, tun *tunnel, idle time.Duration) l4Result {
-	if h := s.l4.adopt(cc.Conn, up, l4Opts{idle: idle}); h != nil {
+func (s *Server) moveTCP(cc *clientConn, up net.Conn, tun *liveTunnel, idle time.Duration) tunnel.Result {
+	if h := s.l4.Adopt(cc.Conn, up, tunnel.Opts{Idle: idle}); h != nil {
 		tun.add(h)
-		return h.wait()
+		return h.Wait()
 	}
 	type result struct {
 		n   int64
@@ -100,8 +102,8 @@ func (s *Server) moveTCP(cc *clientConn, up net.Conn, tun *tunnel, idle time.Dur
 	}()
 	down, derr := s.relay(cc, up, tun, idle)
 	r := <-upDone
-	return l4Result{up: r.n, down: down,
-		idle: isTimeout(derr) || isTimeout(r.err), err: errors.Join(derr, r.err)}
+	return tunnel.Result{Up: r.n, Down: down,
+		Idle: isTimeout(derr) || isTimeout(r.err), Err: errors.Join(derr, r.err)}
 }
 
 // writeProxyHeader sends the PROXY header for the client's connection:
@@ -121,17 +123,17 @@ func writeProxyHeader(up net.Conn, version string, cc *clientConn) error {
 
 // relay copies src to dst until EOF, then half-closes dst. A read
 // deadline of idle/2 lets the copy notice silence in both directions without
-// a goroutine per tunnel. From a plain socket the copy is a rawRelay; where
+// a goroutine per tunnel. From a plain socket the copy is a tunnel.RawRelay; where
 // bytes may wait above the socket (read past a PROXY header) it moves
 // chunks with ReadFrom, which splices between TCP sockets.
-func (s *Server) relay(dst, src net.Conn, tun *tunnel, idle time.Duration) (int64, error) {
+func (s *Server) relay(dst, src net.Conn, tun *liveTunnel, idle time.Duration) (int64, error) {
 	var total int64
-	out := unwrapTCP(dst)
-	r := newRawRelay(src, dst, s.tunBufs)
+	out, _ := tunnel.WriteEnd(dst)
+	r := tunnel.NewRawRelay(src, dst, s.tunBufs)
 	var rf io.ReaderFrom
 	var rsrc io.Reader
 	if r != nil {
-		r.seen = func([]byte) { tun.touch() }
+		r.Seen = func([]byte) { tun.touch() }
 	} else {
 		var ok bool
 		if rf, ok = out.(io.ReaderFrom); !ok {
@@ -146,7 +148,7 @@ func (s *Server) relay(dst, src net.Conn, tun *tunnel, idle time.Duration) (int6
 		var n int64
 		var err error
 		if r != nil {
-			n, err = r.run()
+			n, err = r.Run()
 		} else {
 			n, err = rf.ReadFrom(&io.LimitedReader{R: rsrc, N: 1 << 20})
 			if n > 0 {
@@ -180,23 +182,6 @@ type readerFromFunc func(io.Reader) (int64, error)
 
 func (f readerFromFunc) ReadFrom(r io.Reader) (int64, error) { return f(r) }
 
-// unwrapTCP returns the *net.TCPConn under our wrappers when writing to it
-// directly is equivalent, so the kernel can splice.
-func unwrapTCP(c net.Conn) net.Conn {
-	switch v := c.(type) {
-	case *clientConn:
-		if pc, ok := v.Conn.(*proxyproto.Conn); ok {
-			return pc.Raw()
-		}
-		return v.Conn
-	case *trackedConn:
-		return v.Conn
-	case *prefixConn:
-		return unwrapTCP(v.Conn) // it buffers reads only
-	}
-	return c
-}
-
 // readerOf returns what to read from: the raw socket when nothing is
 // buffered above it (splice-friendly), else the wrapper.
 func readerOf(c net.Conn) io.Reader {
@@ -210,7 +195,8 @@ func readerOf(c net.Conn) io.Reader {
 }
 
 func closeWrite(c net.Conn) {
-	if cw, ok := unwrapTCP(c).(interface{ CloseWrite() error }); ok {
+	w, _ := tunnel.WriteEnd(c)
+	if cw, ok := w.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 		return
 	}

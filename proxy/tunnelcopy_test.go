@@ -9,13 +9,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 
 // TestPump copies with a raw relay between TCP sockets and with a buffer
 // of its own where the source is not a socket, and stops at the source's end.
 func TestPump(t *testing.T) {
 	t.Parallel()
-	s := &Server{tunBufs: newTunnelBufs()}
+	s := &Server{tunBufs: tunnel.NewBufs()}
 	far, accepted := tcpPair(t)
 	near := &clientConn{Conn: accepted}
 	pipeIn, pipeOut := net.Pipe()
@@ -28,15 +30,15 @@ func TestPump(t *testing.T) {
 		{"socket", near, far, true},
 		{"pipe", &clientConn{Conn: pipeOut}, pipeIn, false},
 	} {
-		if got := newRawRelay(tc.src, tc.writeEnd, s.tunBufs) != nil; got != tc.raw {
+		if got := tunnel.NewRawRelay(tc.src, tc.writeEnd, s.tunBufs) != nil; got != tc.raw {
 			t.Fatalf("%s: raw relay %v, want %v", tc.name, got, tc.raw)
 		}
 		var sink bytes.Buffer
 		dst, dstEnd := net.Pipe()
 		done := make(chan int64, 1)
-		go func() { done <- s.pump(dst, tc.src, []byte("first ")) }()
+		go func() { done <- tunnel.Pump(dst, tc.src, []byte("first "), s.tunBufs) }()
 		go func() { io.Copy(&sink, dstEnd) }()
-		msg := strings.Repeat("x", 3*tunnelBufSize+17)
+		msg := strings.Repeat("x", 3*tunnel.BufSize+17)
 		if _, err := io.WriteString(tc.writeEnd, msg); err != nil {
 			t.Fatal(err)
 		}
@@ -60,13 +62,13 @@ func TestRawRelaySeesThroughHandOff(t *testing.T) {
 	t.Parallel()
 	c, _ := tcpPair(t)
 	cc := &clientConn{Conn: c}
-	bufs := newTunnelBufs()
-	if newRawRelay(&prefixConn{Conn: cc}, c, bufs) == nil {
+	bufs := tunnel.NewBufs()
+	if tunnel.NewRawRelay(&prefixConn{Conn: cc}, c, bufs) == nil {
 		t.Fatal("no raw relay for a handed-off connection with nothing buffered")
 	}
 	br := bufio.NewReader(strings.NewReader("early bytes"))
 	br.Peek(1)
-	if newRawRelay(&prefixConn{Conn: cc, br: br}, c, bufs) != nil {
+	if tunnel.NewRawRelay(&prefixConn{Conn: cc, br: br}, c, bufs) != nil {
 		t.Fatal("a raw relay would skip the bytes still buffered from the hand-off")
 	}
 }
@@ -107,19 +109,19 @@ func tcpPair(t testing.TB) (dialed, accepted net.Conn) {
 // size, so reads that fill the buffer are followed by another read.
 func TestRawRelayRoundTrips(t *testing.T) {
 	t.Parallel()
-	s := &Server{tunBufs: newTunnelBufs()}
+	s := &Server{tunBufs: tunnel.NewBufs()}
 	client, near := tcpPair(t)
 	far, node := tcpPair(t)
 	nearC := &clientConn{Conn: near}
 	farT := &trackedConn{Conn: far, tun: newTunnel(0, nil)}
-	if newRawRelay(nearC, farT, s.tunBufs) == nil || newRawRelay(farT, nearC, s.tunBufs) == nil {
+	if tunnel.NewRawRelay(nearC, farT, s.tunBufs) == nil || tunnel.NewRawRelay(farT, nearC, s.tunBufs) == nil {
 		t.Fatal("no raw relay between two TCP sockets")
 	}
 	up, down := make(chan int64, 1), make(chan int64, 1)
-	go func() { up <- s.pump(farT, nearC, nil); farT.Conn.(*net.TCPConn).CloseWrite() }()
-	go func() { down <- s.pump(nearC, farT, nil); nearC.Conn.(*net.TCPConn).CloseWrite() }()
+	go func() { up <- tunnel.Pump(farT, nearC, nil, s.tunBufs); farT.Conn.(*net.TCPConn).CloseWrite() }()
+	go func() { down <- tunnel.Pump(nearC, farT, nil, s.tunBufs); nearC.Conn.(*net.TCPConn).CloseWrite() }()
 
-	sizes := []int{1, 7, 100, tunnelBufSize - 1, tunnelBufSize, tunnelBufSize + 1, 3*tunnelBufSize + 5, 64}
+	sizes := []int{1, 7, 100, tunnel.BufSize - 1, tunnel.BufSize, tunnel.BufSize + 1, 3*tunnel.BufSize + 5, 64}
 	var sent, back int64
 	for round := range 1500 {
 		size := sizes[round%len(sizes)]
@@ -177,7 +179,7 @@ func TestRawRelayRoundTrips(t *testing.T) {
 // tunnel, as they do through the wrappers' own Read and Write.
 func TestRawRelayRecordsActivity(t *testing.T) {
 	t.Parallel()
-	s := &Server{tunBufs: newTunnelBufs()}
+	s := &Server{tunBufs: tunnel.NewBufs()}
 	for _, side := range []string{"source", "destination"} {
 		client, near := tcpPair(t)
 		far, node := tcpPair(t)
@@ -188,7 +190,7 @@ func TestRawRelayRecordsActivity(t *testing.T) {
 		}
 		tun.last.Store(0)
 		done := make(chan int64, 1)
-		go func() { done <- s.pump(dst, src, nil) }()
+		go func() { done <- tunnel.Pump(dst, src, nil, s.tunBufs) }()
 		if _, err := io.WriteString(client, "one way"); err != nil {
 			t.Fatal(err)
 		}
@@ -216,15 +218,15 @@ type hiddenConn struct{ net.Conn }
 func BenchmarkTunnelRoundTrip(b *testing.B) {
 	for _, mode := range []string{"raw", "read"} {
 		b.Run(mode, func(b *testing.B) {
-			s := &Server{tunBufs: newTunnelBufs()}
+			s := &Server{tunBufs: tunnel.NewBufs()}
 			client, near := tcpPair(b)
 			far, node := tcpPair(b)
 			var nearC, farC net.Conn = near, far
 			if mode == "read" {
 				nearC, farC = hiddenConn{near}, hiddenConn{far}
 			}
-			go s.pump(farC, nearC, nil)
-			go s.pump(nearC, farC, nil)
+			go tunnel.Pump(farC, nearC, nil, s.tunBufs)
+			go tunnel.Pump(nearC, farC, nil, s.tunBufs)
 			go io.Copy(node, node) // the node echoes
 			msg := bytes.Repeat([]byte{'m'}, 64)
 			got := make([]byte, len(msg))
@@ -250,8 +252,8 @@ func BenchmarkTunnelRoundTrip(b *testing.B) {
 // when a short read was taken for a drained socket.
 func TestRawRelaySeesFINAfterShortRead(t *testing.T) {
 	t.Parallel()
-	s := &Server{tunBufs: newTunnelBufs()}
-	for _, size := range []int{10, tunnelBufSize + 10, 3*tunnelBufSize + 17} {
+	s := &Server{tunBufs: tunnel.NewBufs()}
+	for _, size := range []int{10, tunnel.BufSize + 10, 3*tunnel.BufSize + 17} {
 		writeEnd, src := tcpPair(t)
 		msg := bytes.Repeat([]byte{'f'}, size)
 		// The bytes and the FIN arrive while the socket is being waited
@@ -299,7 +301,7 @@ func TestRawRelaySeesFINAfterShortRead(t *testing.T) {
 		copied := make(chan struct{})
 		go func() { io.Copy(&sink, dstEnd); close(copied) }()
 		done := make(chan int64, 1)
-		go func() { done <- s.pump(dst, &clientConn{Conn: src}, nil) }()
+		go func() { done <- tunnel.Pump(dst, &clientConn{Conn: src}, nil, s.tunBufs) }()
 		select {
 		case n := <-done:
 			if n != int64(size) {

@@ -11,8 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portico-lb/portico/proxy/filter"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-lb/portico/accesslog"
+	"github.com/portico-lb/portico/proxy/filter"
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
+	"github.com/portico-lb/portico/proxy/internal/upstream"
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 // Websocket upgrades are proxied here, not through httputil.ReverseProxy.
@@ -27,10 +32,10 @@ import (
 // parser ((*http.Request).Write, http.ReadResponse), hands
 // the bytes already buffered on either side to the other, and returns:
 // what stays is the two connections. Between plain TCP sockets a tunnel
-// loop moves the bytes (l4loop_linux.go), and one goroutine waits for the
+// loop moves the bytes (package tunnel), and one goroutine waits for the
 // end to log it; otherwise (TLS, bytes buffered above a socket) two copy
 // goroutines do, borrowing their buffers only while bytes move where they
-// can (tunnelcopy.go). Every other request stays on ReverseProxy.
+// can (tunnel.Pump). Every other request stays on ReverseProxy.
 
 // handshakeBufSize is the node side's buffered writer and reader during
 // the handshake; both are garbage once the tunnel runs.
@@ -110,9 +115,9 @@ func (h *httpHandler) serveUpgrade(w *statusWriter, r *http.Request, st *reqStat
 type wsTunnel struct {
 	s         *Server
 	st        *reqState // for the access log; holds no response writer
-	line      reqLine
+	line      accesslog.Line
 	start     time.Time
-	tun       *tunnel
+	tun       *liveTunnel
 	stopDrain func() bool
 	client    net.Conn // the hijacked connection (a *tls.Conn on https listeners)
 	up        *trackedConn
@@ -167,21 +172,21 @@ func (t *wsTunnel) run(head []byte, headLen int, early []byte) {
 			t.end(sentUp, max(sent-int64(headLen), 0))
 			return
 		}
-		if h := t.s.l4.adopt(cs, us, l4Opts{whole: true, touch: &t.tun.last, ws: t.up.ws}); h != nil {
+		if h := t.s.l4.Adopt(cs, us, tunnel.Opts{Whole: true, Touch: &t.tun.last, WS: t.up.ws}); h != nil {
 			t.tun.add(h)
 			t.up.loop.Store(h)
-			if t.up.ws.going.Load() { // a go-away the loop could not hear yet
-				h.goAway()
+			if t.up.ws.Going.Load() { // a go-away the loop could not hear yet
+				h.GoAway()
 			}
-			r := h.wait()
+			r := h.Wait()
 			t.closeConns()
-			t.end(sentUp+r.up, max(sent+r.down-int64(headLen), 0))
+			t.end(sentUp+r.Up, max(sent+r.Down-int64(headLen), 0))
 			return
 		}
 	}
 	in := make(chan int64, 1)
 	go t.copyUp(early, in)
-	out := sent + t.s.pump(t.client, t.up, head) - int64(headLen)
+	out := sent + tunnel.Pump(t.client, t.up, head, t.s.tunBufs) - int64(headLen)
 	t.closeConns()
 	t.end(sentUp+<-in, max(out, 0))
 }
@@ -192,8 +197,8 @@ func (t *wsTunnel) run(head []byte, headLen int, early []byte) {
 // going-away close frame is still placed between two of the node's
 // frames.
 func (t *wsTunnel) loopSockets() (client, node *net.TCPConn) {
-	cs, _ := rawSource(t.client)
-	us, _ := rawSource(t.up)
+	cs, _, _ := tunnel.ReadEnd(t.client)
+	us, _, _ := tunnel.ReadEnd(t.up)
 	if cs == nil || us == nil || t.up.ws == nil {
 		return nil, nil
 	}
@@ -201,7 +206,7 @@ func (t *wsTunnel) loopSockets() (client, node *net.TCPConn) {
 }
 
 func (t *wsTunnel) copyUp(early []byte, in chan<- int64) {
-	n := t.s.pump(t.up, t.client, early)
+	n := tunnel.Pump(t.up, t.client, early, t.s.tunBufs)
 	t.closeConns()
 	in <- n
 }
@@ -247,12 +252,12 @@ func (h *httpHandler) handshake(w http.ResponseWriter, r *http.Request, st *reqS
 		if p.tls != nil {
 			// a *tls.Conn has no raw socket for the tunnel loop:
 			// loopSockets sends such a tunnel to the copy goroutines
-			if c, err = p.tls.handshake(ctx, c, p.tls.serverName(r.Host, n.addr), p.cfg.ConnectTimeout); err != nil {
+			if c, err = p.tls.Handshake(ctx, c, p.tls.ServerName(r.Host, n.addr), p.cfg.ConnectTimeout); err != nil {
 				return err
 			}
 		}
 		st.nodeTry.gotConn()
-		up = &trackedConn{Conn: c, tun: st.tun, ws: newWSFramer()}
+		up = &trackedConn{Conn: c, tun: st.tun, ws: tunnel.NewWSFramer()}
 		st.tun.add(up)
 		st.tun.setUpstream(up)
 		out.URL.Host = n.addr
@@ -281,7 +286,7 @@ func upgradeRequest(r *http.Request, st *reqState) *http.Request {
 		out.Body = nil
 	}
 	h := out.Header
-	removeHopByHop(h)
+	wire.RemoveHopByHop(h)
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		h["Te"] = []string{"trailers"}
 	}
@@ -318,9 +323,9 @@ func exchangeHead(w http.ResponseWriter, c net.Conn, out *http.Request, timeout 
 	if timeout > 0 {
 		c.SetReadDeadline(time.Now().Add(timeout))
 	}
-	lr := &limitReader{r: c}
+	lr := &upstream.LimitReader{R: c}
 	br := bufio.NewReaderSize(lr, handshakeBufSize)
-	res, err := readFinalResponse(br, lr, out, func(res *http.Response) error {
+	res, err := upstream.ReadFinalResponse(br, lr, out, func(res *http.Response) error {
 		wh := w.Header()
 		for k, vv := range res.Header {
 			wh[k] = vv
@@ -364,7 +369,7 @@ func switchHead(res *http.Response, br *bufio.Reader) (head []byte, headLen int)
 // server's buffers, flushed as it comes when its length is unknown, and
 // trailers passed on.
 func (s *Server) relayResponse(w *statusWriter, res *http.Response) error {
-	removeHopByHop(res.Header)
+	wire.RemoveHopByHop(res.Header)
 	h := w.Header()
 	for k, vv := range res.Header {
 		h[k] = vv

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/portico-lb/portico/config"
+	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 
 // upgradeHarness serves a Server's listener handler on its own
@@ -499,7 +500,7 @@ func TestUpgradeTunnelEnds(t *testing.T) {
 			h.s.Shutdown(context.Background())
 		}()
 		rest, err := io.ReadAll(br)
-		if err != nil || string(rest) != goAwayFrame {
+		if err != nil || string(rest) != tunnel.GoAwayFrame {
 			t.Fatalf("at shutdown the client read %q, %v; want the close frame, then EOF", rest, err)
 		}
 		select {

@@ -1,0 +1,361 @@
+package h2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
+)
+
+// Stream is one request on an HTTP/2 connection and its answer.
+type Stream struct {
+	c       *h2Conn
+	id      uint32
+	req     *http.Request
+	handler http.Handler
+	main    bool // handler is the connection's, not a refusal
+	cancel  context.CancelFunc
+	body    h2Body
+	w       Writer
+
+	// guarded by c.mu
+	sendWin    int64
+	winWait    time.Time // since when the answer waits for a send window
+	remoteDone bool      // the client ended its side (END_STREAM)
+	ended      bool      // closed from the client's view
+	err        error     // why it ended, for a handler still writing
+}
+
+// Request is the stream's request, as the handler gets it.
+func (st *Stream) Request() *http.Request { return st.req }
+
+// Writer is the stream's answer, as the handler gets it.
+func (st *Stream) Writer() *Writer { return &st.w }
+
+// processHeaders opens a stream, or takes a request's trailers.
+func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	c.mu.Lock()
+	if st := c.streams[id]; st != nil {
+		done := st.remoteDone
+		st.remoteDone = true
+		c.mu.Unlock()
+		if done {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		}
+		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
+		return st.body.trailers(f)
+	}
+	if id <= c.maxID {
+		_, reset := c.resetIDs[id]
+		c.mu.Unlock()
+		if reset {
+			return nil // trailers already on the way when portico reset the stream
+		}
+		return http2.ConnectionError(http2.ErrCodeStreamClosed) // RFC 9113, 5.1
+	}
+	c.maxID = id
+	switch {
+	case c.goAway || c.closed:
+		c.mu.Unlock()
+		return nil // after GOAWAY, new streams are ignored
+	case c.open >= h2MaxStreams:
+		c.mu.Unlock()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	c.mu.Unlock()
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+
+	st := &Stream{c: c, id: id}
+	ctx, cancel := context.WithCancel(c.ctx)
+	st.cancel = cancel
+	req, err := c.newRequest(ctx, st, f)
+	if err != nil {
+		cancel()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
+	}
+	st.req = req
+	st.handler, st.main = c.cfg.Handler, true
+	if f.Truncated {
+		st.main = false
+		st.handler = http.HandlerFunc(headerListTooLong)
+	} else if err := checkH2RequestHeaders(req.Header); err != nil {
+		// malformed (RFC 9113, 8.2.2), as HAProxy and nginx answer; net/http
+		// answers 400
+		cancel()
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
+	}
+	st.w = Writer{st: st, head: req.Method == "HEAD"}
+	return c.startStream(st, f.StreamEnded(), cancel)
+}
+
+// startStream registers a new stream (ended: the client sent its whole
+// request) and runs its handler, or queues it while h2MaxStreams
+// handlers run.
+func (c *h2Conn) startStream(st *Stream, ended bool, cancel context.CancelFunc) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cancel()
+		return nil
+	}
+	c.streams[st.id] = st
+	c.open++
+	st.sendWin = c.initWin
+	st.remoteDone = ended
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	c.watchLocked()
+	c.handlers.Add(1)
+	if c.running < h2MaxStreams {
+		c.running++
+		go c.runStreams(st)
+		return nil
+	}
+	// Handlers of streams the client already reset still count: a
+	// client opening and resetting streams faster than they end gets
+	// a bounded queue, then ENHANCE_YOUR_CALM (CVE-2023-44487).
+	c.queue = append(c.queue, st)
+	if len(c.queue) > 4*h2MaxStreams {
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
+	return nil
+}
+
+// runStreams serves st, then whatever waits in the queue.
+func (c *h2Conn) runStreams(st *Stream) {
+	for st != nil {
+		st.serve()
+		c.handlers.Done()
+		c.mu.Lock()
+		c.running--
+		st = nil
+		for len(c.queue) > 0 && st == nil {
+			next := c.queue[0]
+			c.queue = c.queue[1:]
+			if next.ended {
+				c.handlers.Done()
+				continue
+			}
+			st = next
+			c.running++
+		}
+		c.idleLocked()
+		c.mu.Unlock()
+	}
+}
+
+// serve runs the handler and ends the stream.
+func (st *Stream) serve() {
+	c := st.c
+	completed := false
+	defer func() {
+		if completed {
+			return
+		}
+		if p := recover(); p != nil && p != http.ErrAbortHandler {
+			c.cfg.Log.Error("panic serving an HTTP/2 request", "client", c.raddr, "panic", p, "stack", string(debug.Stack()))
+		}
+		c.resetStream(st.id, http2.ErrCodeInternal)
+	}()
+	c.answering.Add(1)
+	defer c.answering.Add(-1)
+	if c.cfg.Fast == nil || !st.main || !c.cfg.Fast(st) {
+		st.handler.ServeHTTP(&st.w, st.req)
+	}
+	if st.w.abort {
+		panic(http.ErrAbortHandler) // as ReverseProxy does: the stream is reset
+	}
+	completed = true
+	err := st.w.Finish()
+	c.mu.Lock()
+	// The answer is complete while the client still sends its body:
+	// RST_STREAM(NO_ERROR) tells it to stop (RFC 9113, 8.1).
+	reset := err == nil && !st.ended && !st.remoteDone
+	c.endStreamLocked(st, errStreamDone)
+	if reset {
+		c.noteResetLocked(st.id)
+	}
+	c.mu.Unlock()
+	if reset {
+		c.lockWrite()
+		c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
+		c.unlockWrite()
+	}
+	c.flushWindow()
+}
+
+var errStreamDone = errors.New("http2: stream done")
+
+func headerListTooLong(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+	io.WriteString(w, "<h1>HTTP Error 431</h1><p>Request Header Field(s) Too Large</p>")
+}
+
+// newRequest builds the request net/http's HTTP/2 server would build
+// from the same HEADERS (the differential test holds the two together),
+// or says why the stream is malformed (RFC 9113, 8.3).
+func (c *h2Conn) newRequest(ctx context.Context, st *Stream, f *http2.MetaHeadersFrame) (*http.Request, error) {
+	method := f.PseudoValue("method")
+	scheme := f.PseudoValue("scheme")
+	authority := f.PseudoValue("authority")
+	path := f.PseudoValue("path")
+	if f.PseudoValue("protocol") != "" {
+		return nil, errors.New("extended CONNECT is not offered")
+	}
+	connect := method == "CONNECT"
+	if connect {
+		if path != "" || scheme != "" || authority == "" {
+			return nil, errors.New("malformed CONNECT")
+		}
+	} else if method == "" || path == "" || scheme != "https" && scheme != "http" {
+		return nil, errors.New("missing :method, :path or :scheme")
+	}
+	fields := f.RegularFields()
+	h := make(http.Header, len(fields))
+	for _, hf := range fields {
+		k := c.canonicalName(hf.Name)
+		h[k] = append(h[k], hf.Value)
+	}
+	needsContinue := httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue")
+	if needsContinue {
+		delete(h, "Expect")
+	}
+	if cookies := h["Cookie"]; len(cookies) > 1 {
+		h["Cookie"] = []string{strings.Join(cookies, "; ")} // RFC 9113, 8.2.3
+	}
+	trailer := announcedTrailer(h["Trailer"])
+	delete(h, "Trailer")
+	// As net/http's server: a Host field stands in for a missing
+	// :authority and stays in the header (the node gets r.Host alone);
+	// an odd authority or an absolute :path is for the handler to judge.
+	if authority == "" {
+		if hosts := h["Host"]; len(hosts) > 0 {
+			authority = hosts[0]
+		}
+	}
+	// Without either, net/http takes the request with an empty Host and
+	// the node would get its own address or nothing, depending on the
+	// path: it is malformed instead (RFC 9113, 8.3.1), as for nginx.
+	if authority == "" && !connect {
+		return nil, errors.New("no :authority and no Host")
+	}
+	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
+		return nil, errors.New("userinfo in :authority")
+	}
+	var u *url.URL
+	uri := path
+	if connect {
+		u, uri = &url.URL{Host: authority}, authority
+	} else {
+		if !validH2Path(path) {
+			return nil, errors.New("bad :path: a character a request target may not hold")
+		}
+		var err error
+		if u, err = url.ParseRequestURI(path); err != nil {
+			return nil, fmt.Errorf("bad :path: %w", err)
+		}
+	}
+	r := &http.Request{Method: method, URL: u, RemoteAddr: c.raddr, Header: h, RequestURI: uri,
+		Proto: "HTTP/2.0", ProtoMajor: 2, Host: authority, Trailer: trailer, Body: http.NoBody}
+	if scheme == "https" {
+		r.TLS = c.tls
+	}
+	if !f.StreamEnded() {
+		r.ContentLength = -1
+		if vv, ok := h["Content-Length"]; ok {
+			r.ContentLength = 0
+			if n, err := strconv.ParseUint(vv[0], 10, 63); err == nil {
+				r.ContentLength = int64(n)
+			}
+		}
+		st.body.init(st, r.ContentLength, trailer, needsContinue)
+		r.Body = &st.body
+	}
+	return r.WithContext(ctx), nil
+}
+
+// announcedTrailer is the request's Trailer field values as net/http's
+// server reads them: the names a trailer may carry, nil when none.
+func announcedTrailer(vals []string) http.Header {
+	var trailer http.Header
+	for _, v := range vals {
+		for _, k := range strings.Split(v, ",") {
+			k = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(k))
+			switch k {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+			default:
+				if trailer == nil {
+					trailer = make(http.Header)
+				}
+				trailer[k] = nil
+			}
+		}
+	}
+	return trailer
+}
+
+// validH2Path: every byte of :path is one RFC 3986 allows in a request
+// target (RFC 9113, 8.3.1): no space, control, non-ASCII byte, fragment
+// or delimiter such as '<' or '"'. It is written into the node's request
+// line, where a space would end the target and start another.
+func validH2Path(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~%!$&'()*+,;=:@/?", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalName is http.CanonicalHeaderKey, remembered per connection
+// (names arrive lowercase, so each would be converted again); the
+// reader goroutine's alone.
+func (c *h2Conn) canonicalName(name string) string {
+	if k, ok := c.canon[name]; ok {
+		return k
+	}
+	k := textproto.CanonicalMIMEHeaderKey(name)
+	if len(c.canon) < 256 {
+		c.canon[name] = k
+	}
+	return k
+}
+
+// checkH2RequestHeaders refuses connection-specific fields (RFC 9113,
+// 8.2.2).
+func checkH2RequestHeaders(h http.Header) error {
+	for _, k := range wire.H2ConnectionFields() {
+		if _, ok := h[k]; ok {
+			return fmt.Errorf("request header %q is not valid in HTTP/2", k)
+		}
+	}
+	if te := h["Te"]; len(te) > 1 || len(te) == 1 && te[0] != "trailers" && te[0] != "" {
+		return errors.New(`request header "TE" may only be "trailers" in HTTP/2`)
+	}
+	return nil
+}
