@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -78,10 +77,7 @@ pool = "nodes"
 servers = [%q]
 health = { enabled = false }
 `, max, node)
-	cfg, err := config.Parse([]byte(src), "cap.toml", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseTestConfig(t, "cap.toml", src)
 	cfg.Listeners[0].Bind, cfg.Listeners[1].Bind = "127.0.0.1:0", "127.0.0.2:0"
 	return cfg
 }
@@ -93,17 +89,8 @@ func startCapServer(t *testing.T, cfg *config.Config) (s *Server, a, b string) {
 
 func startCapServerWith(t *testing.T, cfg *config.Config, opts Options) (s *Server, a, b string) {
 	t.Helper()
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
+	opts.Logger = nil // quiet
+	s = startTestServer(t, cfg, opts, nil)
 	a = s.slots["127.0.0.1:0"].ln.Addr().String()
 	if sl := s.slots["127.0.0.2:0"]; sl != nil {
 		b = sl.ln.Addr().String()

@@ -3,11 +3,9 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"reflect"
@@ -318,34 +316,14 @@ servers = ["%s"]
 response_timeout = "1s"
 health = { enabled = false }
 `, mode, extra, rules, node)
-	cfg, err := config.Parse([]byte(src), "diff.toml", tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
+	cfg := parseTestConfig(tb, "diff.toml", src)
 	cfg.Listeners[0].Bind = "127.0.0.1:0"
 	return cfg
 }
 
 // startDiffServerRules is startDiffServerMode with the listener's rules.
 func startDiffServerRules(tb testing.TB, node, mode, extra, rules string, opts Options, before func(*Server)) *Server {
-	cfg := diffConfig(tb, node, mode, extra, rules)
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	s, err := New(cfg, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if before != nil {
-		before(s)
-	}
-	s.Start()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	return s
+	return startTestServer(tb, diffConfig(tb, node, mode, extra, rules), opts, before)
 }
 
 // diffPair is a node with a fast-path Server and a NoFastPath Server in

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/portico-lb/portico/config"
 )
 
 // getOn sends one keep-alive GET on c and reads the answer.
@@ -136,10 +134,7 @@ allow = ["10.0.0.0/8"]
 servers = ["%s"]
 health = { enabled = false }
 `, node.ln.Addr().String())
-	cfg, err := config.Parse([]byte(src), "reload.toml", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseTestConfig(t, "reload.toml", src)
 	cfg.Listeners[0].Bind = s.benchSlot().bind
 	cfg.Admin.Bind = ""
 	if _, err := s.Reload(cfg); err != nil {

@@ -2,26 +2,20 @@ package proxy
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portico-lb/portico/examples/standin"
 )
 
 // The HTTP/2 fast path (h2fast.go) must be indistinguishable from
@@ -31,26 +25,19 @@ import (
 // one on net/http's own HTTP/2 server (NoFastPath). What the node
 // received and what the client got must be the same from all three.
 
-// h2DiffCert writes a self-signed certificate for 127.0.0.1 into dir.
+// h2DiffCert writes a certificate for diff.test and 127.0.0.1 into dir,
+// from the stand-in CA every test of portico uses (the clients here trust
+// any certificate).
 func h2DiffCert(tb testing.TB, dir string) (certFile, keyFile string) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "diff.test"},
-		DNSNames: []string{"diff.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
+	tb.Helper()
+	ca, err := standin.NewCA()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	if err := ca.IssueFiles(certFile, keyFile, time.Hour, "diff.test", "127.0.0.1"); err != nil {
+		tb.Fatal(err)
+	}
 	return certFile, keyFile
 }
 

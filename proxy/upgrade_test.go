@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 
@@ -90,12 +89,10 @@ connect_timeout = "2s"
 response_timeout = "5s"
 health = { interval = "1h" } # on, for passive failures; never run: no Start
 `, listenerExtra, strings.Join(nodes, `", "`))
-	cfg, err := config.Parse([]byte(src), "test.toml", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseTestConfig(t, "test.toml", src)
 	cfg.Listeners[0].Bind = "127.0.0.1:0"
 	h := &upgradeHarness{access: &lockedBuffer{}, returned: make(chan struct{}, 16)}
+	var err error
 	h.s, err = New(cfg, Options{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Access: slog.New(slog.NewJSONHandler(h.access, nil)),
