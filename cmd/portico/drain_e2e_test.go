@@ -38,7 +38,7 @@ mode = "http"
 pool = "nodes"
 [pool.nodes]
 servers = [{ address = %q, name = "a" }, { address = %q, name = "b" }]
-health = { interval = "100ms", timeout = "80ms", rise = 1, fall = 2 }
+health = { interval = "250ms", timeout = "250ms", rise = 1, fall = 3 } # a probe may be slow on a loaded machine
 `, admin, adminExtra, httpAddr, a.Addr(), b.Addr())
 }
 
