@@ -70,33 +70,7 @@ func TestReloadMovesAdminListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var built atomic.Int32
-	var given *Server
-	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Inherited: func(bind string) (net.Listener, error) {
-			if bind == first.Addr().String() {
-				return first, nil
-			}
-			return nil, nil
-		},
-		Admin: func(s *Server) http.Handler {
-			built.Add(1)
-			given = s
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "admin handler") })
-		}}
-	s, err := New(adminConfig(t, node.ln.Addr().String(), "", first.Addr().String()), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	if given != s {
-		t.Fatal("Options.Admin was not given the Server New built")
-	}
+	s, built := startAdminServer(t, adminConfig(t, node.ln.Addr().String(), "", first.Addr().String()), first)
 	web := s.slots["127.0.0.1:0"].ln.Addr().String()
 	loop := startLoop(t, "http://"+web+"/")
 	loop.waitFor(t, 20)
@@ -151,13 +125,49 @@ func TestReloadMovesAdminListener(t *testing.T) {
 	if s.AdminAddr() != "" || adminAnswers(t, moved) {
 		t.Fatal("an empty admin.bind left the admin listener open")
 	}
-	if built.Load() != 1 {
-		t.Errorf("Options.Admin called %d times, want once", built.Load())
+	if *built != 1 {
+		t.Errorf("Options.Admin called %d times, want once", *built)
 	}
 	ok, failed := loop.stop()
 	if failed != 0 || ok == 0 {
 		t.Fatalf("request loop during the reloads: %d ok, %d failed", ok, failed)
 	}
+}
+
+// startAdminServer starts a Server on cfg whose admin listener is the
+// socket first, handed over as a predecessor's would be, and whose
+// Options.Admin answers "admin handler". built counts the calls of
+// Options.Admin.
+func startAdminServer(t *testing.T, cfg *config.Config, first net.Listener) (s *Server, built *int) {
+	t.Helper()
+	built = new(int)
+	var given *Server
+	opts := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Inherited: func(bind string) (net.Listener, error) {
+			if bind == first.Addr().String() {
+				return first, nil
+			}
+			return nil, nil
+		},
+		Admin: func(s *Server) http.Handler {
+			*built++
+			given = s
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "admin handler") })
+		}}
+	s, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	if given != s {
+		t.Fatal("Options.Admin was not given the Server New built")
+	}
+	return s, built
 }
 
 // requestLoop sends GETs one after the other on a keep-alive client
