@@ -46,7 +46,10 @@ type Options struct {
 	Inherited func(bind string) (net.Listener, error)
 	// Admin returns what the admin listener (admin.bind) answers; New
 	// calls it once, with the Server it builds (package admin's New takes
-	// it as its Source). Nil: the admin listener answers 404 to
+	// it as its Source), and uses the handler for every admin listener a
+	// reload opens. The Server is not built yet when it is called: only
+	// Gatherer may be used at once, the rest from the handler's requests,
+	// which begin after Start. Nil: the admin listener answers 404 to
 	// everything.
 	Admin func(*Server) http.Handler
 }
