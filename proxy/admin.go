@@ -2,57 +2,41 @@ package proxy
 
 import (
 	"context"
-	_ "embed"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"github.com/portico-lb/portico/config"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-//go:embed status.html
-var statusPage []byte
+// The admin listener's socket and its http.Server belong here, with the
+// other listening sockets: they are bound (or taken over from a
+// predecessor) in New, handed to a successor by ListenerFiles, moved by a
+// reload that changes admin.bind and stopped in the order Shutdown and
+// StepDown need. What it answers is Options.Admin's handler (package
+// admin); no traffic listener routes here.
 
-// adminServer serves /metrics, /status, /healthz and the status page on its
-// own listener; no traffic listener routes here.
+// adminServer is the admin listener and the HTTP server on it.
 type adminServer struct {
-	s     *Server
-	ln    net.Listener
-	http  *http.Server
-	allow atomic.Pointer[[]netip.Prefix]
-	done  chan struct{}
+	ln   net.Listener
+	http *http.Server
+	done chan struct{}
 }
 
+// newAdmin binds (or takes over) the admin listener; it serves from start.
 func (s *Server) newAdmin(a config.Admin) (*adminServer, error) {
 	ln, err := s.listen(a.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
-	as := &adminServer{s: s, ln: ln, done: make(chan struct{})}
-	as.allow.Store(&a.Allow)
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /status", as.status)
-	mux.HandleFunc("GET /healthz", as.healthz)
-	mux.HandleFunc("GET /pools/{pool}/servers/{server}/state", as.serverState)
-	mux.HandleFunc("PUT /pools/{pool}/servers/{server}/state", as.setServerState)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'")
-		w.Write(statusPage)
-	})
-	as.http = &http.Server{Handler: as, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second,
-		WriteTimeout: 30 * time.Second}
-	as.http.Handler = as.guard(mux)
-	return as, nil
+	return &adminServer{ln: ln, done: make(chan struct{}),
+		http: &http.Server{Handler: s.adminHandler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second,
+			WriteTimeout: 30 * time.Second}}, nil
 }
 
-// Addr is the admin listener's address (useful with port 0).
+// AdminAddr is the admin listener's address (useful with port 0), or ""
+// when there is none.
 func (s *Server) AdminAddr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -62,22 +46,10 @@ func (s *Server) AdminAddr() string {
 	return s.admin.ln.Addr().String()
 }
 
-func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.http.Handler.ServeHTTP(w, r)
-}
-
-func (a *adminServer) guard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if allow := *a.allow.Load(); len(allow) > 0 {
-			ap, err := netip.ParseAddrPort(r.RemoteAddr)
-			if err != nil || !inPrefixes(allow, ap.Addr()) {
-				http.Error(w, "forbidden", http.StatusForbidden)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
+// AdminConfig is the admin section of the configuration in force: the
+// admin handler reads its allow list and token here on every request, so
+// a reload changes them without touching the listener.
+func (s *Server) AdminConfig() config.Admin { return s.cur.Load().cfg.Admin }
 
 func (a *adminServer) start() {
 	go func() {
@@ -95,74 +67,39 @@ func (a *adminServer) stop() {
 	<-a.done
 }
 
-// swapAdmin moves the admin listener to a new bind or allow list.
-func (s *Server) swapAdmin(c config.Admin) error {
-	var na *adminServer
-	if c.Bind != "" {
-		sameBind := s.admin != nil && s.admin.ln.Addr().String() == c.Bind
-		if sameBind {
-			s.admin.allow.Store(&c.Allow)
-		}
-		if !sameBind {
-			a, err := s.newAdmin(c)
-			if err != nil {
-				return err
-			}
-			na = a
-		}
+// adminMove is a reload's change of admin.bind: the new listener, bound
+// before anything changes, so a bind that fails leaves the old one
+// serving (next is nil when the admin listener goes away).
+type adminMove struct{ next *adminServer }
+
+// prepareAdmin binds the admin listener a reload moves to c.Bind. It
+// returns nil when the listener stays where it is.
+func (s *Server) prepareAdmin(c config.Admin) (*adminMove, error) {
+	if s.admin != nil && s.admin.ln.Addr().String() == c.Bind {
+		return nil, nil
 	}
-	if na != nil || c.Bind == "" {
-		if s.admin != nil {
-			s.admin.stop()
-		}
-		s.admin = na
-		if na != nil {
-			na.start()
-		}
+	if c.Bind == "" {
+		return &adminMove{}, nil
 	}
-	return nil
+	a, err := s.newAdmin(c)
+	if err != nil {
+		return nil, err
+	}
+	return &adminMove{next: a}, nil
 }
 
-// healthz answers 200 while every listener is serving and every pool has at
-// least min_healthy servers up, so an outer balancer can take a sick
-// portico out of rotation.
-func (a *adminServer) healthz(w http.ResponseWriter, r *http.Request) {
-	rt := a.s.cur.Load()
-	var problems []string
-	a.s.mu.Lock()
-	shutting := a.s.shutdown || a.s.leaving.Load()
-	for _, l := range rt.cfg.Listeners {
-		if _, ok := a.s.slots[l.Bind]; !ok {
-			problems = append(problems, "listener "+l.Name+" is not serving")
-		}
-	}
-	a.s.mu.Unlock()
-	if shutting {
-		problems = append(problems, "shutting down")
-	}
-	for _, name := range rt.cfg.PoolNames {
-		p := rt.pools[name]
-		if up := p.upCount(); up < p.cfg.MinHealthy {
-			problems = append(problems, fmt.Sprintf("pool %s has %d of %d servers up (min_healthy %d)",
-				name, up, len(p.nodes), p.cfg.MinHealthy))
-		}
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if len(problems) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		for _, p := range problems {
-			fmt.Fprintln(w, p)
-		}
+// commitAdmin stops the old admin listener and starts the new one. It runs
+// after the new runtime is published, so the first request on the new
+// listener already sees the new allow list and token.
+func (s *Server) commitAdmin(m *adminMove) {
+	if m == nil {
 		return
 	}
-	fmt.Fprintln(w, "ok")
-}
-
-func (a *adminServer) status(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(a.s.Status())
+	if s.admin != nil {
+		s.admin.stop()
+	}
+	s.admin = m.next
+	if s.admin != nil {
+		s.admin.start()
+	}
 }

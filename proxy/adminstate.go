@@ -138,8 +138,13 @@ func (s *Server) leftMaint(n *Node) {
 	}
 }
 
-// errUnknownServer: no such pool, or no server of that name or address.
-var errUnknownServer = errors.New("no such server")
+// ErrUnknownServer is returned by ServerState and SetServerState for a
+// pool that does not exist, or no server of that name or address in it.
+var ErrUnknownServer = errors.New("no such server")
+
+// ErrUnknownState is returned by SetServerState for a state other than
+// ready, drain or maint.
+var ErrUnknownState = errors.New("unknown admin state (want ready, drain or maint)")
 
 // findNode returns the current runtime's node of pool named server (by
 // name, else by address).
@@ -147,7 +152,7 @@ func (s *Server) findNode(pool, server string) (*pool, *Node, error) {
 	rt := s.cur.Load()
 	p, ok := rt.pools[pool]
 	if !ok {
-		return nil, nil, fmt.Errorf("pool %q: %w", pool, errUnknownServer)
+		return nil, nil, fmt.Errorf("pool %q: %w", pool, ErrUnknownServer)
 	}
 	for _, n := range p.nodes {
 		if n.name == server {
@@ -159,7 +164,7 @@ func (s *Server) findNode(pool, server string) (*pool, *Node, error) {
 			return p, n, nil
 		}
 	}
-	return nil, nil, fmt.Errorf("server %q in pool %q: %w", server, pool, errUnknownServer)
+	return nil, nil, fmt.Errorf("server %q in pool %q: %w", server, pool, ErrUnknownServer)
 }
 
 // SetServerState sets a server's admin state at run time ("ready",
@@ -170,7 +175,7 @@ func (s *Server) findNode(pool, server string) (*pool, *Node, error) {
 func (s *Server) SetServerState(pool, server, state string) (ServerStatus, error) {
 	st, ok := parseAdminState(state)
 	if !ok {
-		return ServerStatus{}, fmt.Errorf("unknown state %q (want ready, drain or maint)", state)
+		return ServerStatus{}, fmt.Errorf("%q: %w", state, ErrUnknownState)
 	}
 	_, n, err := s.findNode(pool, server)
 	if err != nil {

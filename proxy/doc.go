@@ -4,10 +4,13 @@
 // one admission function and the one node loop every front calls, the fronts'
 // glue (the HTTP/1.1 fast path, the HTTP/2 fast path and the Config each
 // HTTP/2 connection gets, net/http's server with ReverseProxy, websocket
-// upgrades, tcp relays) and the retry around a node exchange. It also serves the
-// admin listener (the /status and /healthz API, the status page, the
-// Prometheus registry) and decides what each request's access-log record
-// says (package accesslog writes it).
+// upgrades, tcp relays) and the retry around a node exchange. It keeps the
+// admin listener's socket and http.Server with the other listening sockets
+// and provides what it shows (Status, Healthz, the run-time admin states,
+// the Prometheus collectors and their registry), but not what it answers:
+// that is package admin's handler, which comes in through Options.Admin,
+// so proxy never imports admin. It decides what each request's access-log
+// record says (package accesslog writes it).
 //
 // The protocol engines live below it and never import it: proxy/h2 (the
 // HTTP/2 connection engine), proxy/internal/wire (the in-place HTTP/1 head

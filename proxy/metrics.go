@@ -37,6 +37,11 @@ type metrics struct {
 	localErrors   prometheus.Counter
 }
 
+// Gatherer is the registry of portico's collectors, for the admin
+// listener's /metrics. The data plane owns the collectors and increments
+// them on its hot paths; whoever serves them only gathers.
+func (s *Server) Gatherer() prometheus.Gatherer { return s.metrics.reg }
+
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }

@@ -44,6 +44,14 @@ type Options struct {
 	// or nil when there is none and New must bind it. New asks once per
 	// bind; reloads always bind. Nil: New binds every address.
 	Inherited func(bind string) (net.Listener, error)
+	// Admin returns what the admin listener (admin.bind) answers; New
+	// calls it once, with the Server it builds (package admin's New takes
+	// it as its Source), and uses the handler for every admin listener a
+	// reload opens. The Server is not built yet when it is called: only
+	// Gatherer may be used at once, the rest from the handler's requests,
+	// which begin after Start. Nil: the admin listener answers 404 to
+	// everything.
+	Admin func(*Server) http.Handler
 }
 
 // Server is portico's data plane. Create it with New, then Start; Reload
@@ -78,6 +86,8 @@ type Server struct {
 	clock   func() time.Time                        // for the rate limits (Options.Clock)
 	inherit func(bind string) (net.Listener, error) // set during New only
 	leaving atomic.Bool                             // Leave: /healthz fails, all else serves
+
+	adminHandler http.Handler // Options.Admin's, for every admin listener
 
 	drain       context.Context // cancelled at the end of shutdown: closes tunnels
 	cancelDrain context.CancelFunc
@@ -133,6 +143,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 		s.mergeStates(m)
+	}
+	s.adminHandler = http.NotFoundHandler()
+	if opts.Admin != nil {
+		s.adminHandler = opts.Admin(s)
 	}
 	rt := s.buildRuntime(cfg, s.gen)
 	s.inherit = opts.Inherited
@@ -289,8 +303,9 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		s.ReloadFailed(err)
 		return false, err
 	}
-	if cfg.Admin.Bind != old.cfg.Admin.Bind || !slices.Equal(cfg.Admin.Allow, old.cfg.Admin.Allow) {
-		if err := s.swapAdmin(cfg.Admin); err != nil {
+	var moved *adminMove
+	if cfg.Admin.Bind != old.cfg.Admin.Bind {
+		if moved, err = s.prepareAdmin(cfg.Admin); err != nil {
 			for _, sl := range opened {
 				sl.ln.Close()
 			}
@@ -304,6 +319,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	}
 	s.mergeStates(states)
 	s.publish(rt)
+	s.commitAdmin(moved)
 	for _, sl := range opened {
 		s.startSlot(sl, rt.listeners[sl.bind])
 	}

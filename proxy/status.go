@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -141,6 +142,33 @@ func (s *Server) Status() Status {
 	}
 	st.Transitions = s.recent.list()
 	return st
+}
+
+// Healthz lists what makes this portico unfit for traffic: a listener not
+// serving, a pool with fewer than min_healthy servers up, a shutdown (or
+// Leave) in progress. None means healthy; an outer balancer takes a
+// portico with problems out of rotation.
+func (s *Server) Healthz() (problems []string) {
+	rt := s.cur.Load()
+	s.mu.Lock()
+	shutting := s.shutdown || s.leaving.Load()
+	for _, l := range rt.cfg.Listeners {
+		if _, ok := s.slots[l.Bind]; !ok {
+			problems = append(problems, "listener "+l.Name+" is not serving")
+		}
+	}
+	s.mu.Unlock()
+	if shutting {
+		problems = append(problems, "shutting down")
+	}
+	for _, name := range rt.cfg.PoolNames {
+		p := rt.pools[name]
+		if up := p.upCount(); up < p.cfg.MinHealthy {
+			problems = append(problems, fmt.Sprintf("pool %s has %d of %d servers up (min_healthy %d)",
+				name, up, len(p.nodes), p.cfg.MinHealthy))
+		}
+	}
+	return problems
 }
 
 // serverStatus is one server's state now.

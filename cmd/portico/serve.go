@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/portico-lb/portico/admin"
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/internal/handover"
 	"github.com/portico-lb/portico/proxy"
@@ -63,7 +65,8 @@ func serve(path string, args []string, noFast bool, stderr io.Writer) int {
 		return 1
 	}
 	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Access: access, Version: version(), NoFastPath: noFast,
-		Inherited: func(bind string) (net.Listener, error) { return inh.Take(socketKey(bind)) }})
+		Inherited: func(bind string) (net.Listener, error) { return inh.Take(socketKey(bind)) },
+		Admin:     func(s *proxy.Server) http.Handler { return admin.New(s, log) }})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -91,9 +91,9 @@ certificates = [{ cert = "tls/login.example.com.crt", key = "tls/login.example.c
 	fresh.waitSince(0, 20, 20*time.Second)
 	h2.waitSince(0, 20, 20*time.Second)
 
-	// A reload first: systemd hears of its start and of its end.
-	// (A comment alone would not do: the same data is the same
-	// configuration; a default written out is a change.)
+	// A reload first: systemd hears of its start and of its end. The
+	// fingerprint covers the configuration's data, not its text, so the
+	// reload sets a key to its default value rather than add a comment.
 	u.reload("shutdown_delay = \"0s\"\n"+upgradeConf(admin, web, tcp, raw, ns, echo)+https, `"generation":2`)
 	_, next = u.notify.wait(t, next, "RELOADING=1", "MONOTONIC_USEC=")
 	_, next = u.notify.wait(t, next, "READY=1")

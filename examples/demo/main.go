@@ -10,12 +10,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/portico-lb/portico/admin"
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/examples/standin"
 	"github.com/portico-lb/portico/proxy"
@@ -116,7 +118,8 @@ func run(host string, httpPort, httpsPort, adminPort int) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Access: log.With("log", "access"), Version: "demo"})
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, Access: log.With("log", "access"), Version: "demo",
+		Admin: func(s *proxy.Server) http.Handler { return admin.New(s, log) }})
 	if err != nil {
 		return err
 	}

@@ -1,13 +1,14 @@
-package proxy
+package admin
 
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/portico-lb/portico/proxy"
 )
 
 // The admin API's server endpoints. Reads are open to whoever the admin
@@ -16,15 +17,15 @@ import (
 // the API is read-only by default.
 
 // serverState answers GET /pools/{pool}/servers/{server}/state.
-func (a *adminServer) serverState(w http.ResponseWriter, r *http.Request) {
-	ss, err := a.s.ServerState(r.PathValue("pool"), r.PathValue("server"))
+func (h *handler) serverState(w http.ResponseWriter, r *http.Request) {
+	ss, err := h.src.ServerState(r.PathValue("pool"), r.PathValue("server"))
 	writeServerState(w, ss, err)
 }
 
 // setServerState answers PUT /pools/{pool}/servers/{server}/state with a
 // body of ready, drain or maint.
-func (a *adminServer) setServerState(w http.ResponseWriter, r *http.Request) {
-	if !a.authorized(w, r) {
+func (h *handler) setServerState(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(w, r) {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64))
@@ -33,21 +34,17 @@ func (a *adminServer) setServerState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state := strings.TrimSpace(string(body))
-	if _, ok := parseAdminState(state); !ok {
-		http.Error(w, "body must be ready, drain or maint", http.StatusBadRequest)
-		return
-	}
-	ss, err := a.s.SetServerState(r.PathValue("pool"), r.PathValue("server"), state)
+	ss, err := h.src.SetServerState(r.PathValue("pool"), r.PathValue("server"), state)
 	if err == nil {
-		a.s.log.Info("admin api", "method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr, "state", state)
+		h.log.Info("admin api", "method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr, "state", state)
 	}
 	writeServerState(w, ss, err)
 }
 
 // authorized checks a mutating call's bearer token in constant time. No
 // token configured: 403; a wrong or missing one: 401.
-func (a *adminServer) authorized(w http.ResponseWriter, r *http.Request) bool {
-	token := a.s.cur.Load().cfg.Admin.Token
+func (h *handler) authorized(w http.ResponseWriter, r *http.Request) bool {
+	token := h.src.AdminConfig().Token
 	if token == "" {
 		http.Error(w, "the admin API is read-only: set admin.token_file to allow changes", http.StatusForbidden)
 		return false
@@ -59,24 +56,26 @@ func (a *adminServer) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if !ok || subtle.ConstantTimeCompare(want[:], have[:]) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portico"`)
 		http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
-		a.s.log.Warn("admin api: unauthorized", "method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr)
+		h.log.Warn("admin api: unauthorized", "method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr)
 		return false
 	}
 	return true
 }
 
-func writeServerState(w http.ResponseWriter, ss ServerStatus, err error) {
+// writeServerState answers a server's status, or the error's status code:
+// 400 for a state that is not one, 404 for an unknown pool or server.
+func writeServerState(w http.ResponseWriter, ss proxy.ServerStatus, err error) {
 	w.Header().Set("Cache-Control", "no-store")
 	switch {
-	case errors.Is(err, errUnknownServer):
+	case errors.Is(err, proxy.ErrUnknownState):
+		http.Error(w, "body must be ready, drain or maint", http.StatusBadRequest)
+		return
+	case errors.Is(err, proxy.ErrUnknownServer):
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(ss)
+	writeJSON(w, ss)
 }
