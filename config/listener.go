@@ -7,7 +7,9 @@ import (
 )
 
 // listener builds one [[listener]] at key ("listener[2]"). Checks that need
-// other listeners or the pools are in crossCheck.
+// other listeners or the pools are in crossCheck. It is long because it is
+// one flat list, a key at a time in the reference's order: splitting it
+// would scatter the keys, not simplify them.
 func (b *builder) listener(key string, rl rawListener) *Listener {
 	r := b.r
 	l := &Listener{

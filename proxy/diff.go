@@ -14,7 +14,8 @@ import (
 // closed, pools added, removed or changed (timeouts, PROXY header, ...),
 // servers added and removed (pool/server), the pools whose health check
 // changed, and the other sections that changed (admin, log, limits,
-// shutdown_grace). A reload of an identical file never gets here.
+// shutdown_grace). A reload of an identical file never gets here. It is
+// one flat comparison per section, in the order of the log line's fields.
 func diffAttrs(old, cfg *config.Config, removedBinds []string) []any {
 	var added, removed, changed, rules, certs []string
 	for _, l := range cfg.Listeners {

@@ -117,7 +117,10 @@ func (f *acceptFailures) add(now time.Time) int {
 	return n
 }
 
-// admit runs the gate for one connection.
+// admit runs the gate for one connection: the caps, the PROXY header, the
+// allow list, the TLS handshake and the hand-off, in that order. The steps
+// share the connection's release path, which is why they stay in one
+// function.
 func (s *slot) admit(raw net.Conn) {
 	defer s.wg.Done()
 	lr := s.cur.Load()

@@ -323,8 +323,29 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	for _, sl := range opened {
 		s.startSlot(sl, rt.listeners[sl.bind])
 	}
-	// Server-level HTTP settings changed: a fresh frontend takes new
-	// connections, the old one drains.
+	s.renewFrontends(rt, opened, cfg.ShutdownGrace)
+	// Health: one writer per node at a time. Old checkers stop before the
+	// new ones start; nodes kept by the registry keep their state.
+	s.stopCheckers()
+	s.startCheckers(rt)
+
+	removedBinds := s.closeRemovedSlots(rt, cfg.ShutdownGrace)
+	s.reg.sweepLimiters(cfg)
+	s.retireRemovedNodes(old, cfg)
+	for _, p := range old.pools {
+		p.closeIdle()
+	}
+	s.reloadSucceeded(rt.loaded)
+	s.metrics.reloaded(rt, true)
+	s.log.Info("configuration reloaded", append([]any{"generation", s.gen}, diffAttrs(old.cfg, cfg, removedBinds)...)...)
+	return true, nil
+}
+
+// renewFrontends gives every kept listener whose server-level HTTP
+// settings changed a fresh frontend for new connections; the old one
+// drains within grace. opened are the slots this reload bound, already
+// started with the new settings.
+func (s *Server) renewFrontends(rt *runtime, opened []*slot, grace time.Duration) {
 	for bind, sl := range s.slots {
 		lr, ok := rt.listeners[bind]
 		if !ok || slices.Contains(opened, sl) {
@@ -339,17 +360,17 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 			s.bg.Add(1)
 			go func() {
 				defer s.bg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+				ctx, cancel := context.WithTimeout(context.Background(), grace)
 				defer cancel()
 				f.stop(ctx)
 			}()
 		}
 	}
-	// Health: one writer per node at a time. Old checkers stop before the
-	// new ones start; nodes kept by the registry keep their state.
-	s.stopCheckers()
-	s.startCheckers(rt)
+}
 
+// closeRemovedSlots closes, within grace, the sockets no listener of rt
+// binds any more, and returns their binds.
+func (s *Server) closeRemovedSlots(rt *runtime, grace time.Duration) []string {
 	var removedBinds []string
 	for bind, sl := range s.slots {
 		if _, ok := rt.listeners[bind]; !ok {
@@ -358,13 +379,19 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 			s.bg.Add(1)
 			go func() {
 				defer s.bg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+				ctx, cancel := context.WithTimeout(context.Background(), grace)
 				defer cancel()
 				sl.close(ctx)
 			}()
 		}
 	}
-	s.reg.sweepLimiters(cfg)
+	return removedBinds
+}
+
+// retireRemovedNodes forgets the servers cfg no longer has and ends their
+// tunnels after their pool's removed_grace (old holds the pools they were
+// in). A server kept with new check settings keeps its tunnels.
+func (s *Server) retireRemovedNodes(old *runtime, cfg *config.Config) {
 	gone := s.reg.sweep(cfg)
 	for _, n := range gone {
 		if s.reg.addrStillServed(n.pool, n.addr) {
@@ -383,13 +410,6 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 			closeTunnelsAfter(grace, ts, s.bgStop)
 		}()
 	}
-	for _, p := range old.pools {
-		p.closeIdle()
-	}
-	s.reloadSucceeded(rt.loaded)
-	s.metrics.reloaded(rt, true)
-	s.log.Info("configuration reloaded", append([]any{"generation", s.gen}, diffAttrs(old.cfg, cfg, removedBinds)...)...)
-	return true, nil
 }
 
 // reloadSucceeded records a reload that found the file valid, changed or

@@ -26,6 +26,8 @@ func runData(ctx context.Context, o *options, _ *node) error {
 	return nil
 }
 
+// dataOnce runs one DATA-flood measurement end to end (connect, flood,
+// watch the proxy, report), a script read top to bottom.
 func dataOnce(ctx context.Context, o *options, honour bool) error {
 	mode := "past-window"
 	if honour {

@@ -35,6 +35,8 @@ type resetStream struct {
 	id uint32
 }
 
+// resetOnce runs one reset-stream measurement end to end (open streams,
+// reset them, watch the proxy, report), a script read top to bottom.
 func resetOnce(ctx context.Context, o *options, n *node, kind string) error {
 	const perConn = 100 // the usual SETTINGS_MAX_CONCURRENT_STREAMS
 	seenBefore := n.slowSeen.Load()

@@ -92,7 +92,8 @@ func (h *holdTimes) quantiles() (p50, maxd time.Duration, n int) {
 // window and asks for an answer it cannot receive; on odd ones it
 // announces a request body and never sends it. It then watches, for up to
 // o.stallFor, how many streams the proxy still keeps and how many node
-// connections it holds.
+// connections it holds. Like the other measurements it is one script,
+// read top to bottom.
 func runStall(ctx context.Context, o *options, n *node) error {
 	var open, connsOpen, errors5xx atomic.Int64
 	holds := &holdTimes{}
