@@ -213,13 +213,21 @@ func (t *liveTunnel) add(c io.Closer) {
 // goAwayWait later in any case.
 func (t *liveTunnel) close(reason string) {
 	t.mu.Lock()
+	if t.closed { // ended already, by itself or for another reason
+		t.mu.Unlock()
+		return
+	}
 	up := t.up
 	t.up = nil
 	t.mu.Unlock()
-	if (reason == reasonRemoved || reason == reasonShutdown) && up.goAway() {
+	if reason == reasonRemoved || reason == reasonShutdown {
+		// The reason is set before the close frame goes out: the peers may
+		// end the tunnel, and its record be written, as soon as they read it.
 		t.reason.CompareAndSwap(nil, &reason)
-		time.AfterFunc(goAwayWait, func() { t.closeNow(reason) })
-		return
+		if up.goAway() {
+			time.AfterFunc(goAwayWait, func() { t.closeNow(reason) })
+			return
+		}
 	}
 	t.closeNow(reason)
 }
