@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
@@ -60,6 +61,13 @@ type fastConn struct {
 	watch   *clientWatch // a hang-up while the node works
 	out     []byte       // scratch for a response head
 	chunk   []byte       // scratch for chunk sizes
+
+	// the wait for a request without buffers (fastidle.go)
+	src      fastSrc         // what br reads from
+	raw      syscall.RawConn // the plain socket under c, once looked for
+	rawTried bool
+	waitFn   func(fd uintptr) bool // waitRead, made once per record
+	waitErr  error
 }
 
 // Fast-path buffers: a request head that does not fit the read buffer is
@@ -148,6 +156,8 @@ func newFastBufs() *fastBufs {
 			fc.h.Fields = make([]wire.HeadField, 0, 16)
 			fc.rh.Lines = make([][]byte, 0, 16)
 			fc.watch = newClientWatch(fc)
+			fc.waitFn = fc.waitRead
+			fc.src.fd = -1
 			fc.bind = fc.watch.bind
 			return fc
 		}},
@@ -161,6 +171,8 @@ func (fc *fastConn) release() {
 	clear(fields[:cap(fields)])
 	clear(lines[:cap(lines)])
 	fc.sl, fc.c, fc.cc, fc.br, fc.bw, fc.srv = nil, nil, nil, nil, nil, nil
+	fc.src = fastSrc{fd: -1}
+	fc.raw, fc.rawTried, fc.waitErr = nil, false, nil
 	fc.wd = writeDeadline{}
 	fc.h, fc.rh = wire.ReqHead{Fields: fields}, wire.RespHead{Lines: lines}
 	fc.st = reqState{}
@@ -184,11 +196,9 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	bufs := s.srv.fastBufs
 	fc := bufs.conns.Get().(*fastConn)
 	fc.sl, fc.c, fc.cc, fc.srv = s, c, cc, s.srv
-	fc.br = bufs.r.Get().(*bufio.Reader)
-	fc.br.Reset(c)
-	fc.bw = bufs.w.Get().(*bufio.Writer)
+	fc.src.c = c
 	fc.wd = writeDeadline{c: c, limit: s.srv.progressLimit(f.key.idle)}
-	fc.bw.Reset(&fc.wd)
+	fc.takeBufs()
 	handedOff := false
 	fc.fs = f.fast
 	if f.fast.add(fc) { // else the frontend is stopping: close
@@ -197,7 +207,8 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	}
 	if handedOff {
 		// net/http reads what br still holds, through prefixConn; the
-		// reader goes with it
+		// reader goes with it. Its source (fc.src) is never read again:
+		// prefixConn reads br only while it holds bytes.
 		pc := &prefixConn{Conn: c, br: fc.br, wlimit: fc.wd.limit, timeout: s.cur.Load().timeout408}
 		if !fc.headDL.IsZero() {
 			pc.headDL.Store(fc.headDL.UnixNano())
@@ -205,11 +216,15 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 		s.handOff(pc, cc)
 	} else {
 		c.Close()
-		fc.br.Reset(nil)
-		bufs.r.Put(fc.br)
+		if fc.br != nil {
+			fc.br.Reset(nil)
+			bufs.r.Put(fc.br)
+		}
 	}
-	fc.bw.Reset(nil)
-	bufs.w.Put(fc.bw)
+	if fc.bw != nil {
+		fc.bw.Reset(nil)
+		bufs.w.Put(fc.bw)
+	}
 	fc.release()
 	bufs.conns.Put(fc)
 }
@@ -247,7 +262,7 @@ func (fc *fastConn) serve(f *frontend) bool {
 			if f.fast.stopping.Load() {
 				return false
 			}
-			_, err := fc.br.Peek(1)
+			err := fc.waitRequest()
 			fc.idle.Store(false)
 			if err != nil || f.fast.stopping.Load() {
 				return false
@@ -276,7 +291,7 @@ func (fc *fastConn) serve(f *frontend) bool {
 			return fc.handOff()
 		}
 		fc.br.Discard(fc.h.Size)
-		fc.watch.giveBack(fc.br)
+		fc.watch.giveBack()
 		if fc.abort {
 			// The node's answer broke off: a client that got none of it
 			// sees the connection close, as with net/http; one that got

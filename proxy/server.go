@@ -59,7 +59,7 @@ type Server struct {
 	l4      *tunnel.Loops // the tunnel loops (tcp mode, websockets)
 	started time.Time
 
-	testWatch         *watchTest // tests: the client watch's delay and reads
+	testWatch         atomic.Pointer[watchTest] // tests: the client watch's delay and reads; set while serving
 	fastOff           bool
 	h2FastOff         bool         // HTTP/2 streams all go to httpHandler (the differential test's reference)
 	h2FastServed      atomic.Int64 // streams the HTTP/2 fast path served
