@@ -140,7 +140,10 @@ func (fs *fastConns) stop(ctx context.Context) {
 // fastBufs recycles the fast path's connection state: its buffered reader
 // and writer, and the connection record with its scratch slices, which
 // would otherwise be grown from nothing on every new connection.
-type fastBufs struct{ r, w, conns sync.Pool }
+type fastBufs struct {
+	r, w, conns sync.Pool
+	lent        atomic.Int64 // connections holding a reader and a writer
+}
 
 func newFastBufs() *fastBufs {
 	return &fastBufs{
@@ -224,6 +227,7 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	if fc.bw != nil {
 		fc.bw.Reset(nil)
 		bufs.w.Put(fc.bw)
+		bufs.lent.Add(-1)
 	}
 	fc.release()
 	bufs.conns.Put(fc)

@@ -72,6 +72,7 @@ func (fc *fastConn) takeBufs() {
 	fc.br.Reset(&fc.src)
 	fc.bw = bufs.w.Get().(*bufio.Writer)
 	fc.bw.Reset(&fc.wd)
+	bufs.lent.Add(1)
 }
 
 // dropBufs returns the reader and writer to the pools; both are empty.
@@ -82,6 +83,7 @@ func (fc *fastConn) dropBufs() {
 	fc.bw.Reset(nil)
 	bufs.w.Put(fc.bw)
 	fc.br, fc.bw = nil, nil
+	bufs.lent.Add(-1)
 }
 
 // waitRequest waits, under the read deadline the caller set, until the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // An idle HTTP/2 connection holds no write buffer: the buffer frames
@@ -17,7 +18,13 @@ import (
 // docs/performance.md ("Memory per idle connection") has the figures.
 
 // Bufs is the write buffers shared by the connections of a server.
-type Bufs struct{ w sync.Pool }
+type Bufs struct {
+	w    sync.Pool
+	lent atomic.Int64 // buffers held by connections
+}
+
+// Lent is the number of write buffers connections hold now.
+func (b *Bufs) Lent() int64 { return b.lent.Load() }
 
 // NewBufs returns an empty set of write buffers.
 func NewBufs() *Bufs {
@@ -37,6 +44,7 @@ func (w *connWriter) Write(p []byte) (int, error) {
 	if w.bw == nil {
 		w.bw = w.bufs.w.Get().(*bufio.Writer)
 		w.bw.Reset(w.c)
+		w.bufs.lent.Add(1)
 	}
 	return w.bw.Write(p)
 }
@@ -61,6 +69,7 @@ func (w *connWriter) Flush() error {
 	w.bw.Reset(nil)
 	w.bufs.w.Put(w.bw)
 	w.bw = nil
+	w.bufs.lent.Add(-1)
 	return nil
 }
 
