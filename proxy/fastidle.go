@@ -11,9 +11,9 @@ import (
 
 // A keep-alive connection spends most of its life waiting for the next
 // request. It waits without the fast path's read and write buffers (4 KiB
-// each), which go back to their pools and are taken again when the
-// request's first bytes are there: at 10,000 idle connections that is
-// 80 MiB less (docs/performance.md, "Memory per idle connection").
+// each) and its request scratch (about 3 KiB), which go back to their
+// pools and are taken again when the request's first bytes are there
+// (docs/performance.md, "Memory per idle connection").
 //
 // How it waits depends on what is under the connection:
 //   - a plain TCP socket (waitRaw): the read that finds the request is
@@ -72,7 +72,25 @@ func (fc *fastConn) takeBufs() {
 	fc.br.Reset(&fc.src)
 	fc.bw = bufs.w.Get().(*bufio.Writer)
 	fc.bw.Reset(&fc.wd)
+	sc := bufs.scratch.Get().(*fastScratch)
+	fc.scratch = sc
+	fc.out, fc.req, fc.h.Fields, fc.rh.Lines = sc.out[:0], sc.req[:0], sc.fields[:0], sc.lines[:0]
 	bufs.lent.Add(1)
+}
+
+// putScratch returns the request scratch, with what the requests grew it
+// to, except for an outsize response head.
+func (fc *fastConn) putScratch() {
+	sc := fc.scratch
+	sc.out, sc.req, sc.fields, sc.lines = fc.out[:0], fc.req[:0], fc.h.Fields[:0], fc.rh.Lines[:0]
+	if cap(sc.out) > 64<<10 {
+		sc.out = make([]byte, 0, 1024)
+	}
+	// the fields and lines point into buffers now lent to others
+	clear(sc.fields[:cap(sc.fields)])
+	clear(sc.lines[:cap(sc.lines)])
+	fc.out, fc.req, fc.h.Fields, fc.rh.Lines, fc.scratch = nil, nil, nil, nil, nil
+	fc.srv.fastBufs.scratch.Put(sc)
 }
 
 // dropBufs returns the reader and writer to the pools; both are empty.
@@ -83,6 +101,7 @@ func (fc *fastConn) dropBufs() {
 	fc.bw.Reset(nil)
 	bufs.w.Put(fc.bw)
 	fc.br, fc.bw = nil, nil
+	fc.putScratch()
 	bufs.lent.Add(-1)
 }
 
