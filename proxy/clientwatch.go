@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bufio"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +49,7 @@ func (w *clientWatch) arm() {
 	w.armed = true
 	w.mu.Unlock()
 	d := clientWatchDelay
-	if t := w.fc.srv.testWatch; t != nil {
+	if t := w.fc.srv.testWatch.Load(); t != nil {
 		d = t.delay
 	}
 	w.timer.Reset(d)
@@ -85,7 +83,7 @@ func (w *clientWatch) start() {
 		defer close(done)
 		n, err := w.fc.c.Read(w.got[:])
 		w.n = n
-		if t := w.fc.srv.testWatch; t != nil && t.read != nil {
+		if t := w.fc.srv.testWatch.Load(); t != nil && t.read != nil {
 			t.read(n)
 		}
 		if n == 0 && err != nil && !isTimeout(err) {
@@ -116,29 +114,14 @@ func (w *clientWatch) disarm() (gone bool) {
 	return w.gone.Load()
 }
 
-// giveBack puts a byte the watch read in front of the connection's
-// reader; br holds nothing then (the watch only runs when nothing was
-// buffered past the current head, which has been consumed).
-func (w *clientWatch) giveBack(br *bufio.Reader) {
+// giveBack puts a byte the watch read in front of what the connection's
+// reader reads next; the reader holds nothing then (the watch only runs
+// when nothing was buffered past the current head, which has been
+// consumed).
+func (w *clientWatch) giveBack() {
 	if w.n == 0 {
 		return
 	}
 	w.n = 0
-	b := w.got[0]
-	br.Reset(io.MultiReader(&oneByte{b: b}, w.fc.c))
-}
-
-// oneByte reads one byte, then EOF.
-type oneByte struct {
-	b    byte
-	done bool
-}
-
-func (o *oneByte) Read(p []byte) (int, error) {
-	if o.done || len(p) == 0 {
-		return 0, io.EOF
-	}
-	o.done = true
-	p[0] = o.b
-	return 1, nil
+	w.fc.src.unread(w.got[0])
 }

@@ -111,7 +111,7 @@ func TestFastWatchKeepsPipelinedBytes(t *testing.T) {
 	node := startHeldNode(t)
 	read := make(chan int, 16)
 	s := benchServerWith(t, node.addr, nil, false)
-	s.testWatch = &watchTest{delay: time.Nanosecond, read: func(n int) { read <- n }}
+	s.testWatch.Store(&watchTest{delay: time.Nanosecond, read: func(n int) { read <- n }})
 	addr := s.benchSlot().ln.Addr().String()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
@@ -60,6 +61,14 @@ type fastConn struct {
 	watch   *clientWatch // a hang-up while the node works
 	out     []byte       // scratch for a response head
 	chunk   []byte       // scratch for chunk sizes
+
+	// the wait for a request without buffers (fastidle.go)
+	scratch  *fastScratch    // out, req, h.Fields and rh.Lines while held
+	src      fastSrc         // what br reads from
+	raw      syscall.RawConn // the plain socket under c, once looked for
+	rawTried bool
+	waitFn   func(fd uintptr) bool // waitRead, made once per record
+	waitErr  error
 }
 
 // Fast-path buffers: a request head that does not fit the read buffer is
@@ -130,24 +139,39 @@ func (fs *fastConns) stop(ctx context.Context) {
 }
 
 // fastBufs recycles the fast path's connection state: its buffered reader
-// and writer, and the connection record with its scratch slices, which
-// would otherwise be grown from nothing on every new connection.
-type fastBufs struct{ r, w, conns sync.Pool }
+// and writer and its per-request scratch slices, which an idle connection
+// gives back (fastidle.go), and the connection record, which would
+// otherwise be built anew for every connection.
+type fastBufs struct {
+	r, w, scratch, conns sync.Pool
+	lent                 atomic.Int64 // connections holding a reader and a writer
+}
+
+// fastScratch is what a request's head, its request to the node and its
+// answer's head are built in.
+type fastScratch struct {
+	out, req []byte
+	fields   []wire.HeadField
+	lines    [][]byte
+}
 
 func newFastBufs() *fastBufs {
 	return &fastBufs{
 		r: sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastReadSize) }},
 		w: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }},
+		scratch: sync.Pool{New: func() any {
+			return &fastScratch{out: make([]byte, 0, 1024), req: make([]byte, 0, 1024),
+				fields: make([]wire.HeadField, 0, 16), lines: make([][]byte, 0, 16)}
+		}},
 		conns: sync.Pool{New: func() any {
-			fc := &fastConn{out: make([]byte, 0, 1024), chunk: make([]byte, 0, 64)}
-			fc.req = make([]byte, 0, 1024)
+			fc := &fastConn{chunk: make([]byte, 0, 64)}
 			fc.info = func(res *http.Response) error {
 				fc.writeHead(res.StatusCode, res.Header, false)
 				return fc.bw.Flush()
 			}
-			fc.h.Fields = make([]wire.HeadField, 0, 16)
-			fc.rh.Lines = make([][]byte, 0, 16)
 			fc.watch = newClientWatch(fc)
+			fc.waitFn = fc.waitRead
+			fc.src.fd = -1
 			fc.bind = fc.watch.bind
 			return fc
 		}},
@@ -155,21 +179,17 @@ func newFastBufs() *fastBufs {
 }
 
 // release drops everything a finished connection record points to, so a
-// pooled record keeps no connection, runtime or buffer alive.
+// pooled record keeps no connection, runtime or buffer alive. Its
+// buffers and scratch are back in their pools by then.
 func (fc *fastConn) release() {
-	fields, lines := fc.h.Fields[:0], fc.rh.Lines[:0]
-	clear(fields[:cap(fields)])
-	clear(lines[:cap(lines)])
 	fc.sl, fc.c, fc.cc, fc.br, fc.bw, fc.srv = nil, nil, nil, nil, nil, nil
+	fc.src = fastSrc{fd: -1}
+	fc.raw, fc.rawTried, fc.waitErr = nil, false, nil
 	fc.wd = writeDeadline{}
-	fc.h, fc.rh = wire.ReqHead{Fields: fields}, wire.RespHead{Lines: lines}
+	fc.h, fc.rh = wire.ReqHead{}, wire.RespHead{}
 	fc.st = reqState{}
 	fc.start, fc.headDL, fc.abort, fc.closing, fc.fs = time.Time{}, time.Time{}, false, false, nil
 	fc.idle.Store(false)
-	if cap(fc.out) > 64<<10 {
-		// a node's outsize response head: not kept for the next one
-		fc.out = make([]byte, 0, 1024)
-	}
 }
 
 // serveFast serves an admitted HTTP/1.1 connection (plain, or TLS after a
@@ -184,11 +204,9 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	bufs := s.srv.fastBufs
 	fc := bufs.conns.Get().(*fastConn)
 	fc.sl, fc.c, fc.cc, fc.srv = s, c, cc, s.srv
-	fc.br = bufs.r.Get().(*bufio.Reader)
-	fc.br.Reset(c)
-	fc.bw = bufs.w.Get().(*bufio.Writer)
+	fc.src.c = c
 	fc.wd = writeDeadline{c: c, limit: s.srv.progressLimit(f.key.idle)}
-	fc.bw.Reset(&fc.wd)
+	fc.takeBufs()
 	handedOff := false
 	fc.fs = f.fast
 	if f.fast.add(fc) { // else the frontend is stopping: close
@@ -197,7 +215,8 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 	}
 	if handedOff {
 		// net/http reads what br still holds, through prefixConn; the
-		// reader goes with it
+		// reader goes with it. Its source (fc.src) is never read again:
+		// prefixConn reads br only while it holds bytes.
 		pc := &prefixConn{Conn: c, br: fc.br, wlimit: fc.wd.limit, timeout: s.cur.Load().timeout408}
 		if !fc.headDL.IsZero() {
 			pc.headDL.Store(fc.headDL.UnixNano())
@@ -205,11 +224,17 @@ func (s *slot) serveFast(c net.Conn, cc *clientConn) {
 		s.handOff(pc, cc)
 	} else {
 		c.Close()
-		fc.br.Reset(nil)
-		bufs.r.Put(fc.br)
+		if fc.br != nil {
+			fc.br.Reset(nil)
+			bufs.r.Put(fc.br)
+		}
 	}
-	fc.bw.Reset(nil)
-	bufs.w.Put(fc.bw)
+	if fc.bw != nil {
+		fc.bw.Reset(nil)
+		bufs.w.Put(fc.bw)
+		fc.putScratch()
+		bufs.lent.Add(-1)
+	}
 	fc.release()
 	bufs.conns.Put(fc)
 }
@@ -247,7 +272,7 @@ func (fc *fastConn) serve(f *frontend) bool {
 			if f.fast.stopping.Load() {
 				return false
 			}
-			_, err := fc.br.Peek(1)
+			err := fc.waitRequest()
 			fc.idle.Store(false)
 			if err != nil || f.fast.stopping.Load() {
 				return false
@@ -276,7 +301,7 @@ func (fc *fastConn) serve(f *frontend) bool {
 			return fc.handOff()
 		}
 		fc.br.Discard(fc.h.Size)
-		fc.watch.giveBack(fc.br)
+		fc.watch.giveBack()
 		if fc.abort {
 			// The node's answer broke off: a client that got none of it
 			// sees the connection close, as with net/http; one that got

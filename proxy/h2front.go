@@ -22,7 +22,7 @@ func (s *slot) serveH2(tc *tls.Conn) {
 	ctx := context.WithValue(withConn(s.srv.drain, tc), http.ServerContextKey, f.http)
 	cc := clientConnOf(ctx)
 	cfg := &h2.Config{Handler: &httpHandler{slot: s}, ReadHeader: f.key.readHeader, Idle: f.key.idle,
-		MaxHeaderBytes: f.key.maxHeaderBytes, Log: s.srv.log, Date: &s.srv.date,
+		MaxHeaderBytes: f.key.maxHeaderBytes, Log: s.srv.log, Date: &s.srv.date, Bufs: s.srv.h2Bufs,
 		Progress: clientProgressLimit(f.key.idle),
 		Fast:     func(st *h2.Stream) bool { return s.serveH2Fast(st, cc) }}
 	if s.srv.h2FastOff {

@@ -16,6 +16,7 @@ import (
 	"github.com/portico-lb/portico/accesslog"
 	"github.com/portico-lb/portico/config"
 	"github.com/portico-lb/portico/healthcheck"
+	"github.com/portico-lb/portico/proxy/h2"
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
 	"github.com/portico-lb/portico/proxy/internal/wire"
 )
@@ -67,12 +68,13 @@ type Server struct {
 	l4      *tunnel.Loops // the tunnel loops (tcp mode, websockets)
 	started time.Time
 
-	testWatch         *watchTest // tests: the client watch's delay and reads
+	testWatch         atomic.Pointer[watchTest] // tests: the client watch's delay and reads; set while serving
 	fastOff           bool
 	h2FastOff         bool         // HTTP/2 streams all go to httpHandler (the differential test's reference)
 	h2FastServed      atomic.Int64 // streams the HTTP/2 fast path served
 	h2Fasts           sync.Pool    // *h2Fast: the HTTP/2 fast path's per-stream state
 	fastBufs          *fastBufs
+	h2Bufs            *h2.Bufs
 	fastGET, fastHEAD *http.Request  // what ReadResponse needs of a request: the method
 	date              wire.DateCache // the Date field of answers whose node sent none
 	// progressOverride, when set, replaces the client progress limit
@@ -122,7 +124,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s := &Server{log: log, version: opts.Version, reg: newRegistry(), buffers: newBufferPool(), tunBufs: tunnel.NewBufs(),
 		slots: make(map[string]*slot), started: time.Now(), bgStop: make(chan struct{}),
-		fastOff: opts.NoFastPath, fastBufs: newFastBufs(), ids: accesslog.NewRequestIDs(),
+		fastOff: opts.NoFastPath, fastBufs: newFastBufs(), h2Bufs: h2.NewBufs(), ids: accesslog.NewRequestIDs(),
 		fastGET: &http.Request{Method: http.MethodGet}, fastHEAD: &http.Request{Method: http.MethodHead}}
 	s.access.Store(opts.Access)
 	s.conns, s.process = newConnGate(), opts.Process

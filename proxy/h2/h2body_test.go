@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -34,8 +33,8 @@ func h2tBareStream(t *testing.T) *Stream {
 	c.cond.L = &c.mu
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	t.Cleanup(c.stop)
-	c.bw = bufio.NewWriter(c.c)
-	c.fr = http2.NewFramer(c.bw, nil)
+	c.bw = connWriter{c: c.c, bufs: NewBufs()}
+	c.fr = http2.NewFramer(&c.bw, nil)
 	st := &Stream{c: c, id: 1, cancel: func() {}}
 	st.body.init(st, -1, nil, false)
 	c.streams[1] = st

@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -78,6 +77,9 @@ type Config struct {
 	// Date formats the Date field of answers that have none; nil: each
 	// connection formats its own.
 	Date *wire.DateCache
+	// Bufs lends the connections their write buffers; nil: each
+	// connection has a pool of its own.
+	Bufs *Bufs
 }
 
 // h2Conn is one client connection speaking HTTP/2.
@@ -95,7 +97,7 @@ type h2Conn struct {
 	// buffered writer, in the order frames go out.
 	wmu     sync.Mutex
 	waiting atomic.Int32 // writers waiting for wmu: the last one flushes
-	bw      *bufio.Writer
+	bw      connWriter
 	werr    error
 	wdl     time.Time // the write deadline set last
 	// wtimeout bounds one flush: a client that stops reading for this
@@ -227,8 +229,11 @@ func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 		c.stallTimeout = cfg.Stall
 	}
 	c.cond.L = &c.mu
-	c.bw = bufio.NewWriterSize(tc, h2ChunkSize+1024)
-	c.fr = http2.NewFramer(c.bw, bufio.NewReaderSize(tc, 8<<10))
+	c.bw = connWriter{c: tc, bufs: cfg.Bufs}
+	if c.bw.bufs == nil {
+		c.bw.bufs = NewBufs()
+	}
+	c.fr = http2.NewFramer(&c.bw, frameSource(tc))
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	// net/http's server allows max_header_bytes plus 320 bytes of slack
 	// for a header list, and advertises it.
