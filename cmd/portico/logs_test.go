@@ -13,9 +13,6 @@ import (
 	"github.com/portico-lb/portico/config"
 )
 
-// A reopened access file closes the old one only after writing out the
-// lines meant for it, and a logger taken before the reopen writes into the
-// new file.
 // lockedBuffer is a destination the access sink's timer writes to from
 // its own goroutine.
 type lockedBuffer struct {
@@ -35,6 +32,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// A reopened access file closes the old one only after writing out the
+// lines meant for it, and a logger taken before the reopen writes into the
+// new file.
 func TestAccessReopenKeepsLines(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.log")
