@@ -333,7 +333,7 @@ func (l *l4Loop) run() {
 // later readiness of a tunnel's socket makes the set readable again.
 func (l *l4Loop) poll(uintptr) bool {
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events[:], 0)
+		n, err := rawEpollPoll(l.epfd, l.events[:])
 		if err == unix.EINTR {
 			continue
 		}

@@ -61,7 +61,7 @@ func (l *l4Loop) pump(p *l4Pair, d *l4Dir) {
 			}
 			return
 		}
-		n, err := unix.Read(d.src.fd, l.buf[:])
+		n, err := rawRead(d.src.fd, l.buf[:])
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -138,7 +138,7 @@ func (l *l4Loop) flush(p *l4Pair, d *l4Dir) {
 func writeSome(fd int, b []byte) (int, error) {
 	total := 0
 	for total < len(b) {
-		m, err := unix.Write(fd, b[total:])
+		m, err := rawWrite(fd, b[total:])
 		switch {
 		case err == unix.EINTR:
 			continue
