@@ -92,6 +92,7 @@ type h2Conn struct {
 	raddr string
 	fr    *http2.Framer
 	canon map[string]string // wire name -> canonical, for the reader
+	work  *workers          // where streams run: the frontend's, or nil
 
 	// The write side: the framer's writes, the HPACK encoder and the
 	// buffered writer, in the order frames go out.
@@ -144,6 +145,7 @@ type Conns struct {
 	conns    map[*h2Conn]struct{}
 	stopping bool
 	wg       sync.WaitGroup
+	work     workers // the connections' idle stream goroutines
 }
 
 // NewConns returns an empty Conns.
@@ -170,6 +172,7 @@ func (hs *Conns) remove(c *h2Conn) {
 // Stop sends every connection a GOAWAY: each closes when its streams
 // have answered. When ctx ends first, what is left is closed.
 func (hs *Conns) Stop(ctx context.Context) {
+	hs.work.stop()
 	hs.mu.Lock()
 	hs.stopping = true
 	conns := make([]*h2Conn, 0, len(hs.conns))
@@ -248,6 +251,7 @@ func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 			return
 		}
 		defer track.remove(c)
+		c.work = &track.work
 	}
 	c.serve()
 }

@@ -129,7 +129,7 @@ func (c *h2Conn) startStream(st *Stream, ended bool, cancel context.CancelFunc) 
 	c.handlers.Add(1)
 	if c.running < h2MaxStreams {
 		c.running++
-		go c.runStreams(st)
+		c.work.start(c, st)
 		return nil
 	}
 	// Handlers of streams the client already reset still count: a
