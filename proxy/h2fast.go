@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/netip"
@@ -31,10 +30,14 @@ import (
 type h2Fast struct {
 	nodeCall
 	rs reqState
+	st *h2.Stream
 	w  *h2.Writer // the stream's
-	// unwatch ends the tie between the node connection in use and the
-	// stream (bindNode)
-	unwatch func() bool
+	// a node connection is tied to the stream (bindNode)
+	tied bool
+	// fp's methods as nodeCall takes them, made once per h2Fast: a
+	// method value is an allocation each time
+	bindFn func(*upstream.Conn)
+	infoFn func(*http.Response) error
 }
 
 // bindNode ties a node connection to the stream: when the stream ends
@@ -42,20 +45,19 @@ type h2Fast struct {
 // a stream error or a stall, the connection closed), the node
 // connection is closed, which ends the node's work on it at once.
 func (fp *h2Fast) bindNode(nc *upstream.Conn) {
-	fp.release()
-	fp.unwatch = context.AfterFunc(fp.ctx, func() { nc.NetConn.Close() })
+	fp.st.Tie(nc.NetConn)
+	fp.tied = true
 }
 
 // release unties the node connection from the stream before it goes
 // back to the pool; false when the stream ended first and the
 // connection was closed for it.
 func (fp *h2Fast) release() bool {
-	if fp.unwatch == nil {
+	if !fp.tied {
 		return true
 	}
-	ok := fp.unwatch()
-	fp.unwatch = nil
-	return ok
+	fp.tied = false
+	return fp.st.Untie()
 }
 
 // serveH2Fast serves st and reports true, or reports false having done
@@ -91,15 +93,15 @@ func (s *slot) serveH2Fast(st *h2.Stream, cc *clientConn) bool {
 	w.NoSniff()
 	fp := s.srv.getH2Fast()
 	defer s.srv.putH2Fast(fp)
-	fp.w = w
+	fp.st, fp.w = st, w
 	rs := &fp.rs
 	*rs = reqState{lr: lr, cc: cc, client: peer, canonical: canonical}
 	rs.nodeTry.reset()
 	chooseRequestID(&rs.id, s.srv.ids, false, nil) // a trusted peer never gets here
 	fp.srv = s.srv
-	fp.info = fp.relayInformational
+	fp.info = fp.infoFn
 	fp.ctx = r.Context()
-	fp.bind = fp.bindNode
+	fp.bind = fp.bindFn
 	fp.host = r.Host
 	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer, &rs.id)
 	status, out := s.h2Exchange(fp, head)
@@ -320,15 +322,17 @@ func (s *Server) getH2Fast() *h2Fast {
 	if fp, ok := s.h2Fasts.Get().(*h2Fast); ok {
 		return fp
 	}
-	return new(h2Fast)
+	fp := new(h2Fast)
+	fp.bindFn, fp.infoFn = fp.bindNode, fp.relayInformational
+	return fp
 }
 
 // putH2Fast takes back a stream's fast-path state once the stream is
 // answered. Only the request buffer is kept: nothing of one stream (its
 // context, its runtime, a node's lines) outlives it.
 func (s *Server) putH2Fast(fp *h2Fast) {
-	req := fp.req[:0]
+	req, bindFn, infoFn := fp.req[:0], fp.bindFn, fp.infoFn
 	*fp = h2Fast{}
-	fp.req = req
+	fp.req, fp.bindFn, fp.infoFn = req, bindFn, infoFn
 	s.h2Fasts.Put(fp)
 }

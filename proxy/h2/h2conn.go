@@ -257,9 +257,11 @@ func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 }
 
 func (c *h2Conn) serve() {
+	unhook := context.AfterFunc(c.ctx, c.cancelStreams)
 	defer func() {
 		c.close()
 		c.handlers.Wait()
+		unhook()
 		c.stop()
 	}()
 	if c.cfg.ReadHeader > 0 {
@@ -426,9 +428,8 @@ func (c *h2Conn) close() {
 	for _, st := range c.streams {
 		c.endStreamLocked(st, errConnClosed)
 	}
-	for _, st := range c.queue {
-		c.handlers.Done()
-		st.cancel()
+	for range c.queue {
+		c.handlers.Done() // its context ended with the stream, above
 	}
 	c.queue = nil
 	if c.idleTimer != nil {

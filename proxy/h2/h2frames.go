@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"context"
 	"errors"
 
 	"golang.org/x/net/http2"
@@ -227,7 +228,7 @@ func (c *h2Conn) endStreamLocked(st *Stream, err error) {
 	st.err = err
 	delete(c.streams, st.id)
 	c.open--
-	st.cancel()
+	st.ctx.cancel(context.Canceled)
 	if n := st.body.fail(err); n > 0 {
 		c.returnConnLocked(n)
 	}

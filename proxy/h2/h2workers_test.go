@@ -107,7 +107,7 @@ func TestH2WorkersBounded(t *testing.T) {
 			t.Fatalf("%d idle, want %d", n, workersMaxIdle)
 		}
 		time.Sleep(workersIdle + time.Second) // the bubble's clock
-		ws.start(nil, nil)                     // takes the last parked
+		ws.start(nil, nil)                    // takes the last parked
 		<-chans[len(chans)-1]
 		if !ws.park(make(chan workerJob, 1)) {
 			t.Fatal("park refused below the bound")
