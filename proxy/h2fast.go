@@ -38,7 +38,14 @@ type h2Fast struct {
 	// method value is an allocation each time
 	bindFn func(*upstream.Conn)
 	infoFn func(*http.Response) error
+	// scratch for a small answer's field lines and body (relayOwned)
+	own   []byte
+	lines [][]byte
 }
+
+// h2FastScratch bounds the scratch a pooled h2Fast keeps: a small
+// answer's lines and body fit.
+const h2FastScratch = 4 * upstream.SmallAnswer
 
 // bindNode ties a node connection to the stream: when the stream ends
 // before the exchange does (the client reset it, portico reset it after
@@ -194,7 +201,7 @@ func (fp *h2Fast) relaySimple(t *upstream.Transport, nc *upstream.Conn, rh *wire
 // then answers the client from a copy.
 func (fp *h2Fast) relayOwned(t *upstream.Transport, nc *upstream.Conn, rh *wire.RespHead, body int) (int, int64) {
 	w := fp.w
-	lines, own := ownLines(rh.Lines, body)
+	lines, own := fp.ownLines(rh.Lines, body)
 	_, err := io.ReadFull(nc.Reader, own)
 	releaseNode(t, nc, fp.release() && err == nil && !rh.Close)
 	if err != nil {
@@ -202,12 +209,7 @@ func (fp *h2Fast) relayOwned(t *upstream.Transport, nc *upstream.Conn, rh *wire.
 		return rh.Code, 0
 	}
 	w.SetLines(lines)
-	if len(own) > 0 {
-		_, err = w.Write(own)
-	}
-	if err == nil {
-		err = w.Finish()
-	}
+	err = w.WriteFinal(own) // sent before fp's scratch is reused
 	w.SetLines(nil)
 	if err != nil {
 		w.Abort()
@@ -219,17 +221,32 @@ func (fp *h2Fast) relayOwned(t *upstream.Transport, nc *upstream.Conn, rh *wire.
 // ownLines copies a node's field lines out of its read buffer, into one
 // allocation with room for extra body bytes after them.
 func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
-	n := 0
+	own, lines := copyLines(nil, nil, src, extra)
+	return lines, own[len(own)-extra:]
+}
+
+// ownLines is ownLines into fp's scratch, which a pooled h2Fast keeps
+// for the next stream (putH2Fast).
+func (fp *h2Fast) ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
+	fp.own, fp.lines = copyLines(fp.own[:0], fp.lines[:0], src, extra)
+	return fp.lines, fp.own[len(fp.own)-extra:]
+}
+
+// copyLines copies src into own (grown when short), each line an entry
+// of lines, with extra bytes after them: own's length is all of it.
+func copyLines(own []byte, lines, src [][]byte, extra int) ([]byte, [][]byte) {
+	n := extra
 	for _, l := range src {
 		n += len(l)
 	}
-	own := make([]byte, 0, n+extra)
-	lines = make([][]byte, len(src))
-	for i, l := range src {
-		own = append(own, l...)
-		lines[i] = own[len(own)-len(l) : len(own) : len(own)]
+	if cap(own) < n {
+		own = make([]byte, 0, n)
 	}
-	return lines, own[len(own) : len(own)+extra]
+	for _, l := range src {
+		own = append(own, l...)
+		lines = append(lines, own[len(own)-len(l):len(own):len(own)])
+	}
+	return own[:n], lines
 }
 
 // relay relays an answer http.ReadResponse read, as ReverseProxy does:
@@ -328,11 +345,18 @@ func (s *Server) getH2Fast() *h2Fast {
 }
 
 // putH2Fast takes back a stream's fast-path state once the stream is
-// answered. Only the request buffer is kept: nothing of one stream (its
-// context, its runtime, a node's lines) outlives it.
+// answered. Only buffers are kept (the request's, the scratch, emptied)
+// and fp's method values: nothing of one stream (its context, its
+// runtime, a node's lines) outlives it.
 func (s *Server) putH2Fast(fp *h2Fast) {
 	req, bindFn, infoFn := fp.req[:0], fp.bindFn, fp.infoFn
+	own, lines := fp.own[:0], fp.lines[:0]
+	if cap(own) > h2FastScratch {
+		own, lines = nil, nil
+	}
+	clear(lines[:cap(lines)])
 	*fp = h2Fast{}
 	fp.req, fp.bindFn, fp.infoFn = req, bindFn, infoFn
+	fp.own, fp.lines = own, lines
 	s.h2Fasts.Put(fp)
 }

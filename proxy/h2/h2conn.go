@@ -299,23 +299,33 @@ func (c *h2Conn) serve() {
 			c.idleLocked()
 			c.mu.Unlock()
 		}
-		var se http2.StreamError
-		switch {
-		case err == nil:
+		if err == nil {
 			c.flushWindow()
-		case errors.As(err, &se):
-			c.resetStream(se.StreamID, se.Code)
-		case errors.Is(err, http2.ErrFrameTooLarge):
-			c.fail(http2.ErrCodeFrameSize)
-			return
-		default:
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				c.fail(http2.ErrCode(ce))
-			}
+		} else if !c.frameFailed(err) {
 			return
 		}
 	}
+}
+
+// frameFailed answers a frame's error: a stream error resets the
+// stream (true: the connection goes on), any other ends the connection.
+// (Its own function: errors.As would have a StreamError escape to the
+// heap on every frame of serve's loop.)
+func (c *h2Conn) frameFailed(err error) bool {
+	var se http2.StreamError
+	switch {
+	case errors.As(err, &se):
+		c.resetStream(se.StreamID, se.Code)
+		return true
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		c.fail(http2.ErrCodeFrameSize)
+	default:
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			c.fail(http2.ErrCode(ce))
+		}
+	}
+	return false
 }
 
 // idleLocked arms the idle timer, or closes a connection that was told
