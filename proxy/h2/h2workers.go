@@ -1,9 +1,6 @@
 package h2
 
-import (
-	"sync"
-	"time"
-)
+import "sync"
 
 // Streams run on goroutines a frontend keeps for reuse. A goroutine
 // started per stream begins on a small stack and grows it again (a copy
@@ -12,26 +9,17 @@ import (
 // its stack grown already. The idle ones are few and bounded, shared by
 // the frontend's connections, so an idle connection holds none of them:
 // they are the peak of streams answered at once, up to
-// workersMaxIdle, and one left unused for workersIdle ends (noticed
-// when another parks; the garbage collector meanwhile shrinks the
-// stacks of those left waiting).
+// workersMaxIdle, and the garbage collector shrinks the stacks of those
+// left waiting (a few KiB each then).
 
-const (
-	workersMaxIdle = 128
-	workersIdle    = 10 * time.Second
-)
+const workersMaxIdle = 128
 
 // workers is a frontend's idle stream goroutines (Conns holds it, and
 // its Stop ends them).
 type workers struct {
 	mu      sync.Mutex
-	idle    []idleWorker // the last parked at the end
+	idle    []chan workerJob // the last parked at the end
 	stopped bool
-}
-
-type idleWorker struct {
-	next  chan workerJob
-	since time.Time
 }
 
 type workerJob struct {
@@ -45,8 +33,8 @@ func (ws *workers) start(c *h2Conn, st *Stream) {
 	if ws != nil {
 		ws.mu.Lock()
 		if n := len(ws.idle); n > 0 {
-			w := ws.idle[n-1].next
-			ws.idle[n-1] = idleWorker{}
+			w := ws.idle[n-1]
+			ws.idle[n-1] = nil
 			ws.idle = ws.idle[:n-1]
 			ws.mu.Unlock()
 			w <- workerJob{c, st} // buffered: the worker takes it when it runs
@@ -82,22 +70,14 @@ func (ws *workers) run(c *h2Conn, st *Stream) {
 	}
 }
 
-// park makes a worker idle, unless enough are or the frontend stopped;
-// it ends the oldest idle one when that one waited for workersIdle.
+// park makes a worker idle, unless enough are or the frontend stopped.
 func (ws *workers) park(next chan workerJob) bool {
-	now := time.Now()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.stopped || len(ws.idle) >= workersMaxIdle {
 		return false
 	}
-	if len(ws.idle) > 0 && now.Sub(ws.idle[0].since) > workersIdle {
-		close(ws.idle[0].next)
-		copy(ws.idle, ws.idle[1:])
-		ws.idle[len(ws.idle)-1] = idleWorker{}
-		ws.idle = ws.idle[:len(ws.idle)-1]
-	}
-	ws.idle = append(ws.idle, idleWorker{next: next, since: now})
+	ws.idle = append(ws.idle, next)
 	return true
 }
 
@@ -106,8 +86,8 @@ func (ws *workers) stop() {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	ws.stopped = true
-	for _, w := range ws.idle {
-		close(w.next)
+	for _, next := range ws.idle {
+		close(next)
 	}
 	ws.idle = nil
 }

@@ -87,42 +87,32 @@ func TestH2WorkersReused(t *testing.T) {
 	})
 }
 
-// The idle workers are bounded, and one left unused for workersIdle
-// ends when another parks.
+// The idle workers are bounded, and stop ends them.
 func TestH2WorkersBounded(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var ws workers
-		chans := make([]chan workerJob, 0, workersMaxIdle+1)
-		for range workersMaxIdle + 1 {
-			ch := make(chan workerJob, 1)
-			if !ws.park(ch) {
-				if len(chans) != workersMaxIdle {
-					t.Fatalf("park refused after %d", len(chans))
-				}
-				break
-			}
-			chans = append(chans, ch)
+	t.Parallel()
+	var ws workers
+	chans := make([]chan workerJob, 0, workersMaxIdle)
+	for range workersMaxIdle {
+		ch := make(chan workerJob, 1)
+		if !ws.park(ch) {
+			t.Fatalf("park refused after %d", len(chans))
 		}
-		if n := ws.idleCount(); n != workersMaxIdle {
-			t.Fatalf("%d idle, want %d", n, workersMaxIdle)
+		chans = append(chans, ch)
+	}
+	if ws.park(make(chan workerJob, 1)) {
+		t.Fatalf("more than %d idle workers", workersMaxIdle)
+	}
+	ws.start(nil, nil) // takes the last parked
+	if j := <-chans[len(chans)-1]; j.c != nil || j.st != nil {
+		t.Fatalf("%+v", j)
+	}
+	ws.stop()
+	if ws.park(make(chan workerJob, 1)) {
+		t.Fatal("park after stop")
+	}
+	for _, ch := range chans[:len(chans)-1] {
+		if _, ok := <-ch; ok {
+			t.Fatal("an idle worker was not ended by stop")
 		}
-		time.Sleep(workersIdle + time.Second) // the bubble's clock
-		ws.start(nil, nil)                    // takes the last parked
-		<-chans[len(chans)-1]
-		if !ws.park(make(chan workerJob, 1)) {
-			t.Fatal("park refused below the bound")
-		}
-		if _, ok := <-chans[0]; ok {
-			t.Fatal("the oldest idle worker was not ended")
-		}
-		if n := ws.idleCount(); n != workersMaxIdle-1 {
-			t.Fatalf("%d idle, want %d", n, workersMaxIdle-1)
-		}
-		ws.stop()
-		for _, ch := range chans[1 : len(chans)-1] {
-			if _, ok := <-ch; ok {
-				t.Fatal("an idle worker was not ended by stop")
-			}
-		}
-	})
+	}
 }
