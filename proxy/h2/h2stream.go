@@ -23,6 +23,7 @@ type Stream struct {
 	c       *h2Conn
 	id      uint32
 	req     http.Request
+	url     url.URL   // the request's, for a plain :path
 	ctx     streamCtx // the request's context
 	handler http.Handler
 	main    bool // handler is the connection's, not a refusal
@@ -267,9 +268,12 @@ func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
 		if !validH2Path(path) {
 			return errors.New("bad :path: a character a request target may not hold")
 		}
-		var err error
-		if u, err = url.ParseRequestURI(path); err != nil {
-			return fmt.Errorf("bad :path: %w", err)
+		u = &st.url
+		if !plainRequestURI(path, u) {
+			var err error
+			if u, err = url.ParseRequestURI(path); err != nil {
+				return fmt.Errorf("bad :path: %w", err)
+			}
 		}
 	}
 	r := &st.req
@@ -311,6 +315,34 @@ func announcedTrailer(vals []string) http.Header {
 		}
 	}
 	return trailer
+}
+
+// plainRequestURI sets u as url.ParseRequestURI(p) would, for the usual
+// p: an absolute path of letters, digits and the bytes path escaping
+// leaves alone (no '%' to unescape, so no RawPath), then any query.
+// False: p is for ParseRequestURI. (Its URL would be an allocation of
+// its own per stream.)
+func plainRequestURI(p string, u *url.URL) bool {
+	path, query, hasQuery := strings.Cut(p, "?")
+	if path == "" || path[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~/$&+,:;=@", c) >= 0:
+		default:
+			return false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if query[i] < ' ' || query[i] == 0x7f {
+			return false // ParseRequestURI refuses control bytes
+		}
+	}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
 }
 
 // validH2Path: every byte of :path is one RFC 3986 allows in a request
