@@ -92,6 +92,8 @@ type h2Conn struct {
 	raddr string
 	fr    *http2.Framer
 	canon map[string]string // wire name -> canonical, for the reader
+	hdec  *hpack.Decoder    // the reader's: request header blocks
+	hb    *headerBlock      // the block hdec decodes into (h2meta.go)
 	work  *workers          // where streams run: the frontend's, or nil
 
 	// The write side: the framer's writes, the HPACK encoder and the
@@ -237,10 +239,11 @@ func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 		c.bw.bufs = NewBufs()
 	}
 	c.fr = http2.NewFramer(&c.bw, frameSource(tc))
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	// net/http's server allows max_header_bytes plus 320 bytes of slack
 	// for a header list, and advertises it.
 	c.fr.MaxHeaderListSize = uint32(cfg.MaxHeaderBytes + 320)
+	c.hdec = hpack.NewDecoder(4096, c.emitField)
+	c.hdec.SetMaxStringLength(int(c.fr.MaxHeaderListSize))
 	// The frame size the client must keep to (the default, never raised):
 	// a larger frame is a connection error, not a 16 MiB read buffer.
 	c.fr.SetMaxReadFrameSize(16 << 10)

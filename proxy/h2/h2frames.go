@@ -16,8 +16,12 @@ func (c *h2Conn) process(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.SettingsFrame:
 		return c.processSettings(f)
-	case *http2.MetaHeadersFrame:
-		return c.processHeaders(f)
+	case *http2.HeadersFrame:
+		mh, err := c.readHeaderBlock(f)
+		if err != nil {
+			return err
+		}
+		return c.processHeaders(mh)
 	case *http2.DataFrame:
 		return c.processData(f)
 	case *http2.WindowUpdateFrame:
