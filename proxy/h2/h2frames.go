@@ -17,11 +17,13 @@ func (c *h2Conn) process(f http2.Frame) error {
 	case *http2.SettingsFrame:
 		return c.processSettings(f)
 	case *http2.HeadersFrame:
-		mh, err := c.readHeaderBlock(f)
+		b, err := c.readHeaderBlock(f)
 		if err != nil {
 			return err
 		}
-		return c.processHeaders(mh)
+		// the request and trailers hold the field strings, not the block
+		defer c.bw.bufs.putBlock(b)
+		return c.processHeaders(&b.mh)
 	case *http2.DataFrame:
 		return c.processData(f)
 	case *http2.WindowUpdateFrame:

@@ -14,8 +14,9 @@ import (
 // decoded here rather than by x/net's Framer (ReadMetaHeaders), with
 // the same checks, limits and errors, in the same order: its
 // readMetaFrame costs about seven allocations a block (the frame, a
-// closure and the variables it holds, the field slice as it grows),
-// this one one. The HPACK decoding itself is x/net's.
+// closure and the variables it holds, the field slice as it grows);
+// here a block is taken from the server's pool (Bufs) and given back
+// once the stream has its request. The HPACK decoding itself is x/net's.
 
 // headerBlock is one block being decoded; the connection's decoder
 // emits into it (h2Conn.hb).
@@ -28,18 +29,28 @@ type headerBlock struct {
 	invalid    error // a field that makes the stream malformed
 }
 
-// readHeaderBlock decodes the block hf starts: a stream error for a
-// malformed one, a connection error as x/net's Framer gives.
-func (c *h2Conn) readHeaderBlock(hf *http2.HeadersFrame) (*http2.MetaHeadersFrame, error) {
+// readHeaderBlock decodes the block hf starts, into a block to give
+// back with putBlock: a stream error for a malformed one, a connection
+// error as x/net's Framer gives.
+func (c *h2Conn) readHeaderBlock(hf *http2.HeadersFrame) (*headerBlock, error) {
 	max := c.fr.MaxHeaderListSize
 	if max == 0 {
 		max = 16 << 20 // the Framer's default
 	}
-	b := &headerBlock{remain: max, trailers: max}
+	b := c.bw.bufs.getBlock()
+	b.remain, b.trailers = max, max
 	b.mh.HeadersFrame = hf
 	b.mh.Fields = b.fields[:0]
 	c.hb = b
 	defer func() { c.hb = nil }()
+	if err := c.decodeBlock(hf, b); err != nil {
+		c.bw.bufs.putBlock(b)
+		return nil, err
+	}
+	return b, nil
+}
+
+func (c *h2Conn) decodeBlock(hf *http2.HeadersFrame, b *headerBlock) error {
 	c.hdec.SetEmitEnabled(true)
 	var hc interface {
 		HeaderBlockFragment() []byte
@@ -53,30 +64,44 @@ func (c *h2Conn) readHeaderBlock(hf *http2.HeadersFrame) (*http2.MetaHeadersFram
 		// so does one going on after an invalid field, whose size is no
 		// longer counted.
 		if int64(len(frag)) > 2*int64(b.remain+b.trailers) || b.invalid != nil {
-			return nil, http2.ConnectionError(http2.ErrCodeProtocol)
+			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
 		if _, err := c.hdec.Write(frag); err != nil {
-			return nil, http2.ConnectionError(http2.ErrCodeCompression)
+			return http2.ConnectionError(http2.ErrCodeCompression)
 		}
 		if hc.HeadersEnded() {
 			break
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		hc = f.(*http2.ContinuationFrame) // the Framer checks the frame order
 	}
 	if err := c.hdec.Close(); err != nil {
-		return nil, http2.ConnectionError(http2.ErrCodeCompression)
+		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
 	if b.invalid != nil {
-		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: b.invalid}
+		return http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: b.invalid}
 	}
 	if err := checkPseudos(b.mh.PseudoFields()); err != nil {
-		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
+		return http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
 	}
-	return &b.mh, nil
+	return nil
+}
+
+// getBlock lends a header block.
+func (b *Bufs) getBlock() *headerBlock {
+	if hb, ok := b.blocks.Get().(*headerBlock); ok {
+		return hb
+	}
+	return new(headerBlock)
+}
+
+// putBlock takes a block back, holding none of its fields.
+func (b *Bufs) putBlock(hb *headerBlock) {
+	*hb = headerBlock{}
+	b.blocks.Put(hb)
 }
 
 // emitField takes a decoded field into the block (the decoder's emit
