@@ -230,9 +230,18 @@ func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
 	}
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
-	for _, hf := range fields {
+	// the values share one array, as net/textproto's reader does: a
+	// field's first value is a slice of it (a repeated one appends, and
+	// gets an array of its own)
+	vals := make([]string, len(fields))
+	for i, hf := range fields {
 		k := c.canonicalName(hf.Name)
-		h[k] = append(h[k], hf.Value)
+		if vv, ok := h[k]; ok {
+			h[k] = append(vv, hf.Value)
+			continue
+		}
+		vals[i] = hf.Value
+		h[k] = vals[i : i+1 : i+1]
 	}
 	needsContinue := httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue")
 	if needsContinue {
