@@ -100,36 +100,37 @@ type h2Conn struct {
 	// buffered writer, in the order frames go out.
 	wmu     sync.Mutex
 	waiting atomic.Int32 // writers waiting for wmu: the last one flushes
-	bw      connWriter
-	werr    error
-	wdl     time.Time // the write deadline set last
-	// wtimeout bounds one flush: a client that stops reading for this
-	// long loses the connection
-	wtimeout time.Duration
 	// answering counts handlers running: a finishing one that is not
 	// alone lets the others write before it flushes
 	answering atomic.Int32
-	hbuf      bytes.Buffer
-	henc      *hpack.Encoder
-	lower     map[string]string // canonical field name -> wire name
-	date      *wire.DateCache
+	bw        connWriter
+	werr      error
+	wdl       time.Time // the write deadline set last
+	// wtimeout bounds one flush: a client that stops reading for this
+	// long loses the connection
+	wtimeout time.Duration
+	hbuf     bytes.Buffer
+	henc     *hpack.Encoder
+	lower    map[string]string // canonical field name -> wire name
+	date     *wire.DateCache
 
 	// The protocol state, shared by the reader and the handlers.
 	mu        sync.Mutex
 	cond      sync.Cond // send windows grew, a stream ended, the connection closed
 	streams   map[uint32]*Stream
-	maxID     uint32 // the highest stream the client opened
-	open      int    // streams open from the client's view
-	running   int    // handlers running (reset streams included, until they return)
-	queue     []*Stream
-	sendWin   int64        // connection send window
-	initWin   int64        // the client's initial stream window
+	maxID     uint32       // the highest stream the client opened
 	maxFrame  atomic.Int32 // the client's SETTINGS_MAX_FRAME_SIZE
-	recvWin   int64        // connection receive window left
-	recvAcked int64        // consumed connection bytes not yet returned by WINDOW_UPDATE
-	goAway    bool         // no new streams: GOAWAY sent, or the client said it is leaving
+	open      int          // streams open from the client's view
+	running   int          // handlers running (reset streams included, until they return)
+	queue     []*Stream
+	sendWin   int64 // connection send window
+	initWin   int64 // the client's initial stream window
+	recvWin   int64 // connection receive window left
+	recvAcked int64 // consumed connection bytes not yet returned by WINDOW_UPDATE
+	goAway    bool  // no new streams: GOAWAY sent, or the client said it is leaving
 	closed    bool
 	lingering bool
+	watching  bool // the stall check's timer runs (h2stall.go)
 	// streams portico reset lately, whose frames in flight are ignored
 	resetIDs   map[uint32]int64 // bytes of DATA each may still send
 	resetOrder []uint32
@@ -138,7 +139,6 @@ type h2Conn struct {
 	// the stall check (h2stall.go): its timer runs while streams are open
 	stallTimeout time.Duration
 	watchTimer   *time.Timer
-	watching     bool
 }
 
 // Conns tracks a frontend's HTTP/2 connections for a graceful stop.
