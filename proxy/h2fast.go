@@ -225,7 +225,7 @@ func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
 	return lines, own[len(own)-extra:]
 }
 
-// ownLines is ownLines into fp's scratch, which a pooled h2Fast keeps
+// fp.ownLines is ownLines into fp's scratch, which a pooled h2Fast keeps
 // for the next stream (putH2Fast).
 func (fp *h2Fast) ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
 	fp.own, fp.lines = copyLines(fp.own[:0], fp.lines[:0], src, extra)
