@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/netip"
@@ -31,31 +30,41 @@ import (
 type h2Fast struct {
 	nodeCall
 	rs reqState
+	st *h2.Stream
 	w  *h2.Writer // the stream's
-	// unwatch ends the tie between the node connection in use and the
-	// stream (bindNode)
-	unwatch func() bool
+	// a node connection is tied to the stream (bindNode)
+	tied bool
+	// fp's methods as nodeCall takes them, made once per h2Fast: a
+	// method value is an allocation each time
+	bindFn func(*upstream.Conn)
+	infoFn func(*http.Response) error
+	// scratch for a small answer's field lines and body (relayOwned)
+	own   []byte
+	lines [][]byte
 }
+
+// h2FastScratch bounds the scratch a pooled h2Fast keeps: a small
+// answer's lines and body fit.
+const h2FastScratch = 4 * upstream.SmallAnswer
 
 // bindNode ties a node connection to the stream: when the stream ends
 // before the exchange does (the client reset it, portico reset it after
 // a stream error or a stall, the connection closed), the node
 // connection is closed, which ends the node's work on it at once.
 func (fp *h2Fast) bindNode(nc *upstream.Conn) {
-	fp.release()
-	fp.unwatch = context.AfterFunc(fp.ctx, func() { nc.NetConn.Close() })
+	fp.st.Tie(nc.NetConn)
+	fp.tied = true
 }
 
 // release unties the node connection from the stream before it goes
 // back to the pool; false when the stream ended first and the
 // connection was closed for it.
 func (fp *h2Fast) release() bool {
-	if fp.unwatch == nil {
+	if !fp.tied {
 		return true
 	}
-	ok := fp.unwatch()
-	fp.unwatch = nil
-	return ok
+	fp.tied = false
+	return fp.st.Untie()
 }
 
 // serveH2Fast serves st and reports true, or reports false having done
@@ -91,15 +100,15 @@ func (s *slot) serveH2Fast(st *h2.Stream, cc *clientConn) bool {
 	w.NoSniff()
 	fp := s.srv.getH2Fast()
 	defer s.srv.putH2Fast(fp)
-	fp.w = w
+	fp.st, fp.w = st, w
 	rs := &fp.rs
 	*rs = reqState{lr: lr, cc: cc, client: peer, canonical: canonical}
 	rs.nodeTry.reset()
 	chooseRequestID(&rs.id, s.srv.ids, false, nil) // a trusted peer never gets here
 	fp.srv = s.srv
-	fp.info = fp.relayInformational
+	fp.info = fp.infoFn
 	fp.ctx = r.Context()
-	fp.bind = fp.bindNode
+	fp.bind = fp.bindFn
 	fp.host = r.Host
 	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer, &rs.id)
 	status, out := s.h2Exchange(fp, head)
@@ -192,7 +201,7 @@ func (fp *h2Fast) relaySimple(t *upstream.Transport, nc *upstream.Conn, rh *wire
 // then answers the client from a copy.
 func (fp *h2Fast) relayOwned(t *upstream.Transport, nc *upstream.Conn, rh *wire.RespHead, body int) (int, int64) {
 	w := fp.w
-	lines, own := ownLines(rh.Lines, body)
+	lines, own := fp.ownLines(rh.Lines, body)
 	_, err := io.ReadFull(nc.Reader, own)
 	releaseNode(t, nc, fp.release() && err == nil && !rh.Close)
 	if err != nil {
@@ -200,12 +209,7 @@ func (fp *h2Fast) relayOwned(t *upstream.Transport, nc *upstream.Conn, rh *wire.
 		return rh.Code, 0
 	}
 	w.SetLines(lines)
-	if len(own) > 0 {
-		_, err = w.Write(own)
-	}
-	if err == nil {
-		err = w.Finish()
-	}
+	err = w.WriteFinal(own) // sent before fp's scratch is reused
 	w.SetLines(nil)
 	if err != nil {
 		w.Abort()
@@ -217,17 +221,32 @@ func (fp *h2Fast) relayOwned(t *upstream.Transport, nc *upstream.Conn, rh *wire.
 // ownLines copies a node's field lines out of its read buffer, into one
 // allocation with room for extra body bytes after them.
 func ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
-	n := 0
+	own, lines := copyLines(nil, nil, src, extra)
+	return lines, own[len(own)-extra:]
+}
+
+// fp.ownLines is ownLines into fp's scratch, which a pooled h2Fast keeps
+// for the next stream (putH2Fast).
+func (fp *h2Fast) ownLines(src [][]byte, extra int) (lines [][]byte, body []byte) {
+	fp.own, fp.lines = copyLines(fp.own[:0], fp.lines[:0], src, extra)
+	return fp.lines, fp.own[len(fp.own)-extra:]
+}
+
+// copyLines copies src into own (grown when short), each line an entry
+// of lines, with extra bytes after them: own's length is all of it.
+func copyLines(own []byte, lines, src [][]byte, extra int) ([]byte, [][]byte) {
+	n := extra
 	for _, l := range src {
 		n += len(l)
 	}
-	own := make([]byte, 0, n+extra)
-	lines = make([][]byte, len(src))
-	for i, l := range src {
-		own = append(own, l...)
-		lines[i] = own[len(own)-len(l) : len(own) : len(own)]
+	if cap(own) < n {
+		own = make([]byte, 0, n)
 	}
-	return lines, own[len(own) : len(own)+extra]
+	for _, l := range src {
+		own = append(own, l...)
+		lines = append(lines, own[len(own)-len(l):len(own):len(own)])
+	}
+	return own[:n], lines
 }
 
 // relay relays an answer http.ReadResponse read, as ReverseProxy does:
@@ -320,15 +339,24 @@ func (s *Server) getH2Fast() *h2Fast {
 	if fp, ok := s.h2Fasts.Get().(*h2Fast); ok {
 		return fp
 	}
-	return new(h2Fast)
+	fp := new(h2Fast)
+	fp.bindFn, fp.infoFn = fp.bindNode, fp.relayInformational
+	return fp
 }
 
 // putH2Fast takes back a stream's fast-path state once the stream is
-// answered. Only the request buffer is kept: nothing of one stream (its
-// context, its runtime, a node's lines) outlives it.
+// answered. Only buffers are kept (the request's, the scratch, emptied)
+// and fp's method values: nothing of one stream (its context, its
+// runtime, a node's lines) outlives it.
 func (s *Server) putH2Fast(fp *h2Fast) {
-	req := fp.req[:0]
+	req, bindFn, infoFn := fp.req[:0], fp.bindFn, fp.infoFn
+	own, lines := fp.own[:0], fp.lines[:0]
+	if cap(own) > h2FastScratch {
+		own, lines = nil, nil
+	}
+	clear(lines[:cap(lines)])
 	*fp = h2Fast{}
-	fp.req = req
+	fp.req, fp.bindFn, fp.infoFn = req, bindFn, infoFn
+	fp.own, fp.lines = own, lines
 	s.h2Fasts.Put(fp)
 }

@@ -35,7 +35,8 @@ func h2tBareStream(t *testing.T) *Stream {
 	t.Cleanup(c.stop)
 	c.bw = connWriter{c: c.c, bufs: NewBufs()}
 	c.fr = http2.NewFramer(&c.bw, nil)
-	st := &Stream{c: c, id: 1, cancel: func() {}}
+	st := &Stream{c: c, id: 1}
+	st.ctx.c = c
 	st.body.init(st, -1, nil, false)
 	c.streams[1] = st
 	c.maxID, c.open = 1, 1

@@ -17,10 +17,12 @@ import (
 // prior-knowledge clients) an 8 KiB one saves a syscall per frame.
 // docs/performance.md ("Memory per idle connection") has the figures.
 
-// Bufs is the write buffers shared by the connections of a server.
+// Bufs is the write buffers shared by the connections of a server, and
+// the header blocks their readers decode into.
 type Bufs struct {
-	w    sync.Pool
-	lent atomic.Int64 // buffers held by connections
+	w      sync.Pool
+	lent   atomic.Int64 // buffers held by connections
+	blocks sync.Pool    // *headerBlock, for the readers (h2meta.go)
 }
 
 // Lent is the number of write buffers connections hold now.

@@ -92,41 +92,45 @@ type h2Conn struct {
 	raddr string
 	fr    *http2.Framer
 	canon map[string]string // wire name -> canonical, for the reader
+	hdec  *hpack.Decoder    // the reader's: request header blocks
+	hb    *headerBlock      // the block hdec decodes into (h2meta.go)
+	work  *workers          // where streams run: the frontend's, or nil
 
 	// The write side: the framer's writes, the HPACK encoder and the
 	// buffered writer, in the order frames go out.
 	wmu     sync.Mutex
 	waiting atomic.Int32 // writers waiting for wmu: the last one flushes
-	bw      connWriter
-	werr    error
-	wdl     time.Time // the write deadline set last
-	// wtimeout bounds one flush: a client that stops reading for this
-	// long loses the connection
-	wtimeout time.Duration
 	// answering counts handlers running: a finishing one that is not
 	// alone lets the others write before it flushes
 	answering atomic.Int32
-	hbuf      bytes.Buffer
-	henc      *hpack.Encoder
-	lower     map[string]string // canonical field name -> wire name
-	date      *wire.DateCache
+	bw        connWriter
+	werr      error
+	wdl       time.Time // the write deadline set last
+	// wtimeout bounds one flush: a client that stops reading for this
+	// long loses the connection
+	wtimeout time.Duration
+	hbuf     bytes.Buffer
+	henc     *hpack.Encoder
+	lower    map[string]string // canonical field name -> wire name
+	date     *wire.DateCache
 
 	// The protocol state, shared by the reader and the handlers.
 	mu        sync.Mutex
 	cond      sync.Cond // send windows grew, a stream ended, the connection closed
 	streams   map[uint32]*Stream
-	maxID     uint32 // the highest stream the client opened
-	open      int    // streams open from the client's view
-	running   int    // handlers running (reset streams included, until they return)
-	queue     []*Stream
-	sendWin   int64        // connection send window
-	initWin   int64        // the client's initial stream window
+	maxID     uint32       // the highest stream the client opened
 	maxFrame  atomic.Int32 // the client's SETTINGS_MAX_FRAME_SIZE
-	recvWin   int64        // connection receive window left
-	recvAcked int64        // consumed connection bytes not yet returned by WINDOW_UPDATE
-	goAway    bool         // no new streams: GOAWAY sent, or the client said it is leaving
+	open      int          // streams open from the client's view
+	running   int          // handlers running (reset streams included, until they return)
+	queue     []*Stream
+	sendWin   int64 // connection send window
+	initWin   int64 // the client's initial stream window
+	recvWin   int64 // connection receive window left
+	recvAcked int64 // consumed connection bytes not yet returned by WINDOW_UPDATE
+	goAway    bool  // no new streams: GOAWAY sent, or the client said it is leaving
 	closed    bool
 	lingering bool
+	watching  bool // the stall check's timer runs (h2stall.go)
 	// streams portico reset lately, whose frames in flight are ignored
 	resetIDs   map[uint32]int64 // bytes of DATA each may still send
 	resetOrder []uint32
@@ -135,7 +139,6 @@ type h2Conn struct {
 	// the stall check (h2stall.go): its timer runs while streams are open
 	stallTimeout time.Duration
 	watchTimer   *time.Timer
-	watching     bool
 }
 
 // Conns tracks a frontend's HTTP/2 connections for a graceful stop.
@@ -144,6 +147,7 @@ type Conns struct {
 	conns    map[*h2Conn]struct{}
 	stopping bool
 	wg       sync.WaitGroup
+	work     workers // the connections' idle stream goroutines
 }
 
 // NewConns returns an empty Conns.
@@ -170,6 +174,7 @@ func (hs *Conns) remove(c *h2Conn) {
 // Stop sends every connection a GOAWAY: each closes when its streams
 // have answered. When ctx ends first, what is left is closed.
 func (hs *Conns) Stop(ctx context.Context) {
+	hs.work.stop()
 	hs.mu.Lock()
 	hs.stopping = true
 	conns := make([]*h2Conn, 0, len(hs.conns))
@@ -234,10 +239,11 @@ func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 		c.bw.bufs = NewBufs()
 	}
 	c.fr = http2.NewFramer(&c.bw, frameSource(tc))
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	// net/http's server allows max_header_bytes plus 320 bytes of slack
 	// for a header list, and advertises it.
 	c.fr.MaxHeaderListSize = uint32(cfg.MaxHeaderBytes + 320)
+	c.hdec = hpack.NewDecoder(4096, c.emitField)
+	c.hdec.SetMaxStringLength(int(c.fr.MaxHeaderListSize))
 	// The frame size the client must keep to (the default, never raised):
 	// a larger frame is a connection error, not a 16 MiB read buffer.
 	c.fr.SetMaxReadFrameSize(16 << 10)
@@ -248,14 +254,17 @@ func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 			return
 		}
 		defer track.remove(c)
+		c.work = &track.work
 	}
 	c.serve()
 }
 
 func (c *h2Conn) serve() {
+	unhook := context.AfterFunc(c.ctx, c.cancelStreams)
 	defer func() {
 		c.close()
 		c.handlers.Wait()
+		unhook()
 		c.stop()
 	}()
 	if c.cfg.ReadHeader > 0 {
@@ -293,23 +302,33 @@ func (c *h2Conn) serve() {
 			c.idleLocked()
 			c.mu.Unlock()
 		}
-		var se http2.StreamError
-		switch {
-		case err == nil:
+		if err == nil {
 			c.flushWindow()
-		case errors.As(err, &se):
-			c.resetStream(se.StreamID, se.Code)
-		case errors.Is(err, http2.ErrFrameTooLarge):
-			c.fail(http2.ErrCodeFrameSize)
-			return
-		default:
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				c.fail(http2.ErrCode(ce))
-			}
+		} else if !c.frameFailed(err) {
 			return
 		}
 	}
+}
+
+// frameFailed answers a frame's error: a stream error resets the
+// stream (true: the connection goes on), any other ends the connection.
+// (Its own function: errors.As would have a StreamError escape to the
+// heap on every frame of serve's loop.)
+func (c *h2Conn) frameFailed(err error) bool {
+	var se http2.StreamError
+	switch {
+	case errors.As(err, &se):
+		c.resetStream(se.StreamID, se.Code)
+		return true
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		c.fail(http2.ErrCodeFrameSize)
+	default:
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) {
+			c.fail(http2.ErrCode(ce))
+		}
+	}
+	return false
 }
 
 // idleLocked arms the idle timer, or closes a connection that was told
@@ -422,9 +441,8 @@ func (c *h2Conn) close() {
 	for _, st := range c.streams {
 		c.endStreamLocked(st, errConnClosed)
 	}
-	for _, st := range c.queue {
-		c.handlers.Done()
-		st.cancel()
+	for range c.queue {
+		c.handlers.Done() // its context ended with the stream, above
 	}
 	c.queue = nil
 	if c.idleTimer != nil {

@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"context"
 	"errors"
 
 	"golang.org/x/net/http2"
@@ -15,8 +16,14 @@ func (c *h2Conn) process(f http2.Frame) error {
 	switch f := f.(type) {
 	case *http2.SettingsFrame:
 		return c.processSettings(f)
-	case *http2.MetaHeadersFrame:
-		return c.processHeaders(f)
+	case *http2.HeadersFrame:
+		b, err := c.readHeaderBlock(f)
+		if err != nil {
+			return err
+		}
+		// the request and trailers hold the field strings, not the block
+		defer c.bw.bufs.putBlock(b)
+		return c.processHeaders(&b.mh)
 	case *http2.DataFrame:
 		return c.processData(f)
 	case *http2.WindowUpdateFrame:
@@ -227,7 +234,7 @@ func (c *h2Conn) endStreamLocked(st *Stream, err error) {
 	st.err = err
 	delete(c.streams, st.id)
 	c.open--
-	st.cancel()
+	st.ctx.cancel(context.Canceled)
 	if n := st.body.fail(err); n > 0 {
 		c.returnConnLocked(n)
 	}

@@ -3,6 +3,7 @@ package h2
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,6 +110,28 @@ func FuzzH2Request(f *testing.F) {
 		ref, ours := pair[0].run(t, rq, 2*time.Second), pair[1].run(t, rq, 2*time.Second)
 		if d := h2Diff(rq, ref, ours); d != "" {
 			t.Errorf("%s differs for %q:\nnet/http: %v\nserveH2:  %v", d, in, ref, ours)
+		}
+	})
+}
+
+// plainRequestURI's URL is url.ParseRequestURI's, whenever it takes a
+// :path at all.
+func FuzzPlainRequestURI(f *testing.F) {
+	for _, p := range []string{"/", "/index.html", "/a/b?c=d&e", "/a?", "/a??", "/a?b?", "//x/y", "/a:b@c;d=e,f+g$h&i",
+		"/%41", "/a b", "/a#b", "*", "a/b", "/a!b", "/~user/x.y_z-w", "/?", "/ü"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		var u url.URL
+		if !plainRequestURI(p, &u) {
+			return
+		}
+		want, err := url.ParseRequestURI(p)
+		if err != nil {
+			t.Fatalf("%q: taken, but ParseRequestURI says %v", p, err)
+		}
+		if u != *want {
+			t.Fatalf("%q: %#v, ParseRequestURI %#v", p, u, *want)
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,10 +22,11 @@ import (
 type Stream struct {
 	c       *h2Conn
 	id      uint32
-	req     *http.Request
+	req     http.Request
+	url     url.URL   // the request's, for a plain :path
+	ctx     streamCtx // the request's context
 	handler http.Handler
 	main    bool // handler is the connection's, not a refusal
-	cancel  context.CancelFunc
 	body    h2Body
 	w       Writer
 
@@ -39,7 +39,7 @@ type Stream struct {
 }
 
 // Request is the stream's request, as the handler gets it.
-func (st *Stream) Request() *http.Request { return st.req }
+func (st *Stream) Request() *http.Request { return &st.req }
 
 // Writer is the stream's answer, as the handler gets it.
 func (st *Stream) Writer() *Writer { return &st.w }
@@ -86,39 +86,36 @@ func (c *h2Conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 
 	st := &Stream{c: c, id: id}
-	ctx, cancel := context.WithCancel(c.ctx)
-	st.cancel = cancel
-	req, err := c.newRequest(ctx, st, f)
-	if err != nil {
-		cancel()
+	st.ctx.c = c
+	if err := c.newRequest(st, f); err != nil {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
 	}
-	st.req = req
 	st.handler, st.main = c.cfg.Handler, true
 	if f.Truncated {
 		st.main = false
 		st.handler = http.HandlerFunc(headerListTooLong)
-	} else if err := checkH2RequestHeaders(req.Header); err != nil {
+	} else if err := checkH2RequestHeaders(st.req.Header); err != nil {
 		// malformed (RFC 9113, 8.2.2), as HAProxy and nginx answer; net/http
 		// answers 400
-		cancel()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol, Cause: err}
 	}
-	st.w = Writer{st: st, head: req.Method == "HEAD"}
-	return c.startStream(st, f.StreamEnded(), cancel)
+	st.w = Writer{st: st, head: st.req.Method == "HEAD"}
+	return c.startStream(st, f.StreamEnded())
 }
 
 // startStream registers a new stream (ended: the client sent its whole
 // request) and runs its handler, or queues it while h2MaxStreams
 // handlers run.
-func (c *h2Conn) startStream(st *Stream, ended bool, cancel context.CancelFunc) error {
+func (c *h2Conn) startStream(st *Stream, ended bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		cancel()
 		return nil
 	}
 	c.streams[st.id] = st
+	if err := c.ctx.Err(); err != nil {
+		st.ctx.cancel(err) // cancelStreams ran before the stream was there
+	}
 	c.open++
 	st.sendWin = c.initWin
 	st.remoteDone = ended
@@ -129,7 +126,7 @@ func (c *h2Conn) startStream(st *Stream, ended bool, cancel context.CancelFunc) 
 	c.handlers.Add(1)
 	if c.running < h2MaxStreams {
 		c.running++
-		go c.runStreams(st)
+		c.work.start(c, st)
 		return nil
 	}
 	// Handlers of streams the client already reset still count: a
@@ -181,7 +178,7 @@ func (st *Stream) serve() {
 	c.answering.Add(1)
 	defer c.answering.Add(-1)
 	if c.cfg.Fast == nil || !st.main || !c.cfg.Fast(st) {
-		st.handler.ServeHTTP(&st.w, st.req)
+		st.handler.ServeHTTP(&st.w, &st.req)
 	}
 	if st.w.abort {
 		panic(http.ErrAbortHandler) // as ReverseProxy does: the stream is reset
@@ -214,28 +211,37 @@ func headerListTooLong(w http.ResponseWriter, r *http.Request) {
 
 // newRequest builds the request net/http's HTTP/2 server would build
 // from the same HEADERS (the differential test holds the two together),
-// or says why the stream is malformed (RFC 9113, 8.3).
-func (c *h2Conn) newRequest(ctx context.Context, st *Stream, f *http2.MetaHeadersFrame) (*http.Request, error) {
+// into st.req, or says why the stream is malformed (RFC 9113, 8.3).
+func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
 	method := f.PseudoValue("method")
 	scheme := f.PseudoValue("scheme")
 	authority := f.PseudoValue("authority")
 	path := f.PseudoValue("path")
 	if f.PseudoValue("protocol") != "" {
-		return nil, errors.New("extended CONNECT is not offered")
+		return errors.New("extended CONNECT is not offered")
 	}
 	connect := method == "CONNECT"
 	if connect {
 		if path != "" || scheme != "" || authority == "" {
-			return nil, errors.New("malformed CONNECT")
+			return errors.New("malformed CONNECT")
 		}
 	} else if method == "" || path == "" || scheme != "https" && scheme != "http" {
-		return nil, errors.New("missing :method, :path or :scheme")
+		return errors.New("missing :method, :path or :scheme")
 	}
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
-	for _, hf := range fields {
+	// the values share one array, as net/textproto's reader does: a
+	// field's first value is a slice of it (a repeated one appends, and
+	// gets an array of its own)
+	vals := make([]string, len(fields))
+	for i, hf := range fields {
 		k := c.canonicalName(hf.Name)
-		h[k] = append(h[k], hf.Value)
+		if vv, ok := h[k]; ok {
+			h[k] = append(vv, hf.Value)
+			continue
+		}
+		vals[i] = hf.Value
+		h[k] = vals[i : i+1 : i+1]
 	}
 	needsContinue := httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue")
 	if needsContinue {
@@ -258,10 +264,10 @@ func (c *h2Conn) newRequest(ctx context.Context, st *Stream, f *http2.MetaHeader
 	// the node would get its own address or nothing, depending on the
 	// path: it is malformed instead (RFC 9113, 8.3.1), as for nginx.
 	if authority == "" && !connect {
-		return nil, errors.New("no :authority and no Host")
+		return errors.New("no :authority and no Host")
 	}
 	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
-		return nil, errors.New("userinfo in :authority")
+		return errors.New("userinfo in :authority")
 	}
 	var u *url.URL
 	uri := path
@@ -269,14 +275,18 @@ func (c *h2Conn) newRequest(ctx context.Context, st *Stream, f *http2.MetaHeader
 		u, uri = &url.URL{Host: authority}, authority
 	} else {
 		if !validH2Path(path) {
-			return nil, errors.New("bad :path: a character a request target may not hold")
+			return errors.New("bad :path: a character a request target may not hold")
 		}
-		var err error
-		if u, err = url.ParseRequestURI(path); err != nil {
-			return nil, fmt.Errorf("bad :path: %w", err)
+		u = &st.url
+		if !plainRequestURI(path, u) {
+			var err error
+			if u, err = url.ParseRequestURI(path); err != nil {
+				return fmt.Errorf("bad :path: %w", err)
+			}
 		}
 	}
-	r := &http.Request{Method: method, URL: u, RemoteAddr: c.raddr, Header: h, RequestURI: uri,
+	r := &st.req
+	*r = http.Request{Method: method, URL: u, RemoteAddr: c.raddr, Header: h, RequestURI: uri,
 		Proto: "HTTP/2.0", ProtoMajor: 2, Host: authority, Trailer: trailer, Body: http.NoBody}
 	if scheme == "https" {
 		r.TLS = c.tls
@@ -292,7 +302,8 @@ func (c *h2Conn) newRequest(ctx context.Context, st *Stream, f *http2.MetaHeader
 		st.body.init(st, r.ContentLength, trailer, needsContinue)
 		r.Body = &st.body
 	}
-	return r.WithContext(ctx), nil
+	*r = *r.WithContext(&st.ctx)
+	return nil
 }
 
 // announcedTrailer is the request's Trailer field values as net/http's
@@ -313,6 +324,34 @@ func announcedTrailer(vals []string) http.Header {
 		}
 	}
 	return trailer
+}
+
+// plainRequestURI sets u as url.ParseRequestURI(p) would, for the usual
+// p: an absolute path of letters, digits and the bytes path escaping
+// leaves alone (no '%' to unescape, so no RawPath), then any query.
+// False: p is for ParseRequestURI. (Its URL would be an allocation of
+// its own per stream.)
+func plainRequestURI(p string, u *url.URL) bool {
+	path, query, hasQuery := strings.Cut(p, "?")
+	if path == "" || path[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~/$&+,:;=@", c) >= 0:
+		default:
+			return false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if query[i] < ' ' || query[i] == 0x7f {
+			return false // ParseRequestURI refuses control bytes
+		}
+	}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
 }
 
 // validH2Path: every byte of :path is one RFC 3986 allows in a request
