@@ -303,7 +303,7 @@ func setupHotNode(tb testing.TB) (func() error, int64) {
 	rh := wire.RespHead{Lines: make([][]byte, 0, 16)}
 	ctx := context.Background()
 	return func() error {
-		nc, _, err := tr.Get(ctx, addr, "bench.example")
+		nc, _, err := tr.Get(ctx, addr, "bench.example", true) // as the fast paths take it
 		if err != nil {
 			return err
 		}
