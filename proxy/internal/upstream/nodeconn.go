@@ -122,6 +122,10 @@ type Conn struct {
 	flushed  bool
 	flushErr error
 	step     func(fd uintptr) bool
+	// dataWaiting's, for the same reason
+	peeked  bool
+	peekBuf [1]byte
+	peek    func(fd uintptr) bool
 }
 
 // LimitReader lets at most n bytes through until n is reset; it bounds
@@ -239,7 +243,7 @@ func (t *Transport) Get(ctx context.Context, addr, host string, replayable bool)
 		nc.rc, _ = sc.SyscallConn()
 	}
 	nc.NetConn = c
-	nc.step = nc.flushStep
+	nc.step, nc.peek = nc.flushStep, nc.peekStep
 	nc.lr.R = c
 	nc.Reader = bufio.NewReaderSize(&nc.lr, nodeBufSize)
 	nc.bw = bufio.NewWriterSize(c, nodeBufSize)
@@ -259,14 +263,16 @@ func (nc *Conn) dataWaiting(look bool) bool {
 	if nc.rc == nil || !look {
 		return false
 	}
-	var b [1]byte
-	waiting := false
-	nc.rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		waiting = n > 0 || (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN)
-		return true
-	})
-	return waiting
+	nc.peeked = false
+	nc.rc.Read(nc.peek)
+	return nc.peeked
+}
+
+// peekStep is dataWaiting's RawConn.Read callback: one non-blocking peek.
+func (nc *Conn) peekStep(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), nc.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	nc.peeked = n > 0 || (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN)
+	return true
 }
 
 // flushAndWait sends what bw holds, then waits until the node's answer
