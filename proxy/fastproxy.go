@@ -141,7 +141,7 @@ func (fc *nodeCall) roundTrip(t *upstream.Transport, addr string, head bool, a *
 		ctx = fc.ctx
 	}
 	for {
-		nc, reused, err := t.Get(ctx, addr, fc.host)
+		nc, reused, err := t.Get(ctx, addr, fc.host, true)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -34,6 +34,7 @@ type slot struct {
 
 	closing chan struct{}
 	wg      sync.WaitGroup // the accept loop and gate goroutines
+	workers gateWorkers    // the gate goroutines between connections
 }
 
 // frontend is the http.Server currently fed by a slot. A reload that changes
@@ -55,6 +56,7 @@ type frontendKey struct {
 
 func (s *slot) serve() {
 	defer s.wg.Done()
+	s.workers.init()
 	var delay time.Duration
 	var failures acceptFailures
 	for {
@@ -85,8 +87,7 @@ func (s *slot) serve() {
 			raw.Close() // shutting down; never admitted
 			return
 		}
-		s.wg.Add(1)
-		go s.admit(raw)
+		s.run(raw)
 	}
 }
 
@@ -122,7 +123,6 @@ func (f *acceptFailures) add(now time.Time) int {
 // share the connection's release path, which is why they stay in one
 // function.
 func (s *slot) admit(raw net.Conn) {
-	defer s.wg.Done()
 	lr := s.cur.Load()
 	m := s.srv.metrics
 	// Count first, then compare: connections admitted concurrently can

@@ -118,7 +118,10 @@ func pipeClient(t *testing.T, s *Server) net.Conn {
 		t.Fatal("no room for a connection")
 	}
 	sl.wg.Add(1)
-	go sl.admit(pipeAddrConn{server})
+	go func() {
+		defer sl.wg.Done()
+		sl.admit(pipeAddrConn{server})
+	}()
 	return client
 }
 

@@ -39,7 +39,8 @@ type Transport struct {
 	respTimeout time.Duration // ResponseHeaderTimeout
 	maxIdle     int           // idle connections kept per node
 	idleTimeout time.Duration
-	tls         *TLS // nil = plain HTTP
+	peekAfter   time.Duration // PeekAfter; a field so tests can shorten it
+	tls         *TLS          // nil = plain HTTP
 
 	mu     sync.Mutex
 	idle   map[string][]*Conn // LIFO per node (poolKey): oldest at the bottom
@@ -56,6 +57,16 @@ type Transport struct {
 // short enough that the connections opened for a burst close after it,
 // before a node's own keep-alive timeout would close them under a request.
 const IdleTimeout = 60 * time.Second
+
+// PeekAfter is how long a connection may sit idle before a replayable
+// request looks for unsolicited bytes on it (dataWaiting, a syscall per
+// request otherwise). A node closing a connection it kept alive is caught
+// without the look: the request then fails before any answer and is sent
+// again on a fresh connection (NothingReceived). What only the look
+// catches is a node that sent something unasked, an answer that would be
+// taken for the request's; nodes do that (a 408, then closing) when their
+// own idle timeout ends, which is seconds at the least, not within this.
+const PeekAfter = time.Second
 
 // nodeSweepMin spaces the sweeps: a connection may outlive the idle
 // timeout by this much.
@@ -86,6 +97,7 @@ func NewTransport(connectTimeout, respTimeout time.Duration, nt *TLS) *Transport
 		respTimeout: respTimeout,
 		maxIdle:     256,
 		idleTimeout: IdleTimeout,
+		peekAfter:   PeekAfter,
 		idle:        make(map[string][]*Conn),
 	}
 }
@@ -110,6 +122,10 @@ type Conn struct {
 	flushed  bool
 	flushErr error
 	step     func(fd uintptr) bool
+	// dataWaiting's, for the same reason
+	peeked  bool
+	peekBuf [1]byte
+	peek    func(fd uintptr) bool
 }
 
 // LimitReader lets at most n bytes through until n is reset; it bounds
@@ -148,7 +164,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for {
-		nc, reused, err := t.Get(ctx, req.URL.Host, req.Host)
+		// not replayable in Get's sense: the ReverseProxy path keeps the
+		// look for unsolicited bytes on every reused connection
+		nc, reused, err := t.Get(ctx, req.URL.Host, req.Host, false)
 		if err != nil {
 			return nil, err
 		}
@@ -183,8 +201,11 @@ func NothingReceived(err error) bool {
 
 // Get takes the most recently used idle connection to addr, or dials one.
 // host is the request's Host, the server name when the pool's TLS takes
-// it from the request.
-func (t *Transport) Get(ctx context.Context, addr, host string) (*Conn, bool, error) {
+// it from the request. replayable says the caller sends the request again
+// on a fresh connection when a reused one fails before any answer
+// (NothingReceived); a connection idle for less than PeekAfter is then
+// taken without looking for unsolicited bytes on it.
+func (t *Transport) Get(ctx context.Context, addr, host string, replayable bool) (*Conn, bool, error) {
 	now := time.Now()
 	key, sn := addr, ""
 	if t.tls != nil {
@@ -202,7 +223,8 @@ func (t *Transport) Get(ctx context.Context, addr, host string) (*Conn, bool, er
 		l[len(l)-1] = nil
 		t.idle[key] = l[:len(l)-1]
 		t.mu.Unlock()
-		if now.Sub(nc.since) > t.idleTimeout || nc.dataWaiting() {
+		idle := now.Sub(nc.since)
+		if idle > t.idleTimeout || nc.dataWaiting(!replayable || idle > t.peekAfter) {
 			nc.NetConn.Close()
 			continue
 		}
@@ -221,7 +243,7 @@ func (t *Transport) Get(ctx context.Context, addr, host string) (*Conn, bool, er
 		nc.rc, _ = sc.SyscallConn()
 	}
 	nc.NetConn = c
-	nc.step = nc.flushStep
+	nc.step, nc.peek = nc.flushStep, nc.peekStep
 	nc.lr.R = c
 	nc.Reader = bufio.NewReaderSize(&nc.lr, nodeBufSize)
 	nc.bw = bufio.NewWriterSize(c, nodeBufSize)
@@ -231,22 +253,26 @@ func (t *Transport) Get(ctx context.Context, addr, host string) (*Conn, bool, er
 // dataWaiting reports bytes (or EOF) that arrived on an idle connection:
 // the node closed it, or sent something nobody asked for. Either way it
 // must not carry the next request, or its answer would be taken for the
-// response. One non-blocking peek, no goroutine per idle connection.
-func (nc *Conn) dataWaiting() bool {
+// response. Bytes already read into the buffer are always seen; the
+// socket is looked at (one non-blocking peek, no goroutine per idle
+// connection) when look is set.
+func (nc *Conn) dataWaiting(look bool) bool {
 	if nc.Reader.Buffered() > 0 {
 		return true
 	}
-	if nc.rc == nil {
+	if nc.rc == nil || !look {
 		return false
 	}
-	var b [1]byte
-	waiting := false
-	nc.rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		waiting = n > 0 || (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN)
-		return true
-	})
-	return waiting
+	nc.peeked = false
+	nc.rc.Read(nc.peek)
+	return nc.peeked
+}
+
+// peekStep is dataWaiting's RawConn.Read callback: one non-blocking peek.
+func (nc *Conn) peekStep(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), nc.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	nc.peeked = n > 0 || (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN)
+	return true
 }
 
 // flushAndWait sends what bw holds, then waits until the node's answer
