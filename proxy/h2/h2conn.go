@@ -111,7 +111,7 @@ type h2Conn struct {
 	wtimeout time.Duration
 	hbuf     bytes.Buffer
 	henc     *hpack.Encoder
-	lower    map[string]string // canonical field name -> wire name
+	hs       headState // the answer heads' field caches (h2head.go)
 	date     *wire.DateCache
 
 	// The protocol state, shared by the reader and the handlers.
@@ -214,7 +214,7 @@ func (hs *Conns) Stop(ctx context.Context) {
 func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 	c := &h2Conn{c: tc, cfg: cfg, raddr: tc.RemoteAddr().String(),
 		streams: make(map[uint32]*Stream), sendWin: 65535, initWin: 65535,
-		recvWin: h2ConnWindow, lower: make(map[string]string), canon: make(map[string]string)}
+		recvWin: h2ConnWindow, hs: headState{lower: make(map[string]string)}, canon: make(map[string]string)}
 	if t, ok := tc.(*tls.Conn); ok {
 		st := t.ConnectionState()
 		c.tls = &st

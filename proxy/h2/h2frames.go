@@ -79,6 +79,7 @@ func (c *h2Conn) processSettings(f *http2.SettingsFrame) error {
 		case http2.SettingHeaderTableSize:
 			c.lockWrite()
 			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.hs.sizeUpdate = true // when it shrank the table: announced first
 			c.unlockWrite()
 		case http2.SettingInitialWindowSize:
 			c.mu.Lock()
