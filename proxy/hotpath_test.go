@@ -50,9 +50,9 @@ type hotPath struct {
 }
 
 var hotPaths = []hotPath{
-	// measured at 5, 12, 0 and 2 (docs/performance.md, "Hot-path benchmarks")
+	// measured at 5, 11, 0 and 2 (docs/performance.md, "Hot-path benchmarks")
 	{"fast", 6, setupHotFast},
-	{"h2stream", 14, setupHotH2},
+	{"h2stream", 13, setupHotH2},
 	{"tunnel", 1, setupHotTunnel},
 	{"node", 3, setupHotNode},
 }

@@ -91,6 +91,7 @@ type h2Conn struct {
 	tls   *tls.ConnectionState
 	raddr string
 	fr    *http2.Framer
+	src   io.Reader         // what fr reads from (h2meta.go reads HEADERS itself)
 	canon map[string]string // wire name -> canonical, for the reader
 	hdec  *hpack.Decoder    // the reader's: request header blocks
 	hb    *headerBlock      // the block hdec decodes into (h2meta.go)
@@ -238,7 +239,8 @@ func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 	if c.bw.bufs == nil {
 		c.bw.bufs = NewBufs()
 	}
-	c.fr = http2.NewFramer(&c.bw, frameSource(tc))
+	c.src = frameSource(tc)
+	c.fr = http2.NewFramer(&c.bw, c.src)
 	// net/http's server allows max_header_bytes plus 320 bytes of slack
 	// for a header list, and advertises it.
 	c.fr.MaxHeaderListSize = uint32(cfg.MaxHeaderBytes + 320)
@@ -286,14 +288,7 @@ func (c *h2Conn) serve() {
 	}
 	first := true
 	for {
-		f, err := c.fr.ReadFrame()
-		if err == nil {
-			if _, ok := f.(*http2.SettingsFrame); first && !ok {
-				err = http2.ConnectionError(http2.ErrCodeProtocol)
-			} else {
-				err = c.process(f)
-			}
-		}
+		err := c.readFrame(first)
 		if first && err == nil {
 			// the preface is complete: from here the idle timer watches
 			first = false
