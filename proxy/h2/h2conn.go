@@ -30,8 +30,9 @@ import (
 // frame goes out in one write; when several handlers are ready at once,
 // the last one to take the lock flushes for all of them.
 //
-// The framing (frame parsing, HPACK, CONTINUATION and header-list
-// limits) is x/net's Framer; what is portico's is the stream state
+// The framing (frame parsing, HPACK) is x/net's Framer, but for HEADERS
+// payloads and header blocks, which h2meta.go reads with the Framer's
+// checks and limits; what is portico's is the stream state
 // machine, flow control and the request it hands to Config.Handler
 // (portico gives it the same handler as every other front, so admission,
 // rules, headers and logging are one code path). A differential test holds the request
