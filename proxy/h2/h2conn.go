@@ -30,8 +30,9 @@ import (
 // frame goes out in one write; when several handlers are ready at once,
 // the last one to take the lock flushes for all of them.
 //
-// The framing (frame parsing, HPACK, CONTINUATION and header-list
-// limits) is x/net's Framer; what is portico's is the stream state
+// The framing (frame parsing, HPACK) is x/net's Framer, but for HEADERS
+// payloads and header blocks, which h2meta.go reads with the Framer's
+// checks and limits; what is portico's is the stream state
 // machine, flow control and the request it hands to Config.Handler
 // (portico gives it the same handler as every other front, so admission,
 // rules, headers and logging are one code path). A differential test holds the request
@@ -91,6 +92,7 @@ type h2Conn struct {
 	tls   *tls.ConnectionState
 	raddr string
 	fr    *http2.Framer
+	src   io.Reader         // what fr reads from (h2meta.go reads HEADERS itself)
 	canon map[string]string // wire name -> canonical, for the reader
 	hdec  *hpack.Decoder    // the reader's: request header blocks
 	hb    *headerBlock      // the block hdec decodes into (h2meta.go)
@@ -111,7 +113,7 @@ type h2Conn struct {
 	wtimeout time.Duration
 	hbuf     bytes.Buffer
 	henc     *hpack.Encoder
-	lower    map[string]string // canonical field name -> wire name
+	hs       headState // the answer heads' field caches (h2head.go)
 	date     *wire.DateCache
 
 	// The protocol state, shared by the reader and the handlers.
@@ -214,7 +216,7 @@ func (hs *Conns) Stop(ctx context.Context) {
 func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 	c := &h2Conn{c: tc, cfg: cfg, raddr: tc.RemoteAddr().String(),
 		streams: make(map[uint32]*Stream), sendWin: 65535, initWin: 65535,
-		recvWin: h2ConnWindow, lower: make(map[string]string), canon: make(map[string]string)}
+		recvWin: h2ConnWindow, hs: headState{lower: make(map[string]string)}, canon: make(map[string]string)}
 	if t, ok := tc.(*tls.Conn); ok {
 		st := t.ConnectionState()
 		c.tls = &st
@@ -238,7 +240,8 @@ func Serve(parent context.Context, tc net.Conn, cfg *Config, track *Conns) {
 	if c.bw.bufs == nil {
 		c.bw.bufs = NewBufs()
 	}
-	c.fr = http2.NewFramer(&c.bw, frameSource(tc))
+	c.src = frameSource(tc)
+	c.fr = http2.NewFramer(&c.bw, c.src)
 	// net/http's server allows max_header_bytes plus 320 bytes of slack
 	// for a header list, and advertises it.
 	c.fr.MaxHeaderListSize = uint32(cfg.MaxHeaderBytes + 320)
@@ -286,14 +289,7 @@ func (c *h2Conn) serve() {
 	}
 	first := true
 	for {
-		f, err := c.fr.ReadFrame()
-		if err == nil {
-			if _, ok := f.(*http2.SettingsFrame); first && !ok {
-				err = http2.ConnectionError(http2.ErrCodeProtocol)
-			} else {
-				err = c.process(f)
-			}
-		}
+		err := c.readFrame(first)
 		if first && err == nil {
 			// the preface is complete: from here the idle timer watches
 			first = false

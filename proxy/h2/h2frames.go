@@ -11,19 +11,37 @@ import (
 // goroutine: settings, flow control, resets, pings, and the data of
 // request bodies (HEADERS are in h2stream.go).
 
-// process handles one frame on the reader goroutine.
-func (c *h2Conn) process(f http2.Frame) error {
-	switch f := f.(type) {
-	case *http2.SettingsFrame:
-		return c.processSettings(f)
-	case *http2.HeadersFrame:
-		b, err := c.readHeaderBlock(f)
+// readFrame reads one frame and handles it, on the reader goroutine
+// (first: the client's first frame, which must be its SETTINGS).
+func (c *h2Conn) readFrame(first bool) error {
+	fh, err := c.fr.ReadFrameHeader()
+	if err != nil {
+		return err
+	}
+	if first && fh.Type != http2.FrameSettings {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if fh.Type == http2.FrameHeaders {
+		b, err := c.readHeaders(fh)
 		if err != nil {
 			return err
 		}
 		// the request and trailers hold the field strings, not the block
 		defer c.bw.bufs.putBlock(b)
 		return c.processHeaders(&b.mh)
+	}
+	f, err := c.fr.ReadFrameForHeader(fh)
+	if err != nil {
+		return err
+	}
+	return c.process(f)
+}
+
+// process handles one frame other than HEADERS.
+func (c *h2Conn) process(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.SettingsFrame:
+		return c.processSettings(f)
 	case *http2.DataFrame:
 		return c.processData(f)
 	case *http2.WindowUpdateFrame:
@@ -79,6 +97,7 @@ func (c *h2Conn) processSettings(f *http2.SettingsFrame) error {
 		case http2.SettingHeaderTableSize:
 			c.lockWrite()
 			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.hs.sizeUpdate = true // when it shrank the table: announced first
 			c.unlockWrite()
 		case http2.SettingInitialWindowSize:
 			c.mu.Lock()

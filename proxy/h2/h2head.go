@@ -17,10 +17,11 @@ import (
 // does: Content-Length from the handler or, for an answer that is
 // complete, from its size; a sniffed Content-Type; a Date.
 func (w *Writer) encodeHead(c *h2Conn, final bool, data []byte) {
-	c.field(":status", statusValue(w.status))
+	c.status(w.status)
 	c.fields(w.snap)
 	h := w.snap
-	clen := w.clen
+	var num [20]byte
+	clen := append(num[:0], w.clen...)
 	_, hasType := h["Content-Type"]
 	hasCE := h.Get("Content-Encoding") != ""
 	for _, l := range w.lines {
@@ -30,7 +31,7 @@ func (w *Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 		}
 		switch {
 		case wire.SameName(name, "content-length", false):
-			clen = string(value) // declared holds its value
+			clen = value // declared holds its value
 			continue
 		case wire.SameName(name, "content-type", false):
 			hasType = true
@@ -38,23 +39,116 @@ func (w *Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 			hasCE = hasCE || len(value) > 0
 		}
 		if n := c.lowerNameBytes(name); n != "" && httpguts.ValidHeaderFieldValue(string(value)) {
-			c.field(n, string(value))
+			c.field(n, c.hs.value(n, value))
 		}
 	}
 	// A complete answer gets its length: what the handler wrote, for
 	// HEAD too (net/http counts what a HEAD handler writes and drops).
-	if _, ok := h["Content-Length"]; !ok && clen == "" && final && bodyAllowed(w.status) && (w.written > 0 || !w.head) {
-		clen = strconv.FormatInt(w.written, 10)
+	if _, ok := h["Content-Length"]; !ok && len(clen) == 0 && final && bodyAllowed(w.status) && (w.written > 0 || !w.head) {
+		clen = strconv.AppendInt(num[:0], w.written, 10)
 	}
 	if !hasType && !hasCE && !w.noSniff && bodyAllowed(w.status) && len(data) > 0 {
 		c.field("content-type", http.DetectContentType(data))
 	}
-	if clen != "" {
-		c.field("content-length", clen)
+	if len(clen) > 0 {
+		c.contentLength(clen)
 	}
 	if _, ok := h["Date"]; !ok && !w.linesDate {
 		c.field("date", c.date.Value(time.Now()))
 	}
+}
+
+// Two fields of every answer are encoded here rather than by the HPACK
+// encoder, which would look each up in both tables: the usual :status
+// codes are a static table entry, and content-length is a literal the
+// dynamic table does not keep (lengths vary, and each one indexed would
+// evict fields that repeat). Neither changes the dynamic table, so the
+// encoder's view of it stays the client's.
+
+// staticStatus is the static table's index of ":status: code", or 0.
+func staticStatus(code int) byte {
+	switch code {
+	case 200:
+		return 8
+	case 204:
+		return 9
+	case 206:
+		return 10
+	case 304:
+		return 11
+	case 400:
+		return 12
+	case 404:
+		return 13
+	case 500:
+		return 14
+	}
+	return 0
+}
+
+// status encodes :status, the first field of a head. A table size
+// change the encoder has yet to announce must come before any field: the
+// encoder writes it then.
+func (c *h2Conn) status(code int) {
+	if i := staticStatus(code); i != 0 && !c.hs.sizeUpdate {
+		c.hbuf.WriteByte(0x80 | i) // indexed field
+		return
+	}
+	c.field(":status", statusValue(code))
+}
+
+// contentLength encodes content-length: v as a literal without
+// indexing, the name the static table's entry 28.
+func (c *h2Conn) contentLength(v []byte) {
+	b := c.hbuf.AvailableBuffer()
+	b = appendHpackInt(b, 0, 4, 28)
+	b = appendHpackInt(b, 0, 7, uint64(len(v))) // not Huffman coded
+	b = append(b, v...)
+	c.hbuf.Write(b)
+}
+
+// appendHpackInt appends i as an HPACK integer of an n-bit prefix after
+// the bits first holds (RFC 7541, 5.1).
+func appendHpackInt(b []byte, first byte, n uint, i uint64) []byte {
+	k := uint64(1)<<n - 1
+	if i < k {
+		return append(b, first|byte(i))
+	}
+	b = append(b, first|byte(k))
+	for i -= k; i >= 128; i >>= 7 {
+		b = append(b, byte(0x80|i&0x7f))
+	}
+	return append(b, byte(i))
+}
+
+// headState is what a connection remembers to encode answer heads.
+type headState struct {
+	lower map[string]string // canonical field name -> wire name
+	// wire name -> the value a node sent for it last: Content-Type,
+	// Server, Date and the like repeat from answer to answer, and the
+	// string the encoder is given (and may keep) need not be a new one
+	last map[string]string
+	// the client lowered the table size: the encoder announces it
+	// before the next field it writes
+	sizeUpdate bool
+}
+
+// value is string(v), the string given last for field n when it is
+// the same value.
+func (hs *headState) value(n string, v []byte) string {
+	if s, ok := hs.last[n]; ok && s == string(v) {
+		return s
+	}
+	s := string(v)
+	if len(v) <= 128 {
+		if hs.last == nil {
+			hs.last = make(map[string]string)
+		}
+		if _, ok := hs.last[n]; ok || len(hs.last) < 64 {
+			hs.last[n] = s
+		}
+	}
+	return s
 }
 
 // statusValue is strconv.Itoa(code), without an allocation for the
@@ -115,27 +209,28 @@ func (c *h2Conn) fields(h http.Header) {
 }
 
 func (c *h2Conn) field(name, value string) {
+	c.hs.sizeUpdate = false // the encoder writes it with this field
 	c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
 }
 
 // lowerName is a field's wire name, or "" when it cannot be sent.
 func (c *h2Conn) lowerName(k string) string {
-	if n, ok := c.lower[k]; ok {
+	if n, ok := c.hs.lower[k]; ok {
 		return n
 	}
 	n := strings.ToLower(k)
 	if !httpguts.ValidHeaderFieldName(n) {
 		n = ""
 	}
-	if len(c.lower) < 256 {
-		c.lower[k] = n
+	if len(c.hs.lower) < 256 {
+		c.hs.lower[k] = n
 	}
 	return n
 }
 
 // lowerNameBytes is lowerName for a name in a node's read buffer.
 func (c *h2Conn) lowerNameBytes(k []byte) string {
-	if n, ok := c.lower[string(k)]; ok {
+	if n, ok := c.hs.lower[string(k)]; ok {
 		return n
 	}
 	return c.lowerName(string(k))

@@ -1,8 +1,10 @@
 package h2
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -11,17 +13,22 @@ import (
 )
 
 // A request's header block (HEADERS and its CONTINUATION frames) is
-// decoded here rather than by x/net's Framer (ReadMetaHeaders), with
-// the same checks, limits and errors, in the same order: its
-// readMetaFrame costs about seven allocations a block (the frame, a
-// closure and the variables it holds, the field slice as it grows);
-// here a block is taken from the server's pool (Bufs) and given back
-// once the stream has its request. The HPACK decoding itself is x/net's.
+// read and decoded here rather than by x/net's Framer (ReadFrame and
+// ReadMetaHeaders), with the same checks, limits and errors, in the same
+// order: the Framer allocates a HeadersFrame per frame, and its
+// readMetaFrame about seven allocations a block (the frame, a closure and
+// the variables it holds, the field slice as it grows); here a block and
+// its HEADERS payload are taken from the server's pool (Bufs) and given
+// back once the stream has its request. The Framer still reads the frame
+// headers (its checks of the frame order and size) and the CONTINUATION
+// frames; the HPACK decoding is x/net's.
 
 // headerBlock is one block being decoded; the connection's decoder
 // emits into it (h2Conn.hb).
 type headerBlock struct {
 	mh         http2.MetaHeadersFrame
+	hf         http2.HeadersFrame    // mh's
+	payload    []byte                // the HEADERS frame's
 	fields     [12]hpack.HeaderField // the usual request's fit
 	remain     uint32                // header list bytes left
 	trailers   uint32                // and for trailer fields
@@ -29,35 +36,79 @@ type headerBlock struct {
 	invalid    error // a field that makes the stream malformed
 }
 
-// readHeaderBlock decodes the block hf starts, into a block to give
-// back with putBlock: a stream error for a malformed one, a connection
-// error as x/net's Framer gives.
-func (c *h2Conn) readHeaderBlock(hf *http2.HeadersFrame) (*headerBlock, error) {
+// blockPayloadKeep bounds the HEADERS payload buffer a pooled block
+// keeps: the usual request's fits.
+const blockPayloadKeep = 4 << 10
+
+// readHeaders reads the payload of the HEADERS frame fh heads and
+// decodes the block it starts, into a block to give back with putBlock:
+// a stream error for a malformed one, a connection error as x/net's
+// Framer gives.
+func (c *h2Conn) readHeaders(fh http2.FrameHeader) (*headerBlock, error) {
+	b := c.bw.bufs.getBlock()
+	if cap(b.payload) < int(fh.Length) {
+		b.payload = make([]byte, fh.Length)
+	}
+	b.payload = b.payload[:fh.Length]
+	if _, err := io.ReadFull(c.src, b.payload); err != nil {
+		c.bw.bufs.putBlock(b)
+		return nil, err
+	}
+	frag, err := parseHeaders(fh, &b.hf, b.payload)
+	if err != nil {
+		c.bw.bufs.putBlock(b)
+		return nil, err
+	}
 	max := c.fr.MaxHeaderListSize
 	if max == 0 {
 		max = 16 << 20 // the Framer's default
 	}
-	b := c.bw.bufs.getBlock()
 	b.remain, b.trailers = max, max
-	b.mh.HeadersFrame = hf
+	b.mh.HeadersFrame = &b.hf
 	b.mh.Fields = b.fields[:0]
 	c.hb = b
 	defer func() { c.hb = nil }()
-	if err := c.decodeBlock(hf, b); err != nil {
+	if err := c.decodeBlock(b, frag, fh.Flags.Has(http2.FlagHeadersEndHeaders)); err != nil {
 		c.bw.bufs.putBlock(b)
 		return nil, err
 	}
 	return b, nil
 }
 
-func (c *h2Conn) decodeBlock(hf *http2.HeadersFrame, b *headerBlock) error {
+// parseHeaders takes a HEADERS payload apart as x/net's parseHeadersFrame
+// does, with its errors: it fills hf but for the fragment, which it
+// returns.
+func parseHeaders(fh http2.FrameHeader, hf *http2.HeadersFrame, p []byte) ([]byte, error) {
+	*hf = http2.HeadersFrame{FrameHeader: fh}
+	if fh.StreamID == 0 {
+		return nil, http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	var pad int
+	if fh.Flags.Has(http2.FlagHeadersPadded) {
+		if len(p) < 1 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		pad, p = int(p[0]), p[1:]
+	}
+	if fh.Flags.Has(http2.FlagHeadersPriority) {
+		if len(p) < 5 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		v := binary.BigEndian.Uint32(p)
+		hf.Priority.StreamDep = v & 0x7fffffff
+		hf.Priority.Exclusive = v != hf.Priority.StreamDep // the high bit was set
+		hf.Priority.Weight = p[4]
+		p = p[5:]
+	}
+	if len(p) < pad {
+		return nil, http2.StreamError{StreamID: fh.StreamID, Code: http2.ErrCodeProtocol}
+	}
+	return p[:len(p)-pad], nil
+}
+
+func (c *h2Conn) decodeBlock(b *headerBlock, frag []byte, ended bool) error {
 	c.hdec.SetEmitEnabled(true)
-	var hc interface {
-		HeaderBlockFragment() []byte
-		HeadersEnded() bool
-	} = hf
 	for {
-		frag := hc.HeaderBlockFragment()
 		// A client past the header list limit by far (a CONTINUATION
 		// after it was reached, or a fragment of more than twice what is
 		// left) loses the connection without its fields being decoded;
@@ -69,23 +120,24 @@ func (c *h2Conn) decodeBlock(hf *http2.HeadersFrame, b *headerBlock) error {
 		if _, err := c.hdec.Write(frag); err != nil {
 			return http2.ConnectionError(http2.ErrCodeCompression)
 		}
-		if hc.HeadersEnded() {
+		if ended {
 			break
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
 			return err
 		}
-		hc = f.(*http2.ContinuationFrame) // the Framer checks the frame order
+		cf := f.(*http2.ContinuationFrame) // the Framer checks the frame order
+		frag, ended = cf.HeaderBlockFragment(), cf.HeadersEnded()
 	}
 	if err := c.hdec.Close(); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
 	if b.invalid != nil {
-		return http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: b.invalid}
+		return http2.StreamError{StreamID: b.hf.StreamID, Code: http2.ErrCodeProtocol, Cause: b.invalid}
 	}
 	if err := checkPseudos(b.mh.PseudoFields()); err != nil {
-		return http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
+		return http2.StreamError{StreamID: b.hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
 	}
 	return nil
 }
@@ -100,7 +152,11 @@ func (b *Bufs) getBlock() *headerBlock {
 
 // putBlock takes a block back, holding none of its fields.
 func (b *Bufs) putBlock(hb *headerBlock) {
-	*hb = headerBlock{}
+	payload := hb.payload[:0]
+	if cap(payload) > blockPayloadKeep {
+		payload = nil
+	}
+	*hb = headerBlock{payload: payload}
 	b.blocks.Put(hb)
 }
 

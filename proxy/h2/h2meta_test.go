@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -69,4 +70,44 @@ func TestH2HeaderBlockLimits(t *testing.T) {
 	if r := cl.Response(3); r.Status != "200" {
 		t.Fatalf("%+v", r)
 	}
+}
+
+// parseHeaders takes a HEADERS frame apart as x/net's Framer does: the
+// same priority, flags and fragment, or the same error.
+func FuzzParseHeaders(f *testing.F) {
+	f.Add(uint8(http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream), uint32(1), []byte{0x82, 0x84})
+	f.Add(uint8(http2.FlagHeadersPadded|http2.FlagHeadersPriority), uint32(3), []byte{2, 0x80, 0, 0, 1, 15, 0x82, 0, 0})
+	f.Add(uint8(http2.FlagHeadersPadded), uint32(5), []byte{4, 0x82})
+	f.Add(uint8(http2.FlagHeadersPadded), uint32(5), []byte{})
+	f.Add(uint8(http2.FlagHeadersPriority), uint32(7), []byte{0, 0, 1})
+	f.Add(uint8(http2.FlagHeadersEndHeaders), uint32(0), []byte{0x82})
+	f.Fuzz(func(t *testing.T, flags uint8, id uint32, payload []byte) {
+		if len(payload) > 16<<10 {
+			return
+		}
+		id &= 1<<31 - 1
+		var wire bytes.Buffer
+		http2.NewFramer(&wire, nil).WriteRawFrame(http2.FrameHeaders, http2.Flags(flags), id, payload)
+		raw := wire.Bytes()
+		xf, xerr := http2.NewFramer(nil, bytes.NewReader(raw)).ReadFrame()
+		fr := http2.NewFramer(nil, bytes.NewReader(raw))
+		fh, err := fr.ReadFrameHeader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hf http2.HeadersFrame
+		frag, err := parseHeaders(fh, &hf, raw[9:])
+		if xerr != nil || err != nil {
+			if fmt.Sprintf("%T %v", xerr, xerr) != fmt.Sprintf("%T %v", err, err) {
+				t.Fatalf("error %T %v, x/net's %T %v", err, err, xerr, xerr)
+			}
+			return
+		}
+		xh := xf.(*http2.HeadersFrame)
+		if hf.Priority != xh.Priority || hf.Header() != xh.Header() || hf.StreamEnded() != xh.StreamEnded() ||
+			hf.HeadersEnded() != xh.HeadersEnded() || hf.HasPriority() != xh.HasPriority() ||
+			!bytes.Equal(frag, xh.HeaderBlockFragment()) {
+			t.Fatalf("parsed %+v %q, x/net's %+v %q", hf, frag, *xh, xh.HeaderBlockFragment())
+		}
+	})
 }

@@ -29,6 +29,7 @@ type Stream struct {
 	main    bool // handler is the connection's, not a refusal
 	body    h2Body
 	w       Writer
+	vals    [8]string // the request's field values, when they fit
 
 	// guarded by c.mu
 	sendWin    int64
@@ -233,7 +234,10 @@ func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
 	// the values share one array, as net/textproto's reader does: a
 	// field's first value is a slice of it (a repeated one appends, and
 	// gets an array of its own)
-	vals := make([]string, len(fields))
+	vals := st.vals[:]
+	if len(fields) > len(vals) {
+		vals = make([]string, len(fields))
+	}
 	for i, hf := range fields {
 		k := c.canonicalName(hf.Name)
 		if vv, ok := h[k]; ok {
