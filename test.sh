@@ -42,3 +42,5 @@ fuzz ./proxy/internal/wire FuzzFastHead
 fuzz ./proxy/internal/wire FuzzRespHead
 fuzz ./proxy FuzzFastPathDiff
 fuzz ./proxy/h2 FuzzH2Request
+fuzz ./proxy/h2 FuzzParseHeaders
+fuzz ./proxy/h2 FuzzPlainRequestURI
