@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // TestGateWorkersWait: the goroutine of a connection that ended waits for
@@ -24,23 +25,20 @@ func TestGateWorkersWait(t *testing.T) {
 	// gateIdleWorkers+6 connections open at once, then all closed
 	conns := []net.Conn{first}
 	for len(conns) < gateIdleWorkers+6 {
-		c, err := net.Dial("tcp", sl.ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if res := getOn(t, c, bufio.NewReader(c), "/"); res.StatusCode != http.StatusOK {
-			t.Fatalf("status %d", res.StatusCode)
-		}
-		conns = append(conns, c)
+		conns = append(conns, dialGet(t, sl.ln.Addr().String()))
 	}
 	for _, c := range conns {
 		c.Close()
 	}
 	waiting := 0
-	for range conns {
-		if <-ended {
-			waiting++
+	for i := range conns {
+		select {
+		case w := <-ended:
+			if w {
+				waiting++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d gate goroutines reported their connection's end", i, len(conns))
 		}
 	}
 	if waiting != gateIdleWorkers || sl.workers.idle.Load() != gateIdleWorkers {
@@ -48,15 +46,23 @@ func TestGateWorkersWait(t *testing.T) {
 	}
 
 	// the next connection is served by one of them
-	c, err := net.Dial("tcp", sl.ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if res := getOn(t, c, bufio.NewReader(c), "/"); res.StatusCode != http.StatusOK {
-		t.Fatalf("status %d", res.StatusCode)
-	}
+	dialGet(t, sl.ln.Addr().String())
 	if got := sl.workers.idle.Load(); got != gateIdleWorkers-1 {
 		t.Fatalf("%d goroutines wait while a connection is served, want %d: it did not take a waiting one", got, gateIdleWorkers-1)
 	}
+}
+
+// dialGet opens a connection to addr, closed when the test ends, and
+// answers one GET on it.
+func dialGet(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if res := getOn(t, c, bufio.NewReader(c), "/"); res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	return c
 }
