@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -85,6 +86,9 @@ type fastConns struct {
 	conns    map[*fastConn]struct{}
 	stopping atomic.Bool
 	wg       sync.WaitGroup
+	// serving counts the requests being served, for the turn before a
+	// connection's next read (serve)
+	serving atomic.Int32
 }
 
 func newFastConns() *fastConns { return &fastConns{conns: make(map[*fastConn]struct{})} }
@@ -272,6 +276,17 @@ func (fc *fastConn) serve(f *frontend) bool {
 			if f.fast.stopping.Load() {
 				return false
 			}
+			if !first && f.fast.serving.Load() > 0 {
+				// Other requests are in progress: let the goroutines
+				// they made ready run first. The client that just got
+				// its answer has that long to send its next request,
+				// and the read below then finds it instead of saying
+				// EAGAIN and parking on the poller. Without other work
+				// the turn would only add latency, and with an idle
+				// processor a thread wake-up (docs/performance.md, "A
+				// turn before the next read").
+				goruntime.Gosched()
+			}
 			err := fc.waitRequest()
 			fc.idle.Store(false)
 			if err != nil || f.fast.stopping.Load() {
@@ -296,7 +311,9 @@ func (fc *fastConn) serve(f *frontend) bool {
 			return fc.handOff()
 		}
 		first = false
+		f.fast.serving.Add(1)
 		keep, served := fc.serveRequest(lr, fc.start)
+		f.fast.serving.Add(-1)
 		if !served {
 			return fc.handOff()
 		}
