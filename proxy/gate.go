@@ -35,6 +35,10 @@ type slot struct {
 	closing chan struct{}
 	wg      sync.WaitGroup // the accept loop and gate goroutines
 	workers gateWorkers    // the gate goroutines between connections
+
+	// deferSet, deferOn: TCP_DEFER_ACCEPT as last set on ln
+	// (deferaccept.go); under Server.mu
+	deferSet, deferOn bool
 }
 
 // frontend is the http.Server currently fed by a slot. A reload that changes

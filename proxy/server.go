@@ -225,6 +225,7 @@ func (s *Server) publish(rt *runtime) {
 			continue
 		}
 		sl.cur.Store(lr)
+		sl.applyDeferAccept(lr, s.log)
 	}
 }
 
