@@ -28,6 +28,10 @@ type clientWatch struct {
 
 	mu      sync.Mutex
 	armed   bool          // between arm and disarm: start may read
+	armedAt time.Time     // the start of the armed request
+	delay   time.Duration // the armed request's wait before the watch
+	pending bool          // the timer is set, to fire at fireAt
+	fireAt  time.Time
 	running bool          // a read is in progress or about to start
 	done    chan struct{} // closed when the read returned
 	got     [1]byte
@@ -41,18 +45,27 @@ func newClientWatch(fc *fastConn) *clientWatch {
 	return w
 }
 
-// arm starts the delay for the current request.
+// arm starts the delay for the current request, counted from its start.
+//
+// Setting and stopping a timer for every request would be two updates
+// of the runtime's timer heap per request; instead the timer is left to
+// fire, and a firing that comes before the armed request's time sets it
+// again (start). Under keep-alive load a connection's timer fires about
+// once per delay, whatever its request rate.
 func (w *clientWatch) arm() {
 	w.gone.Store(false)
 	w.n = 0
-	w.mu.Lock()
-	w.armed = true
-	w.mu.Unlock()
 	d := clientWatchDelay
 	if t := w.fc.srv.testWatch.Load(); t != nil {
 		d = t.delay
 	}
-	w.timer.Reset(d)
+	w.mu.Lock()
+	w.armed, w.armedAt, w.delay = true, w.fc.start, d
+	if at := w.fc.start.Add(d); !w.pending || w.fireAt.After(at) {
+		w.pending, w.fireAt = true, at
+		w.timer.Reset(d)
+	}
+	w.mu.Unlock()
 }
 
 // watchTest lets a test start the watch at once and see what it read.
@@ -71,7 +84,16 @@ func (w *clientWatch) bind(nc *upstream.Conn) {
 
 func (w *clientWatch) start() {
 	w.mu.Lock()
+	w.pending = false
 	if w.running || !w.armed {
+		w.mu.Unlock()
+		return
+	}
+	at := w.armedAt.Add(w.delay)
+	if wait := time.Until(at); wait > 0 {
+		// set for an earlier request: wait for this one's time
+		w.pending, w.fireAt = true, at
+		w.timer.Reset(wait)
 		w.mu.Unlock()
 		return
 	}
@@ -96,11 +118,11 @@ func (w *clientWatch) start() {
 	}()
 }
 
-// disarm ends the watch once the node answered (or failed): the timer is
-// stopped, a read in progress is cut short and waited for. It reports
+// disarm ends the watch once the node answered (or failed): a read in
+// progress is cut short and waited for; the timer, if set, finds nothing
+// armed when it fires, unless a later request armed it. It reports
 // whether the client hung up meanwhile.
 func (w *clientWatch) disarm() (gone bool) {
-	w.timer.Stop()
 	w.node.Store(nil)
 	w.mu.Lock()
 	running, done := w.running, w.done
@@ -110,6 +132,7 @@ func (w *clientWatch) disarm() (gone bool) {
 		w.fc.c.SetReadDeadline(time.Unix(1, 0))
 		<-done
 		w.fc.c.SetReadDeadline(time.Time{})
+		w.fc.rdl = time.Time{}
 	}
 	return w.gone.Load()
 }

@@ -103,6 +103,37 @@ func TestFastClientHangUpCancelsNodeWork(t *testing.T) {
 	recv(t, node.ended, "the node connection to close after the client hung up")
 }
 
+// A hang-up is noticed on a connection whose earlier requests were
+// answered at once: the watch's timer, set for the first of them and
+// left to fire, waits again for the held request's own delay instead of
+// letting it go unwatched.
+func TestFastClientHangUpAfterAnsweredRequests(t *testing.T) {
+	t.Parallel()
+	node := startHeldNode(t)
+	s := benchServer(t, node.addr, nil)
+	c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	// Quick requests for half the watch's delay: the timer set for the
+	// first fires while the held request has waited only about half of
+	// its own.
+	for first, i := time.Now(), 0; time.Since(first) < clientWatchDelay/2; i++ {
+		node.answer <- struct{}{}
+		if res := getOn(t, c, br, fmt.Sprintf("/quick%d", i)); res.StatusCode != http.StatusOK {
+			t.Fatalf("quick request %d: status %d", i, res.StatusCode)
+		}
+		recv(t, node.got, "a quick request at the node")
+	}
+	fmt.Fprintf(c, "GET /slow HTTP/1.1\r\nHost: x.test\r\n\r\n")
+	recv(t, node.got, "the held request at the node")
+	c.Close()
+	recv(t, node.ended, "the node connection to close after the client hung up")
+}
+
 // A client that pipelines its next request while the node works is not
 // taken for gone: the byte the watch read is given back, and the next
 // request is served whole.

@@ -53,7 +53,10 @@ type fastConn struct {
 	// headDL is when the current request's head must have arrived
 	// (read_header_timeout); net/http keeps to it after a hand-off
 	headDL time.Time
-	abort  bool // the current response broke off: close, send nothing more
+	// rdl is the idle read deadline last set on c, zero when c's read
+	// deadline is another one
+	rdl   time.Time
+	abort bool // the current response broke off: close, send nothing more
 	// closing: an answer told the client the connection closes after it
 	// (closeAfterAnswer); nothing more is read
 	closing bool
@@ -192,7 +195,7 @@ func (fc *fastConn) release() {
 	fc.wd = writeDeadline{}
 	fc.h, fc.rh = wire.ReqHead{}, wire.RespHead{}
 	fc.st = reqState{}
-	fc.start, fc.headDL, fc.abort, fc.closing, fc.fs = time.Time{}, time.Time{}, false, false, nil
+	fc.start, fc.headDL, fc.rdl, fc.abort, fc.closing, fc.fs = time.Time{}, time.Time{}, time.Time{}, false, false, nil
 	fc.idle.Store(false)
 }
 
@@ -261,16 +264,24 @@ func (fc *fastConn) serve(f *frontend) bool {
 				d = f.key.readHeader
 			}
 			fc.headDL = time.Time{}
-			if d > 0 {
-				dl := time.Now().Add(d)
-				fc.c.SetReadDeadline(dl)
-				if first {
-					// the first request's head is due within
-					// read_header_timeout of the connection's start
-					fc.headDL = dl
-				}
-			} else {
+			switch {
+			case d <= 0:
 				fc.c.SetReadDeadline(time.Time{})
+				fc.rdl = time.Time{}
+			case first:
+				// the first request's head is due within
+				// read_header_timeout of the connection's start
+				fc.headDL = time.Now().Add(d)
+				fc.c.SetReadDeadline(fc.headDL)
+				fc.rdl = time.Time{}
+			default:
+				// the idle timeout: left where it is while it is at
+				// least 15/16 of d away (writeDeadline says why)
+				now := time.Now()
+				if fc.rdl.Sub(now) < d-d/16 {
+					fc.rdl = now.Add(d)
+					fc.c.SetReadDeadline(fc.rdl)
+				}
 			}
 			fc.idle.Store(true)
 			if f.fast.stopping.Load() {
@@ -348,6 +359,7 @@ func (fc *fastConn) readHead(lr *listenerRuntime, f *frontend, first bool) wire.
 		}
 		if !deadlineSet && !fc.headDL.IsZero() {
 			fc.c.SetReadDeadline(fc.headDL)
+			fc.rdl = time.Time{}
 			deadlineSet = true
 		}
 		if _, err := fc.br.Peek(fc.br.Buffered() + 1); err != nil {
@@ -375,6 +387,7 @@ func (fc *fastConn) handOff() bool {
 		return false
 	}
 	fc.c.SetReadDeadline(time.Time{})
+	fc.rdl = time.Time{}
 	return true
 }
 
