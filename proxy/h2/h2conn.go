@@ -107,7 +107,10 @@ type h2Conn struct {
 	answering atomic.Int32
 	bw        connWriter
 	werr      error
-	wdl       time.Time // the write deadline set last
+	// an answer's goroutine yielded and flushes when it is back: the
+	// answers finishing meanwhile leave their frames for it
+	flushing bool
+	wdl      time.Time // the write deadline set last
 	// wtimeout bounds one flush: a client that stops reading for this
 	// long loses the connection
 	wtimeout time.Duration
@@ -485,12 +488,22 @@ func (c *h2Conn) unlockWrite() error {
 // their frames leave in the same write: with one P, handlers whose node
 // answers arrived together run one after the other, never waiting on
 // the lock, and would each write on their own.
+//
+// One of them yields and flushes for all: the others finishing before it
+// is back leave their frames to it, since it takes the lock again after
+// them, and go on without a yield of their own.
 func (c *h2Conn) unlockWriteBatched() error {
 	if c.werr != nil || c.waiting.Load() > 0 || c.answering.Load() <= 1 {
 		return c.unlockWrite()
 	}
+	if c.flushing {
+		c.wmu.Unlock()
+		return nil
+	}
+	c.flushing = true
 	c.wmu.Unlock()
 	goruntime.Gosched()
 	c.lockWrite()
+	c.flushing = false
 	return c.unlockWrite()
 }
