@@ -47,6 +47,10 @@ type h2Fast struct {
 // answer's lines and body fit.
 const h2FastScratch = 4 * upstream.SmallAnswer
 
+// h2FastLines bounds the line table of an answer's head a pooled h2Fast
+// keeps.
+const h2FastLines = 64
+
 // bindNode ties a node connection to the stream: when the stream ends
 // before the exchange does (the client reset it, portico reset it after
 // a stream error or a stall, the connection closed), the node
@@ -345,9 +349,9 @@ func (s *Server) getH2Fast() *h2Fast {
 }
 
 // putH2Fast takes back a stream's fast-path state once the stream is
-// answered. Only buffers are kept (the request's, the scratch, emptied)
-// and fp's method values: nothing of one stream (its context, its
-// runtime, a node's lines) outlives it.
+// answered. Only buffers are kept (the request's, the scratch and the
+// answer head's line table, emptied) and fp's method values: nothing of
+// one stream (its context, its runtime, a node's lines) outlives it.
 func (s *Server) putH2Fast(fp *h2Fast) {
 	req, bindFn, infoFn := fp.req[:0], fp.bindFn, fp.infoFn
 	own, lines := fp.own[:0], fp.lines[:0]
@@ -355,8 +359,15 @@ func (s *Server) putH2Fast(fp *h2Fast) {
 		own, lines = nil, nil
 	}
 	clear(lines[:cap(lines)])
+	// wire.ParseRespHead appends the node's lines to it: kept, it is
+	// not grown again (three allocations for three lines) per stream
+	rhLines := fp.rh.Lines[:0]
+	if cap(rhLines) > h2FastLines {
+		rhLines = nil
+	}
+	clear(rhLines[:cap(rhLines)])
 	*fp = h2Fast{}
 	fp.req, fp.bindFn, fp.infoFn = req, bindFn, infoFn
-	fp.own, fp.lines = own, lines
+	fp.own, fp.lines, fp.rh.Lines = own, lines, rhLines
 	s.h2Fasts.Put(fp)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,7 +106,10 @@ type h2Conn struct {
 	answering atomic.Int32
 	bw        connWriter
 	werr      error
-	wdl       time.Time // the write deadline set last
+	// an answer's goroutine yielded and flushes when it is back: the
+	// answers finishing meanwhile leave their frames for it
+	flushing bool
+	wdl      time.Time // the write deadline set last
 	// wtimeout bounds one flush: a client that stops reading for this
 	// long loses the connection
 	wtimeout time.Duration
@@ -450,47 +452,4 @@ func (c *h2Conn) close() {
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	c.c.Close()
-}
-
-// lockWrite takes the write side; unlockWrite flushes unless another
-// writer is waiting, which then flushes for both.
-func (c *h2Conn) lockWrite() {
-	c.waiting.Add(1)
-	c.wmu.Lock()
-	c.waiting.Add(-1)
-}
-
-func (c *h2Conn) unlockWrite() error {
-	if c.werr == nil && c.waiting.Load() == 0 && c.bw.Buffered() > 0 {
-		// The deadline moves at most every half timeout: a stalled
-		// client is still caught within one, without a timer update
-		// per flush.
-		now := time.Now()
-		if d := c.wtimeout; now.After(c.wdl.Add(-d / 2)) {
-			c.wdl = now.Add(d)
-			c.c.SetWriteDeadline(c.wdl)
-		}
-		c.werr = c.bw.Flush()
-	}
-	err := c.werr
-	c.wmu.Unlock()
-	if err != nil {
-		c.c.Close() // the reader ends, and with it the connection
-	}
-	return err
-}
-
-// unlockWriteBatched ends a stream's answer. When other streams of
-// the connection are being answered too, they get a turn first, so
-// their frames leave in the same write: with one P, handlers whose node
-// answers arrived together run one after the other, never waiting on
-// the lock, and would each write on their own.
-func (c *h2Conn) unlockWriteBatched() error {
-	if c.werr != nil || c.waiting.Load() > 0 || c.answering.Load() <= 1 {
-		return c.unlockWrite()
-	}
-	c.wmu.Unlock()
-	goruntime.Gosched()
-	c.lockWrite()
-	return c.unlockWrite()
 }

@@ -231,3 +231,49 @@ func TestH2RapidReset(t *testing.T) {
 		t.Fatalf("%d handlers at once", p)
 	}
 }
+
+// Answers of streams that finish together share a flush: one of their
+// goroutines yields and flushes for all, the others leave their frames
+// to it. None may be left unsent.
+func TestH2AnswersFinishingTogether(t *testing.T) {
+	t.Parallel()
+	const n = 16
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Done()
+		arrived.Wait() // every handler is running: each answer finishes while the others do
+		io.WriteString(w, r.URL.Path)
+	})
+	addr, _ := h2tServer(t, h, nil)
+	cl := h2test.Dial(t, addr)
+	for i := range n {
+		if err := cl.Get(uint32(2*i+1), fmt.Sprint("/", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the answers come in any order
+	bodies := map[uint32]string{}
+	for ended := 0; ended < n; {
+		f, err := cl.Next()
+		if err != nil {
+			t.Fatalf("%d answers of %d: %v", ended, n, err)
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if f.PseudoValue("status") != "200" || f.StreamEnded() {
+				t.Fatalf("stream %d: %v", f.StreamID, f.Fields)
+			}
+		case *http2.DataFrame:
+			bodies[f.StreamID] += string(f.Data())
+			if f.StreamEnded() {
+				ended++
+			}
+		}
+	}
+	for i := range n {
+		if id := uint32(2*i + 1); bodies[id] != fmt.Sprint("/", i) {
+			t.Fatalf("stream %d: %q", id, bodies[id])
+		}
+	}
+}

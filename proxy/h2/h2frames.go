@@ -98,6 +98,7 @@ func (c *h2Conn) processSettings(f *http2.SettingsFrame) error {
 			c.lockWrite()
 			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
 			c.hs.sizeUpdate = true // when it shrank the table: announced first
+			c.hs.table++
 			c.unlockWrite()
 		case http2.SettingInitialWindowSize:
 			c.mu.Lock()

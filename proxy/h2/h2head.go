@@ -39,7 +39,7 @@ func (w *Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 			hasCE = hasCE || len(value) > 0
 		}
 		if n := c.lowerNameBytes(name); n != "" && httpguts.ValidHeaderFieldValue(string(value)) {
-			c.field(n, c.hs.value(n, value))
+			c.nodeField(n, value)
 		}
 	}
 	// A complete answer gets its length: what the handler wrote, for
@@ -124,31 +124,88 @@ func appendHpackInt(b []byte, first byte, n uint, i uint64) []byte {
 // headState is what a connection remembers to encode answer heads.
 type headState struct {
 	lower map[string]string // canonical field name -> wire name
-	// wire name -> the value a node sent for it last: Content-Type,
-	// Server, Date and the like repeat from answer to answer, and the
-	// string the encoder is given (and may keep) need not be a new one
-	last map[string]string
+	// wire name -> the values nodes sent for it lately: Content-Type,
+	// Server, Date and the like repeat from answer to answer (or take
+	// turns, one value per node), so the string the encoder is given
+	// (and may keep) need not be a new one, and neither need the
+	// encoder look the field up in its tables again (nodeField)
+	last map[string]*recentValues
 	// the client lowered the table size: the encoder announces it
 	// before the next field it writes
 	sizeUpdate bool
+	// table counts the encodings that may have changed the encoder's
+	// dynamic table (anything but a reference to an entry): a
+	// reference remembered at another count may point elsewhere now
+	table uint64
 }
 
-// value is string(v), the string given last for field n when it is
-// the same value.
-func (hs *headState) value(n string, v []byte) string {
-	if s, ok := hs.last[n]; ok && s == string(v) {
-		return s
+// recentValues is what a connection remembers of one field name.
+type recentValues struct {
+	v    [4]recentValue
+	next uint8 // the one replaced next
+}
+
+type recentValue struct {
+	s string
+	// the encoder's reference to s in its tables, written while the
+	// table count was table; n is 0 when there is none
+	enc   [4]byte
+	n     uint8
+	table uint64
+}
+
+// recent is the remembered value of field n that is v, remembering it
+// when there is room; nil when it is not and there is none.
+func (hs *headState) recent(n string, v []byte) *recentValue {
+	r := hs.last[n]
+	if r != nil {
+		for i := range r.v {
+			if e := &r.v[i]; e.s == string(v) {
+				return e
+			}
+		}
 	}
-	s := string(v)
-	if len(v) <= 128 {
+	if len(v) > 128 {
+		return nil
+	}
+	if r == nil {
+		if len(hs.last) >= 64 {
+			return nil
+		}
 		if hs.last == nil {
-			hs.last = make(map[string]string)
+			hs.last = make(map[string]*recentValues)
 		}
-		if _, ok := hs.last[n]; ok || len(hs.last) < 64 {
-			hs.last[n] = s
-		}
+		r = new(recentValues)
+		hs.last[n] = r
 	}
-	return s
+	e := &r.v[r.next]
+	r.next = (r.next + 1) % uint8(len(r.v))
+	*e = recentValue{s: string(v)}
+	return e
+}
+
+// nodeField encodes a field of a node's answer. A value sent lately
+// whose encoding was a reference to the encoder's tables, which have not
+// changed since, is that reference again: what the encoder would write,
+// without its search of both tables.
+func (c *h2Conn) nodeField(n string, v []byte) {
+	e := c.hs.recent(n, v)
+	if e == nil {
+		c.field(n, string(v))
+		return
+	}
+	if e.n > 0 && e.table == c.hs.table && !c.hs.sizeUpdate {
+		c.hbuf.Write(e.enc[:e.n])
+		return
+	}
+	start := c.hbuf.Len()
+	c.field(n, e.s)
+	if enc := c.hbuf.Bytes()[start:]; len(enc) <= len(e.enc) && enc[0]&0x80 != 0 {
+		e.n = uint8(copy(e.enc[:], enc))
+		e.table = c.hs.table
+	} else {
+		e.n = 0
+	}
 }
 
 // statusValue is strconv.Itoa(code), without an allocation for the
@@ -210,7 +267,12 @@ func (c *h2Conn) fields(h http.Header) {
 
 func (c *h2Conn) field(name, value string) {
 	c.hs.sizeUpdate = false // the encoder writes it with this field
+	start := c.hbuf.Len()
 	c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
+	if b := c.hbuf.Bytes(); len(b) > start && b[start]&0x80 == 0 {
+		// a literal (which may have added an entry) or a size update
+		c.hs.table++
+	}
 }
 
 // lowerName is a field's wire name, or "" when it cannot be sent.

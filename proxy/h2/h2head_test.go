@@ -1,11 +1,14 @@
 package h2
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
 
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/portico-lb/portico/proxy/internal/wire"
 )
 
 func newHeadConn() *h2Conn {
@@ -81,19 +84,34 @@ func TestHeadSizeUpdateFirst(t *testing.T) {
 	}
 }
 
-// A node's field value repeated from the last answer is the same string.
+// A node's field value sent lately is the same string again, for each
+// of a few values taking turns.
 func TestHeadValueReused(t *testing.T) {
 	var hs headState
-	a := hs.value("content-type", []byte("text/plain"))
-	b := hs.value("content-type", []byte("text/plain"))
-	if a != "text/plain" || b != a || allocs(func() { hs.value("content-type", []byte("text/plain")) }) != 0 {
+	value := func(n, v string) string { return hs.recent(n, []byte(v)).s }
+	a := value("content-type", "text/plain")
+	b := value("content-type", "text/plain")
+	if a != "text/plain" || b != a || allocs(func() { hs.recent("content-type", []byte("text/plain")) }) != 0 {
 		t.Fatal("a repeated value is a new string")
 	}
-	if hs.value("content-type", []byte("text/html")) != "text/html" {
+	if value("content-type", "text/html") != "text/html" {
 		t.Fatal("a changed value is not the new one")
 	}
+	for _, v := range []string{"n1", "n2", "n3"} {
+		value("x-backend", v)
+	}
+	if allocs(func() {
+		for _, v := range []string{"n1", "n2", "n3"} {
+			hs.recent("x-backend", []byte(v))
+		}
+	}) != 0 {
+		t.Fatal("values taking turns are new strings")
+	}
+	if hs.recent("x-long", []byte(strings.Repeat("v", 129))) != nil {
+		t.Fatal("a long value is remembered")
+	}
 	for i := range 200 {
-		hs.value(fmt.Sprint("x-", i), []byte("v"))
+		hs.recent(fmt.Sprint("x-", i), []byte("v"))
 	}
 	if len(hs.last) > 64 {
 		t.Fatalf("%d names remembered", len(hs.last))
@@ -101,3 +119,71 @@ func TestHeadValueReused(t *testing.T) {
 }
 
 func allocs(f func()) float64 { return testing.AllocsPerRun(100, f) }
+
+// A node's fields encode to the bytes x/net's encoder writes for the
+// same sequence of heads, while entries are added, evicted and the
+// table size changes: a remembered reference is only reused while it
+// still points at the same entry.
+func TestHeadNodeFieldsAsEncoder(t *testing.T) {
+	c := newHeadConn()
+	var ref bytes.Buffer
+	renc := hpack.NewEncoder(&ref)
+	dec := hpack.NewDecoder(4096, nil)
+	for _, limit := range []uint32{4096, 200} { // 200: entries are evicted all the time
+		c.henc.SetMaxDynamicTableSizeLimit(limit)
+		c.hs.sizeUpdate = true
+		c.hs.table++
+		renc.SetMaxDynamicTableSizeLimit(limit)
+		for i := range 300 {
+			fields := []hpack.HeaderField{{Name: "content-type", Value: "text/plain"},
+				{Name: "x-backend", Value: fmt.Sprint("node", i%3)},
+				{Name: "date", Value: fmt.Sprint("Thu, 03 Dec 2026 14:00:0", i/40)}}
+			if i%7 == 0 {
+				fields = append(fields, hpack.HeaderField{Name: "x-request", Value: fmt.Sprint(i)})
+			}
+			if i%50 == 0 {
+				fields = append(fields, hpack.HeaderField{Name: "x-big", Value: strings.Repeat("b", 300)})
+			}
+			c.hbuf.Reset()
+			ref.Reset()
+			c.status(200)
+			renc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+			for _, f := range fields {
+				c.nodeField(f.Name, []byte(f.Value))
+				renc.WriteField(f)
+			}
+			if !bytes.Equal(c.hbuf.Bytes(), ref.Bytes()) {
+				t.Fatalf("limit %d, head %d: % x, the encoder wrote % x", limit, i, c.hbuf.Bytes(), ref.Bytes())
+			}
+			got, err := dec.DecodeFull(c.hbuf.Bytes())
+			if err != nil {
+				t.Fatalf("limit %d, head %d: %v", limit, i, err)
+			}
+			if fmt.Sprint(got[1:]) != fmt.Sprint(fields) {
+				t.Fatalf("limit %d, head %d: decoded %v, want %v", limit, i, got[1:], fields)
+			}
+		}
+	}
+}
+
+// BenchmarkEncodeHead: the head of a node's answer as the bench's nodes
+// send it (three nodes taking turns), relayed by the fast path.
+func BenchmarkEncodeHead(b *testing.B) {
+	c := newHeadConn()
+	c.date = new(wire.DateCache)
+	var lines [3][][]byte
+	for i := range lines {
+		lines[i] = [][]byte{[]byte("Content-Type: text/plain"), []byte("Content-Length: 100"),
+			[]byte(fmt.Sprint("X-Backend: node", i))}
+	}
+	st := &Stream{c: c}
+	st.w = Writer{st: st, status: 200, wroteHeader: true, declared: 100, noSniff: true}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		st.w.lines = lines[i%3]
+		i++
+		c.hbuf.Reset()
+		st.w.encodeHead(c, true, nil)
+	}
+}

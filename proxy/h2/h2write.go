@@ -3,6 +3,7 @@ package h2
 import (
 	"net/http"
 	"net/textproto"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -374,4 +375,57 @@ func (c *h2Conn) waitWindow(st *Stream) error {
 		c.cond.Wait()
 	}
 	return nil
+}
+
+// lockWrite takes the write side; unlockWrite flushes unless another
+// writer is waiting, which then flushes for both.
+func (c *h2Conn) lockWrite() {
+	c.waiting.Add(1)
+	c.wmu.Lock()
+	c.waiting.Add(-1)
+}
+
+func (c *h2Conn) unlockWrite() error {
+	if c.werr == nil && c.waiting.Load() == 0 && c.bw.Buffered() > 0 {
+		// The deadline moves at most every half timeout: a stalled
+		// client is still caught within one, without a timer update
+		// per flush.
+		now := time.Now()
+		if d := c.wtimeout; now.After(c.wdl.Add(-d / 2)) {
+			c.wdl = now.Add(d)
+			c.c.SetWriteDeadline(c.wdl)
+		}
+		c.werr = c.bw.Flush()
+	}
+	err := c.werr
+	c.wmu.Unlock()
+	if err != nil {
+		c.c.Close() // the reader ends, and with it the connection
+	}
+	return err
+}
+
+// unlockWriteBatched ends a stream's answer. When other streams of
+// the connection are being answered too, they get a turn first, so
+// their frames leave in the same write: with one P, handlers whose node
+// answers arrived together run one after the other, never waiting on
+// the lock, and would each write on their own.
+//
+// One of them yields and flushes for all: the others finishing before it
+// is back leave their frames to it, since it takes the lock again after
+// them, and go on without a yield of their own.
+func (c *h2Conn) unlockWriteBatched() error {
+	if c.werr != nil || c.waiting.Load() > 0 || c.answering.Load() <= 1 {
+		return c.unlockWrite()
+	}
+	if c.flushing {
+		c.wmu.Unlock()
+		return nil
+	}
+	c.flushing = true
+	c.wmu.Unlock()
+	goruntime.Gosched()
+	c.lockWrite()
+	c.flushing = false
+	return c.unlockWrite()
 }
