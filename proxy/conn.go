@@ -10,6 +10,7 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
+	"github.com/portico-lb/portico/proxy/internal/sock"
 	"github.com/portico-lb/portico/proxy/internal/tunnel"
 )
 
@@ -30,10 +31,21 @@ type clientConn struct {
 	tun       atomic.Pointer[liveTunnel]
 	closeOnce sync.Once
 	onClose   func()
+
+	// rio and wio read and write the plain socket under c with raw calls
+	// (sock); nil where there is none. A PROXY-header reader may hold
+	// bytes above the socket: then reads go through it (rio is nil).
+	rio, wio *sock.IO
 }
 
 func (c *clientConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
+	var n int
+	var err error
+	if c.rio != nil {
+		n, err = c.rio.Read(b)
+	} else {
+		n, err = c.Conn.Read(b)
+	}
 	if n > 0 {
 		if t := c.tun.Load(); t != nil {
 			t.touch()
@@ -43,7 +55,13 @@ func (c *clientConn) Read(b []byte) (int, error) {
 }
 
 func (c *clientConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
+	var n int
+	var err error
+	if c.wio != nil {
+		n, err = c.wio.Write(b)
+	} else {
+		n, err = c.Conn.Write(b)
+	}
 	if n > 0 {
 		if t := c.tun.Load(); t != nil {
 			t.touch()

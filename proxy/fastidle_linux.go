@@ -2,8 +2,9 @@ package proxy
 
 import (
 	"io"
+	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/portico-lb/portico/proxy/internal/sock"
 )
 
 // rawReadable: sockets can be read directly inside RawConn.Read.
@@ -13,11 +14,11 @@ const rawReadable = true
 // nothing, io.EOF at its end.
 func rawRead(fd int, p []byte) (int, error) {
 	for {
-		n, err := unix.Read(fd, p)
+		n, err := sock.Read(fd, p)
 		switch {
-		case err == unix.EINTR:
+		case err == syscall.EINTR:
 			continue
-		case err == unix.EAGAIN:
+		case err == syscall.EAGAIN:
 			return 0, errAgain
 		case err != nil:
 			return 0, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portico-lb/portico/proxy/h2"
+	"github.com/portico-lb/portico/proxy/internal/sock"
 )
 
 // slot owns one listening socket for the process lifetime (or until a reload
@@ -144,6 +145,10 @@ func (s *slot) admit(raw net.Conn) {
 	cc.peer = addrPort(raw.RemoteAddr())
 	cc.local = addrPort(raw.LocalAddr())
 	cc.client = cc.peer
+	if tc, ok := raw.(*net.TCPConn); ok {
+		cc.rio = sock.New(tc)
+		cc.wio = cc.rio
+	}
 
 	if lr.cfg.AcceptProxyProtocol {
 		if !lr.trusted(cc.peer.Addr()) {
@@ -156,6 +161,7 @@ func (s *slot) admit(raw net.Conn) {
 			return
 		}
 		cc.client, cc.Conn = client, pc
+		cc.rio = nil // pc may hold bytes past the header
 	}
 	if !s.admitClient(cc, lr) {
 		return

@@ -4,6 +4,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portico-lb/portico/proxy/internal/sock"
 )
 
 // The loop's sockets are non-blocking, so read, write and a zero-timeout
@@ -17,29 +19,9 @@ import (
 // P; the loop still yields to the runtime between batches, and sysmon's
 // preemption of a goroutine running for 10 ms still applies.
 
-func rawRead(fd int, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(p), uintptr(len(b)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
-func rawWrite(fd int, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(p), uintptr(len(b)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
+// rawRead and rawWrite are sock's raw calls.
+func rawRead(fd int, b []byte) (int, error)  { return sock.Read(fd, b) }
+func rawWrite(fd int, b []byte) (int, error) { return sock.Write(fd, b) }
 
 // rawEpollPoll collects the ready list without waiting (timeout 0).
 func rawEpollPoll(epfd int, events []unix.EpollEvent) (int, error) {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-lb/portico/proxy/internal/sock"
 )
 
 // Transport is a keep-alive HTTP/1.1 client for a pool's nodes, used
@@ -244,9 +246,16 @@ func (t *Transport) Get(ctx context.Context, addr, host string, replayable bool)
 	}
 	nc.NetConn = c
 	nc.step, nc.peek = nc.flushStep, nc.peekStep
-	nc.lr.R = c
+	// a plain socket is read and written with raw calls (sock)
+	var rw io.ReadWriter = c
+	if tc, ok := c.(*net.TCPConn); ok {
+		if sio := sock.New(tc); sio != nil {
+			rw = sio
+		}
+	}
+	nc.lr.R = rw
 	nc.Reader = bufio.NewReaderSize(&nc.lr, nodeBufSize)
-	nc.bw = bufio.NewWriterSize(c, nodeBufSize)
+	nc.bw = bufio.NewWriterSize(rw, nodeBufSize)
 	return nc, false, nil
 }
 
