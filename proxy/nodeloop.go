@@ -24,7 +24,11 @@ type nodeTry struct {
 	// pooled one or a fresh dial), as the front that gets it says
 	// (gotConn); answered is when an attempt succeeded: for a request,
 	// the node's response head was read, for tcp the dial was done.
+	// Both are read from the clock only when timed: they are the access
+	// log's (and tcp's connect time), and a clock read costs about as
+	// much as parsing a request line.
 	connected, answered time.Time
+	timed               bool
 }
 
 // done gives back the slot the walk holds: the request, or the tunnel it
@@ -37,11 +41,16 @@ func (a *nodeTry) done() {
 }
 
 // gotConn records that the current attempt has its node connection.
-func (a *nodeTry) gotConn() { a.connected = time.Now() }
+func (a *nodeTry) gotConn() {
+	if a.timed {
+		a.connected = time.Now()
+	}
+}
 
-// reset starts a walk, reusing the record's own backing array.
-func (a *nodeTry) reset() {
-	*a = nodeTry{}
+// reset starts a walk, reusing the record's own backing array; timed
+// says whether it records when the node was reached and answered.
+func (a *nodeTry) reset(timed bool) {
+	*a = nodeTry{timed: timed}
 	a.tried = a.triedBuf[:0]
 }
 
@@ -99,7 +108,9 @@ func (s *Server) forEachNode(ctx context.Context, p *pool, a *nodeTry, replay bo
 		}
 		err = try(n)
 		if err == nil {
-			a.answered = time.Now()
+			if a.timed {
+				a.answered = time.Now()
+			}
 		} else {
 			a.done()
 			if ctx.Err() != nil {

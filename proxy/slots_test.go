@@ -130,7 +130,7 @@ func TestMaxConnsUnderConcurrency(t *testing.T) {
 		wg.Go(func() {
 			for range 50 {
 				var a nodeTry
-				a.reset()
+				a.reset(false)
 				if _, err := (&Server{metrics: nil}).attemptForTest(p, &a); err != nil {
 					t.Error(err)
 					return
