@@ -9,15 +9,12 @@ import (
 )
 
 // The loop's sockets are non-blocking, so read, write and a zero-timeout
-// epoll_wait return at once: they never need the scheduler's syscall
-// bookkeeping. Through unix.Read and unix.Write every call entered the
-// runtime's syscall state, and a loopback write that delivers to the
-// receiver inside the call often lasts longer than one sysmon tick: sysmon
-// then took the P away and handed it back on return, and kept itself
-// waking every 20 µs. On a loop pinned to one CPU that was a context
-// switch every few requests (7% of the CPU in tcp-tls). Raw calls keep the
-// P; the loop still yields to the runtime between batches, and sysmon's
-// preemption of a goroutine running for 10 ms still applies.
+// epoll_wait return at once, and are made as raw calls: they never enter
+// the runtime's syscall state, whose monitor thread would otherwise take
+// the loop's processor during a long loopback write (package sock says
+// more; 7% of the CPU in tcp-tls). The loop still yields to the runtime
+// between batches, and the preemption of a goroutine running for 10 ms
+// still applies.
 
 // rawRead and rawWrite are sock's raw calls.
 func rawRead(fd int, b []byte) (int, error)  { return sock.Read(fd, b) }
