@@ -20,7 +20,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	start := time.Now()
 	p := lr.pool
 	var a nodeTry
-	a.reset(true) // the connect time goes into the tunnel's log records
+	a.reset(true)   // the connect time goes into the tunnel's log records
 	a.noWait = true // a connection goes to the next server with room, or is closed
 	var up net.Conn
 	d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
