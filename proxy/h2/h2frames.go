@@ -89,17 +89,23 @@ func (c *h2Conn) processSettings(f *http2.SettingsFrame) error {
 	if f.NumSettings() > 100 {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
+	// The settings take effect and the ACK is written under the write
+	// lock: a frame sent under them (DATA in the window they opened, a
+	// header block for the new table size) leaves after the ACK, never
+	// before it, as net/http's server orders them. A handler woken by
+	// the new window would otherwise take the lock first, and a client
+	// that reads up to the ACK before it looks for that DATA (h2spec
+	// 6.9.2) would pass it by.
+	c.lockWrite()
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
 			return err
 		}
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
-			c.lockWrite()
 			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
 			c.hs.sizeUpdate = true // when it shrank the table: announced first
 			c.hs.table++
-			c.unlockWrite()
 		case http2.SettingInitialWindowSize:
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -118,9 +124,9 @@ func (c *h2Conn) processSettings(f *http2.SettingsFrame) error {
 		return nil
 	})
 	if err != nil {
+		c.unlockWrite()
 		return err
 	}
-	c.lockWrite()
 	c.fr.WriteSettingsAck()
 	return c.unlockWrite()
 }

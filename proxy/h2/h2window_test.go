@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	goruntime "runtime"
 	"testing"
 	"testing/synctest"
@@ -85,3 +86,110 @@ func TestH2WindowUpdatesCoalesced(t *testing.T) {
 type appendWriter struct{ b *[]byte }
 
 func (w appendWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
+
+// A SETTINGS frame that opens the stream windows is acknowledged before
+// any DATA sent in them (h2spec 6.9.2 reads up to the ACK, then waits
+// for the DATA). Here the answer queues for the write lock before the
+// reader queues for it to write the ACK (another stream's flush holds
+// the lock meanwhile): a reader that opened the window before it took
+// the lock would have the answer's DATA leave ahead of the ACK.
+func TestH2SettingsAckBeforeDataInItsWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := net.Pipe()
+		conns := make(chan *h2Conn, 1)
+		release := make(chan struct{})
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hold" {
+				// its flush holds the write lock until the client reads
+				w.WriteHeader(http.StatusOK)
+				w.(http.Flusher).Flush()
+				return
+			}
+			conns <- w.(*Writer).st.c
+			<-release
+			io.WriteString(w, "x")
+		})
+		cfg := &Config{Handler: h, ReadHeader: 5 * time.Second, Idle: time.Minute, Progress: time.Minute,
+			MaxHeaderBytes: 1 << 20, Log: slog.New(slog.DiscardHandler)}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			Serve(context.Background(), srv, cfg, nil)
+		}()
+		defer func() {
+			cli.Close()
+			<-served
+		}()
+		fr := http2.NewFramer(cli, cli)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		get := func(id uint32, path string) {
+			var hbuf []byte
+			enc := hpack.NewEncoder(appendWriter{&hbuf})
+			for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", path}, {":authority", "a"}} {
+				enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+			}
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf, EndHeaders: true, EndStream: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// net.Pipe does not buffer: the preface and the first SETTINGS
+		// are written while portico's first frames are read
+		wrote := make(chan error, 1)
+		go func() {
+			io.WriteString(cli, http2.ClientPreface)
+			wrote <- fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		}()
+		for acked := false; !acked; {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, ok := f.(*http2.SettingsFrame); ok && s.IsAck() {
+				acked = true
+			}
+		}
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
+		}
+		get(1, "/one")
+		c := <-conns
+		get(3, "/hold")
+		synctest.Wait() // /hold's flush blocks, holding the write lock
+		close(release)
+		waitWriters(c, 1) // /one's answer waits for the lock
+		if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1}); err != nil {
+			t.Fatal(err)
+		}
+		waitWriters(c, 2) // and the reader, for the ACK, after it
+		var order []string
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("%v after %v", err, order)
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if f.IsAck() {
+					order = append(order, "ACK")
+				}
+			case *http2.DataFrame:
+				if f.StreamID == 1 {
+					order = append(order, "DATA "+string(f.Data()))
+				}
+			}
+			if len(order) == 2 {
+				break
+			}
+		}
+		if order[0] != "ACK" || order[1] != "DATA x" {
+			t.Fatalf("frames %q, want the SETTINGS ACK, then the DATA of the window it opened", order)
+		}
+	})
+}
+
+// waitWriters waits until n writers wait for c's write lock.
+func waitWriters(c *h2Conn, n int32) {
+	for c.waiting.Load() < n {
+		goruntime.Gosched()
+	}
+}
