@@ -156,13 +156,18 @@ func TestConnCapMakesAcceptWait(t *testing.T) {
 		t.Fatalf("cap %+v", c)
 	}
 
-	c1, c2 := dial(t, a), dial(t, b)
+	// One after the other: had b's loop taken the first place, it could
+	// be back in Accept before a's took the second, and a's loop, waiting
+	// for room, would leave the third client below in its queue.
+	c1 := dial(t, a)
 	echoed(t, c1, "one")
+	c2 := dial(t, b)
 	echoed(t, c2, "two")
 	// Listener b's loop admitted the second place and waits for room:
-	// it does not call Accept. Listener a's loop saw room before that
-	// and is in Accept: it takes the third client from the queue, but
-	// the client waits for a place before anything is read from it.
+	// it does not call Accept. Listener a's loop either waits for room
+	// too, or saw room before that and is in Accept: then it takes the
+	// third client from the queue, and the client waits for a place
+	// before anything is read from it.
 	c3 := dial(t, a)
 	if _, err := io.WriteString(c3, "three"); err != nil {
 		t.Fatal(err)
