@@ -203,7 +203,18 @@ func (s *slot) admit(raw net.Conn) {
 			return
 		}
 		if h2 {
-			s.serveH2(tc)
+			// An HTTP/2 connection lives long and mostly idle, on a
+			// goroutine of its own: this one's stack grew past 8 KiB in
+			// the handshake, and it goes back to wait for the next
+			// connection (gateworkers.go), while the connection's
+			// starts small and grows only to what serving it takes
+			// (8 KiB against 16 KiB per idle connection,
+			// docs/performance.md).
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.serveH2(tc)
+			}()
 			return
 		}
 		s.serveFast(tc, cc)

@@ -66,3 +66,39 @@ func dialGet(t *testing.T, addr string) net.Conn {
 	}
 	return c
 }
+
+// TestGateWorkerFreeAfterH2Handshake: an HTTP/2 connection is served on
+// a goroutine of its own once its handshake is done, so the gate
+// goroutine, whose stack the handshake grew, goes back to wait for the
+// next connection while the HTTP/2 connection stays open and idle.
+func TestGateWorkerFreeAfterH2Handshake(t *testing.T) {
+	t.Parallel()
+	node := startBenchNode(t)
+	addr, s := startH2DiffServer(t, node.ln.Addr().String(), Options{}, false)
+	sl := s.benchSlot()
+	ended := make(chan bool, 4)
+	f := func(waiting bool) { ended <- waiting }
+	sl.workers.ended.Store(&f)
+	c := h2DiffClient(t)
+	res, err := c.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.ProtoMajor != 2 || res.StatusCode != http.StatusOK {
+		t.Fatalf("%s %d, want HTTP/2 200", res.Proto, res.StatusCode)
+	}
+	// the client keeps its connection open: the gate goroutine must
+	// nonetheless have finished with it
+	select {
+	case waiting := <-ended:
+		if !waiting {
+			t.Fatal("the gate goroutine exited instead of waiting")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gate goroutine is still serving the open HTTP/2 connection")
+	}
+	if n := sl.workers.idle.Load(); n != 1 {
+		t.Fatalf("%d gate goroutines waiting, want 1", n)
+	}
+}
