@@ -38,6 +38,7 @@ import (
 // http.ReadResponse. Requests with a body stay on http.Transport.
 type Transport struct {
 	dialer      net.Dialer
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error) // dialer's; tests replace it
 	respTimeout time.Duration // ResponseHeaderTimeout
 	maxIdle     int           // idle connections kept per node
 	idleTimeout time.Duration
@@ -93,7 +94,7 @@ const SmallAnswer = nodeBufSize
 // waits respTimeout for an answer's head (0: no limit) and speaks TLS
 // to the nodes when nt is not nil.
 func NewTransport(connectTimeout, respTimeout time.Duration, nt *TLS) *Transport {
-	return &Transport{
+	t := &Transport{
 		tls:         nt,
 		dialer:      net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
 		respTimeout: respTimeout,
@@ -102,6 +103,8 @@ func NewTransport(connectTimeout, respTimeout time.Duration, nt *TLS) *Transport
 		peekAfter:   PeekAfter,
 		idle:        make(map[string][]*Conn),
 	}
+	t.dial = t.dialer.DialContext
+	return t
 }
 
 // Conn is one connection to a node with its buffers.
@@ -232,7 +235,14 @@ func (t *Transport) Get(ctx context.Context, addr, host string, replayable bool)
 		}
 		return nc, true, nil
 	}
-	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	c, err := t.dial(ctx, "tcp", addr)
+	if err != nil && outOfDescriptors(err) && t.dropIdle() > 0 {
+		// The connection cap counts one node connection per client
+		// connection, but idle connections to the other nodes may hold
+		// more than that share (the round robin's uneven moments): they
+		// go first, and the dial is tried once more.
+		c, err = t.dial(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -385,6 +395,28 @@ func (t *Transport) sweepIdle() {
 	for _, nc := range stale {
 		nc.NetConn.Close()
 	}
+}
+
+// outOfDescriptors: err says the process (or the system) has no file
+// descriptor left.
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// dropIdle closes every idle connection and reports how many there were.
+func (t *Transport) dropIdle() int {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = make(map[string][]*Conn)
+	t.mu.Unlock()
+	n := 0
+	for _, l := range idle {
+		for _, nc := range l {
+			nc.NetConn.Close()
+			n++
+		}
+	}
+	return n
 }
 
 // CloseIdleConnections closes the idle connections and stops keeping new
