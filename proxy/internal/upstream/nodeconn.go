@@ -39,8 +39,8 @@ import (
 type Transport struct {
 	dialer      net.Dialer
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error) // dialer's; tests replace it
-	respTimeout time.Duration // ResponseHeaderTimeout
-	maxIdle     int           // idle connections kept per node
+	respTimeout time.Duration                                                     // ResponseHeaderTimeout
+	maxIdle     int                                                               // idle connections kept per node
 	idleTimeout time.Duration
 	peekAfter   time.Duration // PeekAfter; a field so tests can shorten it
 	tls         *TLS          // nil = plain HTTP
