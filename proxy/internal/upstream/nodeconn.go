@@ -38,12 +38,13 @@ import (
 // http.ReadResponse. Requests with a body stay on http.Transport.
 type Transport struct {
 	dialer      net.Dialer
-	dial        func(ctx context.Context, network, addr string) (net.Conn, error) // dialer's; tests replace it
-	respTimeout time.Duration                                                     // ResponseHeaderTimeout
-	maxIdle     int                                                               // idle connections kept per node
+	respTimeout time.Duration // ResponseHeaderTimeout
+	maxIdle     int           // idle connections kept per node
 	idleTimeout time.Duration
 	peekAfter   time.Duration // PeekAfter; a field so tests can shorten it
 	tls         *TLS          // nil = plain HTTP
+	// dial is dialer's DialContext; tests replace it
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu     sync.Mutex
 	idle   map[string][]*Conn // LIFO per node (poolKey): oldest at the bottom
