@@ -39,7 +39,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	s := fc.sl.srv
 	st := &fc.st
 	*st = reqState{lr: lr, cc: fc.cc, client: peer, canonical: canonical}
-	st.nodeTry.reset(s.access.Load() != nil)
+	st.nodeTry.reset(s.nodeTimes())
 	chooseRequestID(&st.id, s.ids, false, nil) // a trusted peer never gets here
 	head := h.Method[0] == 'H'
 	fc.host = hostHeader

@@ -208,7 +208,7 @@ func (s *slot) admit(raw net.Conn) {
 			// the handshake, and it goes back to wait for the next
 			// connection (gateworkers.go), while the connection's
 			// starts small and grows only to what serving it takes
-			// (8 KiB against 16 KiB per idle connection,
+			// (4 KiB of stack against 16 KiB per idle connection,
 			// docs/performance.md).
 			s.wg.Add(1)
 			go func() {

@@ -107,7 +107,7 @@ func (s *slot) serveH2Fast(st *h2.Stream, cc *clientConn) bool {
 	fp.st, fp.w = st, w
 	rs := &fp.rs
 	*rs = reqState{lr: lr, cc: cc, client: peer, canonical: canonical}
-	rs.nodeTry.reset(s.srv.access.Load() != nil)
+	rs.nodeTry.reset(s.srv.nodeTimes())
 	chooseRequestID(&rs.id, s.srv.ids, false, nil) // a trusted peer never gets here
 	fp.srv = s.srv
 	fp.info = fp.infoFn

@@ -55,7 +55,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{lr: lr, cc: clientConnOf(r.Context())}
 	sw := &st.sw
 	sw.ResponseWriter, sw.resp = w, lr.resp
-	st.nodeTry.reset(s.access.Load() != nil)
+	st.nodeTry.reset(s.nodeTimes())
 	peer := netip.Addr{}
 	if st.cc != nil {
 		peer = st.cc.client.Addr()

@@ -40,6 +40,10 @@ func (a *nodeTry) done() {
 	}
 }
 
+// nodeTimes reports whether a request's node walk reads the clock for
+// its connect and first-byte times: only the access log shows them.
+func (s *Server) nodeTimes() bool { return s.access.Load() != nil }
+
 // gotConn records that the current attempt has its node connection.
 func (a *nodeTry) gotConn() {
 	if a.timed {
@@ -48,7 +52,8 @@ func (a *nodeTry) gotConn() {
 }
 
 // reset starts a walk, reusing the record's own backing array; timed
-// says whether it records when the node was reached and answered.
+// says whether it records when the node was reached and answered
+// (Server.nodeTimes).
 func (a *nodeTry) reset(timed bool) {
 	*a = nodeTry{timed: timed}
 	a.tried = a.triedBuf[:0]
