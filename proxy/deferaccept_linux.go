@@ -32,19 +32,3 @@ func setDeferAccept(ln *net.TCPListener, on bool) error {
 	}
 	return nil
 }
-
-// deferAccept reports whether ln defers accepts (for tests).
-func deferAccept(ln *net.TCPListener) (bool, error) {
-	rc, err := ln.SyscallConn()
-	if err != nil {
-		return false, err
-	}
-	var v int
-	var gerr error
-	if err := rc.Control(func(fd uintptr) {
-		v, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT)
-	}); err != nil {
-		return false, err
-	}
-	return v > 0, gerr
-}
