@@ -29,7 +29,12 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	if lr.trusted(peer) {
 		return false, false // net/http merges a trusted proxy's forwarding fields
 	}
-	hostHeader := string(h.Host)
+	// A keep-alive client names the same Host on every request: the
+	// string made for the one before serves again.
+	hostHeader := fc.host
+	if string(h.Host) != hostHeader {
+		hostHeader = string(h.Host)
+	}
 	v := lr.adm.Admit(AdmitRequest{Target: string(h.Target), Host: hostHeader, HeaderCount: len(h.Fields), Client: peer})
 	if !v.Allow {
 		return false, false // net/http answers, logs and counts the denial

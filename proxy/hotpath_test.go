@@ -50,11 +50,11 @@ type hotPath struct {
 }
 
 var hotPaths = []hotPath{
-	// measured at 3, 7, 0 and 0 (docs/performance.md, "Hot-path
+	// measured at 1, 6, 0 and 0 (docs/performance.md, "Hot-path
 	// benchmarks"); a recently used node connection is taken without the
 	// peek and its callback (upstream.PeekAfter)
-	{"fast", 4, setupHotFast},
-	{"h2stream", 8, setupHotH2},
+	{"fast", 2, setupHotFast},
+	{"h2stream", 7, setupHotH2},
 	{"tunnel", 1, setupHotTunnel},
 	{"node", 1, setupHotNode},
 }

@@ -48,11 +48,11 @@ func NormalizeHost(host string) (string, bool) {
 	if !validHostname(h) {
 		return "", false
 	}
-	h = strings.ToLower(h) // returns h itself when already lower-case
-	if a, err := netip.ParseAddr(h); err == nil {
-		return a.Unmap().String(), true
-	}
-	return h, true
+	// ToLower returns h itself when already lower-case. A name that is
+	// an IPv4 address needs no parse: the parser takes only the normal form
+	// (four decimal fields, no leading zeros), which h already is, and a
+	// failed parse would cost an allocation (its error) per request.
+	return strings.ToLower(h), true
 }
 
 // validPort accepts up to five digits; RFC 3986 allows an empty port.

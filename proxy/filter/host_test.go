@@ -1,6 +1,9 @@
 package filter
 
-import "testing"
+import (
+	"net/netip"
+	"testing"
+)
 
 func TestNormalizeHost(t *testing.T) {
 	t.Parallel()
@@ -23,6 +26,10 @@ func TestNormalizeHost(t *testing.T) {
 		{"[2001:DB8:0::1]:443", "2001:db8::1", true},
 		{"[::ffff:10.1.2.3]", "10.1.2.3", true},
 		{"localhost", "localhost", true},
+		{"1e100.net", "1e100.net", true},
+		{"1.2.3", "1.2.3", true},         // not an address: a name of digits
+		{"010.1.2.3", "010.1.2.3", true}, // nor with a leading zero
+		{"10.1.2.3.", "10.1.2.3", true},
 
 		{"::1", "", false},
 		{"[::1", "", false},
@@ -49,6 +56,27 @@ func TestNormalizeHost(t *testing.T) {
 		got, ok := NormalizeHost(tc.in)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("NormalizeHost(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestNormalizeHostAllocs: a name costs no allocation (it is not parsed
+// as an address), nor does an address already in its normal form; every
+// request's Host goes through here.
+func TestNormalizeHostAllocs(t *testing.T) {
+	for _, h := range []string{"manage.example.com", "manage.example.com:443", "10.1.2.3"} {
+		if n := testing.AllocsPerRun(100, func() { NormalizeHost(h) }); n > 0 {
+			t.Errorf("NormalizeHost(%q): %.0f allocations", h, n)
+		}
+	}
+}
+
+// TestIPv4NormalForm holds what NormalizeHost relies on to leave an IPv4
+// address unparsed: the ones netip takes are already in normal form.
+func TestIPv4NormalForm(t *testing.T) {
+	for _, h := range []string{"0.0.0.0", "1.2.3.4", "10.1.2.3", "255.255.255.255", "010.1.2.3", "1.2.3", "256.1.1.1"} {
+		if a, err := netip.ParseAddr(h); err == nil && a.String() != h {
+			t.Errorf("%q parses to %q", h, a)
 		}
 	}
 }

@@ -123,6 +123,10 @@ type Conn struct {
 	Reader *bufio.Reader
 	bw     *bufio.Writer
 	since  time.Time // idle since
+	taken  time.Time // when Get handed it out, for armResponseDeadline
+	// rdl is the read deadline in force (zero: none), left armed
+	// between requests whose answers came whole (armResponseDeadline)
+	rdl time.Time
 
 	// flushAndWait's state, kept here so that a request allocates nothing
 	flushed  bool
@@ -230,10 +234,11 @@ func (t *Transport) Get(ctx context.Context, addr, host string, replayable bool)
 		t.idle[key] = l[:len(l)-1]
 		t.mu.Unlock()
 		idle := now.Sub(nc.since)
-		if idle > t.idleTimeout || nc.dataWaiting(!replayable || idle > t.peekAfter) {
+		if idle > t.idleTimeout || nc.dataWaiting(!replayable || idle > t.peekAfter, now) {
 			nc.NetConn.Close()
 			continue
 		}
+		nc.taken = now
 		return nc, true, nil
 	}
 	c, err := t.dial(ctx, "tcp", addr)
@@ -247,7 +252,7 @@ func (t *Transport) Get(ctx context.Context, addr, host string, replayable bool)
 	if err != nil {
 		return nil, false, err
 	}
-	nc := &Conn{t: t, key: key}
+	nc := &Conn{t: t, key: key, taken: now}
 	if t.tls != nil {
 		if c, err = t.tls.Handshake(ctx, c, sn, t.dialer.Timeout); err != nil {
 			return nil, false, err
@@ -276,12 +281,17 @@ func (t *Transport) Get(ctx context.Context, addr, host string, replayable bool)
 // response. Bytes already read into the buffer are always seen; the
 // socket is looked at (one non-blocking peek, no goroutine per idle
 // connection) when look is set.
-func (nc *Conn) dataWaiting(look bool) bool {
+func (nc *Conn) dataWaiting(look bool, now time.Time) bool {
 	if nc.Reader.Buffered() > 0 {
 		return true
 	}
 	if nc.rc == nil || !look {
 		return false
+	}
+	if !nc.rdl.IsZero() && !nc.rdl.After(now) {
+		// a response deadline left armed has passed while the
+		// connection was idle: the peek would fail on it, unseen
+		nc.clearDeadline()
 	}
 	nc.peeked = false
 	nc.rc.Read(nc.peek)
@@ -340,9 +350,7 @@ func (nc *Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respons
 		stop()
 		return nil, err
 	}
-	if nc.t.respTimeout > 0 {
-		nc.NetConn.SetReadDeadline(time.Now().Add(nc.t.respTimeout))
-	}
+	nc.armResponseDeadline()
 	if err := nc.flushAndWait(); err != nil {
 		stop()
 		return nil, err
@@ -357,9 +365,7 @@ func (nc *Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respons
 		stop()
 		return nil, err
 	}
-	if nc.t.respTimeout > 0 {
-		nc.NetConn.SetReadDeadline(time.Time{})
-	}
+	nc.clearDeadline()
 	body := &nodeBody{rc: res.Body, nc: nc, stop: stop, reuse: !res.Close && !req.Close}
 	if res.Body == http.NoBody {
 		body.eof = true

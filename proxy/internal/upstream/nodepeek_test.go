@@ -194,7 +194,7 @@ func waitClosed(t *testing.T, tr *Transport) {
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		return err != syscall.EAGAIN // else wait for readability
 	})
-	if err != nil || !nc.dataWaiting(true) {
+	if err != nil || !nc.dataWaiting(true, time.Now()) {
 		t.Fatalf("the node's close did not arrive: %v", err)
 	}
 }
