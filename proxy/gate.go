@@ -139,9 +139,9 @@ func (s *slot) admit(raw net.Conn) {
 		s.srv.conns.release()
 		return
 	}
-	m.connOpened(lr.cfg.Name)
+	counted := lr.rm.connOpened()
 	cc := &clientConn{Conn: raw, start: time.Now()}
-	cc.onClose = func() { s.conns.Add(-1); m.connClosed(lr.cfg.Name); s.srv.conns.release() }
+	cc.onClose = func() { s.conns.Add(-1); counted.closed(); s.srv.conns.release() }
 	cc.peer = addrPort(raw.RemoteAddr())
 	cc.local = addrPort(raw.LocalAddr())
 	cc.client = cc.peer

@@ -209,11 +209,6 @@ func (m *metrics) request(listener, pool, server string, code int, d time.Durati
 	}
 }
 
-func (m *metrics) connOpened(listener string) {
-	m.connsActive.WithLabelValues(listener).Inc()
-	m.connsTotal.WithLabelValues(listener).Inc()
-}
-func (m *metrics) connClosed(listener string)      { m.connsActive.WithLabelValues(listener).Dec() }
 func (m *metrics) tlsFailed(listener string)       { m.tlsFailures.WithLabelValues(listener).Inc() }
 func (m *metrics) denied(listener, reason string)  { m.denials.WithLabelValues(listener, reason).Inc() }
 func (m *metrics) retried(pool string)             { m.retries.WithLabelValues(pool).Inc() }

@@ -25,6 +25,14 @@ type reqMetrics struct {
 	bytesIn  atomic.Pointer[counterRef]
 	bytesOut atomic.Pointer[counterRef]
 	codes    []codeCounters
+	// a connection's: opened and closed on every new connection
+	conns atomic.Pointer[connRefs]
+}
+
+// connRefs: the listener's connection gauge and counter.
+type connRefs struct {
+	active prometheus.Gauge
+	total  prometheus.Counter
 }
 
 // codeCounters: one slot per status class 1xx..5xx, then "other".
@@ -32,6 +40,28 @@ type codeCounters [6]atomic.Pointer[counterRef]
 
 type counterRef struct{ c prometheus.Counter }
 type observerRef struct{ o prometheus.Observer }
+
+// connRefs returns the listener's connection series, resolved once.
+func (rm *reqMetrics) connRefs() *connRefs {
+	r := rm.conns.Load()
+	if r == nil {
+		r = &connRefs{active: rm.m.connsActive.WithLabelValues(rm.listener),
+			total: rm.m.connsTotal.WithLabelValues(rm.listener)}
+		rm.conns.Store(r)
+	}
+	return r
+}
+
+// connOpened counts a connection the listener admitted; the connection
+// keeps what it returns for its close (connRefs.closed).
+func (rm *reqMetrics) connOpened() *connRefs {
+	r := rm.connRefs()
+	r.active.Inc()
+	r.total.Inc()
+	return r
+}
+
+func (r *connRefs) closed() { r.active.Dec() }
 
 func newReqMetrics(m *metrics, listener string, p *pool) *reqMetrics {
 	if p == nil { // a redirect listener: its answers are counted without a server
