@@ -83,40 +83,59 @@ func untilPassed(at time.Time) {
 	<-time.After(time.Until(at) + 5*time.Millisecond)
 }
 
+// armedConn is a connection to a node the test plays, with one whole
+// answer taken on it and consumed: its response deadline is left armed.
+type armedConn struct {
+	tr   *Transport
+	addr string
+	nc   *Conn
+	node net.Conn // the node's side
+	br   *bufio.Reader
+	rh   wire.RespHead
+}
+
+func newArmedConn(t *testing.T, timeout time.Duration) *armedConn {
+	t.Helper()
+	addr, conns := oneConnNode(t)
+	a := &armedConn{tr: NewTransport(time.Second, timeout, nil), addr: addr}
+	t.Cleanup(a.tr.CloseIdleConnections)
+	nc, _, err := a.tr.Get(context.Background(), addr, "node.example", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.nc = nc
+	t.Cleanup(func() { nc.NetConn.Close() })
+	done := sendOn(nc, &a.rh)
+	a.node = <-conns
+	node := a.node
+	t.Cleanup(func() { node.Close() }) // held open (and from the collector) to the end
+	a.br = bufio.NewReader(node)
+	whole(t, node, a.br)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	nc.Reader.Discard(a.rh.Size + int(a.rh.Length))
+	return a
+}
+
 // TestNodeResponseDeadlineStaysArmed: after a whole answer the deadline
 // stays, the next request on the connection leaves it where it is, and
 // a node that then stalls still gets the request a timeout.
 func TestNodeResponseDeadlineStaysArmed(t *testing.T) {
 	t.Parallel()
-	addr, conns := oneConnNode(t)
 	const timeout = 200 * time.Millisecond
-	tr := NewTransport(time.Second, timeout, nil)
-	defer tr.CloseIdleConnections()
-	nc, _, err := tr.Get(context.Background(), addr, "node.example", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.NetConn.Close()
-	rh := wire.RespHead{}
-	done := sendOn(nc, &rh)
-	c := <-conns
-	defer c.Close() // held open (and from the collector) to the end
-	br := bufio.NewReader(c)
-	whole(t, c, br)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	a := newArmedConn(t, timeout)
+	nc, c, br, rh := a.nc, a.node, a.br, &a.rh
 	armed := nc.rdl
 	if armed.IsZero() || armed.Sub(nc.taken) < timeout {
 		t.Fatalf("deadline after a whole answer: %v, taken %v; want at least the timeout past taken", armed, nc.taken)
 	}
-	nc.Reader.Discard(rh.Size + int(rh.Length))
-	tr.Put(nc)
-	if again, reused, err := tr.Get(context.Background(), addr, "node.example", true); err != nil || again != nc || !reused {
+	a.tr.Put(nc)
+	if again, reused, err := a.tr.Get(context.Background(), a.addr, "node.example", true); err != nil || again != nc || !reused {
 		t.Fatalf("Get after Put: %v, reused %v, the same connection %v", err, reused, again == nc)
 	}
 
-	done = sendOn(nc, &rh)
+	done := sendOn(nc, rh)
 	whole(t, c, br)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -128,11 +147,11 @@ func TestNodeResponseDeadlineStaysArmed(t *testing.T) {
 
 	// the node reads the third request and never answers
 	start := time.Now()
-	done = sendOn(nc, &rh)
+	done = sendOn(nc, rh)
 	if _, err := http.ReadRequest(br); err != nil {
 		t.Fatal(err)
 	}
-	err = <-done
+	err := <-done
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("a stalled node: %v; want a timeout", err)
@@ -147,28 +166,12 @@ func TestNodeResponseDeadlineStaysArmed(t *testing.T) {
 // left armed by the answer before.
 func TestNodeBodyOutlivesResponseTimeout(t *testing.T) {
 	t.Parallel()
-	addr, conns := oneConnNode(t)
-	tr := NewTransport(time.Second, 50*time.Millisecond, nil)
-	defer tr.CloseIdleConnections()
-	nc, _, err := tr.Get(context.Background(), addr, "node.example", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.NetConn.Close()
-	rh := wire.RespHead{}
-	done := sendOn(nc, &rh)
-	c := <-conns
-	defer c.Close() // held open (and from the collector) to the end
-	br := bufio.NewReader(c)
-	whole(t, c, br)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	nc.Reader.Discard(rh.Size + int(rh.Length))
+	a := newArmedConn(t, 50*time.Millisecond)
+	nc, c, rh := a.nc, a.node, &a.rh
 	armed := nc.rdl
 
-	done = sendOn(nc, &rh)
-	if _, err := http.ReadRequest(br); err != nil {
+	done := sendOn(nc, rh)
+	if _, err := http.ReadRequest(a.br); err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
@@ -190,35 +193,20 @@ func TestNodeBodyOutlivesResponseTimeout(t *testing.T) {
 // still looked at, and not given to a request that cannot be replayed.
 func TestNodeArmedDeadlinePassedWhileIdle(t *testing.T) {
 	t.Parallel()
-	addr, conns := oneConnNode(t)
-	tr := NewTransport(time.Second, 20*time.Millisecond, nil)
-	defer tr.CloseIdleConnections()
-	nc, _, err := tr.Get(context.Background(), addr, "node.example", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rh := wire.RespHead{}
-	done := sendOn(nc, &rh)
-	c := <-conns
-	defer c.Close() // held open (and from the collector) to the end
-	whole(t, c, bufio.NewReader(c))
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	nc.Reader.Discard(rh.Size + int(rh.Length))
+	a := newArmedConn(t, 20*time.Millisecond)
+	nc := a.nc
 	armed := nc.rdl
-	tr.Put(nc)
-	c.Close()
+	a.tr.Put(nc)
+	a.node.Close()
 	// the close reached portico's socket (looked at outside the poller,
 	// which the deadline would stop)
-	sc := nc.rc
 	giveUp := time.Now().Add(10 * time.Second)
 	for closed := false; !closed; {
 		if time.Now().After(giveUp) {
 			t.Fatal("the node's close did not arrive")
 		}
 		runtime.Gosched()
-		sc.Control(func(fd uintptr) {
+		nc.rc.Control(func(fd uintptr) {
 			var b [1]byte
 			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 			closed = err != syscall.EAGAIN
@@ -226,7 +214,7 @@ func TestNodeArmedDeadlinePassedWhileIdle(t *testing.T) {
 	}
 	untilPassed(armed)
 
-	got, reused, err := tr.Get(context.Background(), addr, "node.example", false)
+	got, reused, err := a.tr.Get(context.Background(), a.addr, "node.example", false)
 	if err == nil {
 		defer got.NetConn.Close()
 	}
