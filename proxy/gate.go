@@ -123,11 +123,54 @@ func (f *acceptFailures) add(now time.Time) int {
 	return n
 }
 
+// admitted is a connection through the gate that its caller serves (run
+// it): on the fast path, as an HTTP/2 connection, or as a tcp listener's
+// tunnel. The zero value means admit dealt with the connection itself.
+type admitted struct {
+	c   net.Conn // what the fast path reads and writes (cc, or TLS over it)
+	cc  *clientConn
+	h2  *tls.Conn        // set: an HTTP/2 connection
+	tcp *listenerRuntime // set: a tunnel of this tcp listener
+	own bool             // served on a goroutine of its own (HTTP/2)
+}
+
+// run serves an admitted connection once admit's frame is gone: that
+// frame is large (the gate's steps), and under every request it made the
+// goroutine's stack grow to 8 KiB where 4 KiB do; an idle keep-alive
+// connection keeps its goroutine's stack. An HTTP/2 connection, long-lived
+// and mostly idle, is served on a goroutine of its own: this one's stack
+// grew to 16 KiB in the handshake, and goes back to wait for the next
+// connection (gateworkers.go), while the new one starts small and grows
+// only to what serving takes, 4 KiB (docs/performance.md, "Memory per
+// idle connection").
+func (a admitted) run(s *slot) {
+	if !a.own {
+		a.serve(s)
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		a.serve(s)
+	}()
+}
+
+func (a admitted) serve(s *slot) {
+	switch {
+	case a.tcp != nil:
+		s.srv.serveTCP(a.cc, a.tcp)
+	case a.h2 != nil:
+		s.serveH2(a.h2)
+	case a.c != nil:
+		s.serveFast(a.c, a.cc)
+	}
+}
+
 // admit runs the gate for one connection: the caps, the PROXY header, the
 // allow list, the TLS handshake and the hand-off, in that order. The steps
 // share the connection's release path, which is why they stay in one
-// function.
-func (s *slot) admit(raw net.Conn) {
+// function. A connection to serve is returned (admitted.run).
+func (s *slot) admit(raw net.Conn) admitted {
 	lr := s.cur.Load()
 	m := s.srv.metrics
 	// Count first, then compare: connections admitted concurrently can
@@ -137,7 +180,7 @@ func (s *slot) admit(raw net.Conn) {
 		m.denied(lr.cfg.Name, "conn-limit")
 		raw.Close()
 		s.srv.conns.release()
-		return
+		return admitted{}
 	}
 	counted := lr.rm.connOpened()
 	cc := &clientConn{Conn: raw, start: time.Now()}
@@ -153,32 +196,32 @@ func (s *slot) admit(raw net.Conn) {
 	if lr.cfg.AcceptProxyProtocol {
 		if !lr.trusted(cc.peer.Addr()) {
 			s.reject(cc, lr, "proxy-untrusted", "PROXY header required from a trusted peer")
-			return
+			return admitted{}
 		}
 		pc, client, err := readProxyHeader(raw, lr.cfg.ProxyHeaderTimeout, cc.peer)
 		if err != nil {
 			s.reject(cc, lr, "proxy-header", err.Error())
-			return
+			return admitted{}
 		}
 		cc.client, cc.Conn = client, pc
 		cc.rio = nil // pc may hold bytes past the header
 	}
 	if !s.admitClient(cc, lr) {
-		return
+		return admitted{}
 	}
 
 	switch lr.cfg.Mode {
 	case "tcp":
 		if !lr.adm.AdmitConn(cc.client.Addr()).Allow {
 			s.reject(cc, lr, "allow", "client not in the listener's allow list")
-			return
+			return admitted{}
 		}
 		if tc, ok := raw.(*net.TCPConn); ok {
 			// A long-lived tunnel notices a vanished peer (Go's defaults:
 			// probes after 15 s idle, every 15 s, 9 of them).
 			tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
 		}
-		s.srv.serveTCP(cc, lr)
+		return admitted{cc: cc, tcp: lr}
 	case "https":
 		tc := tls.Server(cc, s.tls)
 		ctx, cancel := context.WithTimeout(s.srv.drain, lr.cfg.TLSHandshakeTimeout)
@@ -188,7 +231,7 @@ func (s *slot) admit(raw net.Conn) {
 			m.tlsFailed(lr.cfg.Name)
 			s.srv.log.Debug("tls handshake failed", "listener", lr.cfg.Name, "client", cc.client.String(), "err", err)
 			cc.Close()
-			return
+			return admitted{}
 		}
 		cs := tc.ConnectionState()
 		cc.tlsVersion, cc.sni = cs.Version, cs.ServerName
@@ -200,31 +243,19 @@ func (s *slot) admit(raw net.Conn) {
 				// for the 408 on a stalled head, and the write limit
 				s.handOff(&prefixConn{Conn: tc, wlimit: s.srv.progressLimit(lr.cfg.IdleTimeout), timeout: lr.timeout408}, cc)
 			}
-			return
+			return admitted{}
 		}
 		if h2 {
-			// An HTTP/2 connection lives long and mostly idle, on a
-			// goroutine of its own: this one's stack grew past 8 KiB in
-			// the handshake, and it goes back to wait for the next
-			// connection (gateworkers.go), while the connection's
-			// starts small and grows only to what serving it takes
-			// (4 KiB of stack against 16 KiB per idle connection,
-			// docs/performance.md).
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.serveH2(tc)
-			}()
-			return
+			return admitted{h2: tc, own: true}
 		}
-		s.serveFast(tc, cc)
+		return admitted{c: tc, cc: cc}
 	default:
 		if s.srv.fastOff || lr.redirects() { // the fast path is for proxying
 			// for the 408 on a stalled head, and the write limit
 			s.handOff(&prefixConn{Conn: cc, wlimit: s.srv.progressLimit(lr.cfg.IdleTimeout), timeout: lr.timeout408}, cc)
-			return
+			return admitted{}
 		}
-		s.serveFast(cc, cc)
+		return admitted{c: cc, cc: cc}
 	}
 }
 

@@ -49,7 +49,7 @@ func (s *slot) work(raw net.Conn) {
 	defer s.wg.Done()
 	w := &s.workers
 	for {
-		s.admit(raw)
+		s.admit(raw).run(s)
 		wait := w.idle.Add(1) <= gateIdleWorkers
 		if !wait {
 			w.idle.Add(-1)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	goruntime "runtime"
 	"testing"
 	"time"
 )
@@ -100,5 +101,55 @@ func TestGateWorkerFreeAfterH2Handshake(t *testing.T) {
 	}
 	if n := sl.workers.idle.Load(); n != 1 {
 		t.Fatalf("%d gate goroutines waiting, want 1", n)
+	}
+}
+
+// TestIdleKeepAliveStack: the goroutine of an idle keep-alive HTTP/1.1
+// connection holds a 4 KiB stack. Served inside admit's frame, its
+// requests grew the stack to 8 KiB (admitted.run). Not parallel (it
+// counts every goroutine's stack in the process), and not under -race,
+// whose frames are larger: test.sh runs it without. A second run in the
+// same process (-count) reuses the stacks of the first one's ended
+// goroutines and measures less; it cannot measure more.
+func TestIdleKeepAliveStack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("stack sizes differ under -race; test.sh runs this without it")
+	}
+	node := startBenchNode(t)
+	addr := benchServer(t, node.ln.Addr().String(), nil).benchSlot().ln.Addr().String()
+	stacks := func() int64 {
+		goruntime.GC()
+		var ms goruntime.MemStats
+		goruntime.ReadMemStats(&ms)
+		return int64(ms.StackInuse)
+	}
+	// settled: goroutines of earlier tests may still be ending
+	before := stacks()
+	for range 100 {
+		now := stacks()
+		if now == before {
+			break
+		}
+		before = now
+	}
+	const n = 300
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Minute))
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: bench.example\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := readHTTP1Answer(bufio.NewReader(c), len(benchBody)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per := float64(stacks()-before) / n / 1024
+	t.Logf("%.1f KiB of stack per idle connection", per)
+	if per > 6 {
+		t.Errorf("%.1f KiB of stack per idle keep-alive connection; want 4", per)
 	}
 }

@@ -120,7 +120,7 @@ func pipeClient(t *testing.T, s *Server) net.Conn {
 	sl.wg.Add(1)
 	go func() {
 		defer sl.wg.Done()
-		sl.admit(pipeAddrConn{server})
+		sl.admit(pipeAddrConn{server}).run(sl)
 	}()
 	return client
 }
