@@ -10,7 +10,7 @@ FUZZTIME=${FUZZTIME:-15s}
 go test -race -shuffle=on -timeout 20m -count=1 ./...
 # allocation counts mean nothing under -race (sync.Pool drops items at random),
 # and stack sizes differ there
-go test -count=1 -run '^(TestHotPathAllocs|TestIdleKeepAliveStack)$' ./proxy/
+go test -count=1 -run '^(TestHotPathAllocs|TestIdleKeepAliveStack|TestIdleTunnelStack)$' ./proxy/
 
 fuzz() { # package target
 	echo "== fuzz $2 ($FUZZTIME)"

@@ -158,7 +158,13 @@ func (a admitted) run(s *slot) {
 func (a admitted) serve(s *slot) {
 	switch {
 	case a.tcp != nil:
-		s.srv.serveTCP(a.cc, a.tcp)
+		if wait := s.srv.serveTCP(a.cc, a.tcp); wait != nil {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				wait()
+			}()
+		}
 	case a.h2 != nil:
 		s.serveH2(a.h2)
 	case a.c != nil:

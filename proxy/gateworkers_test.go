@@ -108,30 +108,14 @@ func TestGateWorkerFreeAfterH2Handshake(t *testing.T) {
 // connection holds a 4 KiB stack. Served inside admit's frame, its
 // requests grew the stack to 8 KiB (admitted.run). Not parallel (it
 // counts every goroutine's stack in the process), and not under -race,
-// whose frames are larger: test.sh runs it without. A second run in the
-// same process (-count) reuses the stacks of the first one's ended
-// goroutines and measures less; it cannot measure more.
+// whose frames are larger: test.sh runs it without.
 func TestIdleKeepAliveStack(t *testing.T) {
 	if raceEnabled {
 		t.Skip("stack sizes differ under -race; test.sh runs this without it")
 	}
 	node := startBenchNode(t)
 	addr := benchServer(t, node.ln.Addr().String(), nil).benchSlot().ln.Addr().String()
-	stacks := func() int64 {
-		goruntime.GC()
-		var ms goruntime.MemStats
-		goruntime.ReadMemStats(&ms)
-		return int64(ms.StackInuse)
-	}
-	// settled: goroutines of earlier tests may still be ending
-	before := stacks()
-	for range 100 {
-		now := stacks()
-		if now == before {
-			break
-		}
-		before = now
-	}
+	before := settledStacks()
 	const n = 300
 	for range n {
 		c, err := net.Dial("tcp", addr)
@@ -147,9 +131,81 @@ func TestIdleKeepAliveStack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	per := float64(stacks()-before) / n / 1024
-	t.Logf("%.1f KiB of stack per idle connection", per)
+	checkStackPerConn(t, before, n, "idle keep-alive connection")
+}
+
+// TestIdleTunnelStack: the goroutine that waits for an idle tcp tunnel
+// holds a 4 KiB stack. The dial grew the gate goroutine's to 8 KiB, and
+// it waited there (Server.serveTCP). As TestIdleKeepAliveStack: not
+// parallel, not under -race.
+func TestIdleTunnelStack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("stack sizes differ under -race; test.sh runs this without it")
+	}
+	const n = 600 // against the gate goroutines kept for reuse (8 KiB, at most gateIdleWorkers)
+	// a node that holds its connections without a goroutine each
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, n)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for range len(accepted) {
+			(<-accepted).Close()
+		}
+	})
+	s := startTunnelServer(t, ln.Addr().String())
+	before := settledStacks()
+	for range n {
+		c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	until(t, time.Minute, "every tunnel on the loop", func() bool { return s.l4.Adopted() == n })
+	checkStackPerConn(t, before, n, "idle tcp tunnel")
+}
+
+// settledStacks is the stack in use of every goroutine, once goroutines of
+// earlier tests that were ending have ended.
+func settledStacks() int64 {
+	stacks := func() int64 {
+		goruntime.GC()
+		var ms goruntime.MemStats
+		goruntime.ReadMemStats(&ms)
+		return int64(ms.StackInuse)
+	}
+	before := stacks()
+	for range 100 {
+		now := stacks()
+		if now == before {
+			break
+		}
+		before = now
+	}
+	return before
+}
+
+// checkStackPerConn fails the test when the stack in use grew by more than
+// 6 KiB per connection since before (4 KiB expected, 8 is the fault). A
+// second run in the same process (-count) reuses the stacks of the first
+// one's ended goroutines and measures less; it cannot measure more.
+func checkStackPerConn(t *testing.T, before int64, n int, what string) {
+	t.Helper()
+	per := float64(settledStacks()-before) / float64(n) / 1024
+	t.Logf("%.1f KiB of stack per %s", per, what)
 	if per > 6 {
-		t.Errorf("%.1f KiB of stack per idle keep-alive connection; want 4", per)
+		t.Errorf("%.1f KiB of stack per %s; want 4", per, what)
 	}
 }

@@ -235,20 +235,7 @@ func setupHotH2(tb testing.TB) (func() error, int64) {
 // setupHotTunnel: 4 KiB echoed through a tcp listener's tunnel (the
 // tunnel loop, between plain sockets) by a node that echoes.
 func setupHotTunnel(tb testing.TB) (func() error, int64) {
-	node := startHotEcho(tb)
-	src := fmt.Sprintf("[admin]\nbind = \"\"\n[[listener]]\nname = \"t\"\nbind = \"127.0.0.1:1\"\nmode = \"tcp\"\npool = \"nodes\"\n"+
-		"[pool.nodes]\nservers = [%q]\nhealth = { enabled = false }\n", node)
-	cfg, err := config.Parse([]byte(src), "hot.toml", tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.Listeners[0].Bind = "127.0.0.1:0"
-	s, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.Start()
-	tb.Cleanup(func() { s.Shutdown(context.Background()) })
+	s := startTunnelServer(tb, startHotEcho(tb))
 	c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
 	if err != nil {
 		tb.Fatal(err)
@@ -264,6 +251,24 @@ func setupHotTunnel(tb testing.TB) (func() error, int64) {
 		_, err := io.ReadFull(c, got)
 		return err
 	}, int64(len(msg))
+}
+
+// startTunnelServer is a server with one tcp listener in front of node.
+func startTunnelServer(tb testing.TB, node string) *Server {
+	src := fmt.Sprintf("[admin]\nbind = \"\"\n[[listener]]\nname = \"t\"\nbind = \"127.0.0.1:1\"\nmode = \"tcp\"\npool = \"nodes\"\n"+
+		"[pool.nodes]\nservers = [%q]\nhealth = { enabled = false }\n", node)
+	cfg, err := config.Parse([]byte(src), "hot.toml", tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Listeners[0].Bind = "127.0.0.1:0"
+	s, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.Start()
+	tb.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s
 }
 
 // startHotEcho is a node that echoes what each connection sends.

@@ -16,22 +16,29 @@ import (
 // round-robin (the next on a failed dial), write the PROXY header when the
 // pool sends one, then copy both ways with half-close until both sides are
 // done, the tunnel is idle, its node is removed, or the server shuts down.
-func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
+//
+// It returns once the tunnel is set up, with the rest (the copy and the
+// tunnel's log record) to run on a goroutine of the caller's, or nil when
+// the connection ended there. The dial grew this goroutine's stack to
+// 8 KiB; the goroutine that waits for the tunnel's end starts small and
+// stays so, and an idle tunnel keeps the stack of the goroutine waiting
+// for it (docs/performance.md, "Memory per idle connection").
+func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) (wait func()) {
 	start := time.Now()
 	p := lr.pool
-	var a nodeTry
+	a := &nodeTry{}
 	a.reset(true)   // the connect time goes into the tunnel's log records
 	a.noWait = true // a connection goes to the next server with room, or is closed
 	var up net.Conn
 	d := net.Dialer{Timeout: p.cfg.ConnectTimeout}
-	lastErr := s.forEachNode(s.drain, p, &a, false, func(n *Node) error {
+	lastErr := s.forEachNode(s.drain, p, a, false, func(n *Node) error {
 		c, err := d.DialContext(s.drain, "tcp", n.addr)
 		up = c
 		return err
 	})
 	node := a.node
-	defer a.done()
 	if lastErr != nil {
+		a.done()
 		outcome := "connect-failed"
 		switch {
 		case errors.Is(lastErr, errNoServer):
@@ -44,18 +51,28 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 		cc.Close()
 		s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, "", outcome, 0, 0)
 		s.logTCP(lr, cc, nil, outcome, 0, 0, start, -1, lastErr)
-		return
+		return nil
 	}
 	connect := a.answered.Sub(start) // the attempt that succeeded was the dial
 	if v := p.cfg.SendProxyProtocol; v != "" {
 		if err := writeProxyHeader(up, v, cc); err != nil {
+			a.done()
 			up.Close()
 			cc.Close()
 			s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.name, "proxy-header-failed", 0, 0)
 			s.logTCP(lr, cc, node, "proxy-header-failed", 0, 0, start, connect, err)
-			return
+			return nil
 		}
 	}
+	return func() {
+		defer a.done()
+		s.tunnelTCP(cc, lr, up, node, start, connect)
+	}
+}
+
+// tunnelTCP copies between a tcp-mode client and its node until the
+// tunnel ends, and logs and counts it.
+func (s *Server) tunnelTCP(cc *clientConn, lr *listenerRuntime, up net.Conn, node *Node, start time.Time, connect time.Duration) {
 	tun := newTunnel(0, node) // idle is enforced by the loop's sweep or the relays' deadlines
 	tun.add(cc)
 	tun.add(up)
@@ -80,7 +97,7 @@ func (s *Server) serveTCP(cc *clientConn, lr *listenerRuntime) {
 	} else if res.Err != nil {
 		outcome = "error"
 	}
-	s.metrics.tcpDone(lr.cfg.Name, p.cfg.Name, node.name, outcome, res.Up, res.Down)
+	s.metrics.tcpDone(lr.cfg.Name, lr.pool.cfg.Name, node.name, outcome, res.Up, res.Down)
 	s.logTCP(lr, cc, node, outcome, res.Up, res.Down, start, connect, res.Err)
 }
 
