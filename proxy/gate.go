@@ -135,9 +135,9 @@ type admitted struct {
 }
 
 // run serves an admitted connection once admit's frame is gone: that
-// frame is large (the gate's steps), and under every request it made the
-// goroutine's stack grow to 8 KiB where 4 KiB do; an idle keep-alive
-// connection keeps its goroutine's stack. An HTTP/2 connection, long-lived
+// frame is large (the gate's steps), and kept under every request it
+// would make the goroutine's stack grow to 8 KiB where 4 KiB do; an idle
+// keep-alive connection keeps its goroutine's stack. An HTTP/2 connection, long-lived
 // and mostly idle, is served on a goroutine of its own: this one's stack
 // grew to 16 KiB in the handshake, and goes back to wait for the next
 // connection (gateworkers.go), while the new one starts small and grows

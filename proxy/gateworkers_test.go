@@ -106,7 +106,7 @@ func TestGateWorkerFreeAfterH2Handshake(t *testing.T) {
 
 // TestIdleKeepAliveStack: the goroutine of an idle keep-alive HTTP/1.1
 // connection holds a 4 KiB stack. Served inside admit's frame, its
-// requests grew the stack to 8 KiB (admitted.run). Not parallel (it
+// requests would grow the stack to 8 KiB (admitted.run). Not parallel (it
 // counts every goroutine's stack in the process), and not under -race,
 // whose frames are larger: test.sh runs it without.
 func TestIdleKeepAliveStack(t *testing.T) {
@@ -135,8 +135,8 @@ func TestIdleKeepAliveStack(t *testing.T) {
 }
 
 // TestIdleTunnelStack: the goroutine that waits for an idle tcp tunnel
-// holds a 4 KiB stack. The dial grew the gate goroutine's to 8 KiB, and
-// it waited there (Server.serveTCP). As TestIdleKeepAliveStack: not
+// holds a 4 KiB stack. The dial grows the gate goroutine's to 8 KiB,
+// which is why the wait is not there (Server.serveTCP). As TestIdleKeepAliveStack: not
 // parallel, not under -race.
 func TestIdleTunnelStack(t *testing.T) {
 	if raceEnabled {
