@@ -146,7 +146,6 @@ func TestNodeResponseDeadlineStaysArmed(t *testing.T) {
 	nc.Reader.Discard(rh.Size + int(rh.Length))
 
 	// the node reads the third request and never answers
-	start := time.Now()
 	done = sendOn(nc, rh)
 	if _, err := http.ReadRequest(br); err != nil {
 		t.Fatal(err)
@@ -155,9 +154,6 @@ func TestNodeResponseDeadlineStaysArmed(t *testing.T) {
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("a stalled node: %v; want a timeout", err)
-	}
-	if waited := time.Since(start); waited > 10*timeout {
-		t.Fatalf("the timeout took %v", waited)
 	}
 }
 
