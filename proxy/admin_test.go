@@ -179,8 +179,14 @@ type requestLoop struct {
 }
 
 func startLoop(t *testing.T, url string) *requestLoop {
+	return startLoopWith(t, &http.Client{Timeout: 5 * time.Second}, url,
+		func(res *http.Response) bool { return res.StatusCode == http.StatusOK })
+}
+
+// startLoopWith is startLoop with client c, counting the answers good
+// takes as ok.
+func startLoopWith(t *testing.T, c *http.Client, url string, good func(*http.Response) bool) *requestLoop {
 	l := &requestLoop{done: make(chan struct{})}
-	c := &http.Client{Timeout: 5 * time.Second}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -196,7 +202,7 @@ func startLoop(t *testing.T, url string) *requestLoop {
 				io.Copy(io.Discard, res.Body)
 				res.Body.Close()
 			}
-			if err != nil || res.StatusCode != http.StatusOK {
+			if err != nil || !good(res) {
 				l.failed.Add(1)
 				continue
 			}

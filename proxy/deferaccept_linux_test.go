@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,29 +74,8 @@ health = { enabled = false }
 	url := "http://" + slot("127.0.0.2:0").ln.Addr().String() + "/login"
 	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	var sent, failed atomic.Int64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			sent.Add(1)
-			res, err := cl.Get(url)
-			if err != nil {
-				failed.Add(1)
-				continue
-			}
-			res.Body.Close()
-			if res.StatusCode/100 != 3 {
-				failed.Add(1)
-			}
-		}
-	}()
-	until(t, 10*time.Second, "the redirect listener answering", func() bool { return sent.Load()-failed.Load() > 0 })
+	loop := startLoopWith(t, cl, url, func(res *http.Response) bool { return res.StatusCode/100 == 3 })
+	loop.waitFor(t, 1)
 
 	check("127.0.0.1:0", true)
 	check("127.0.0.2:0", true)
@@ -111,9 +89,7 @@ health = { enabled = false }
 		check("127.0.0.1:0", step.want)
 		check("127.0.0.2:0", true)
 	}
-	close(stop)
-	<-done
-	if n, f := sent.Load(), failed.Load(); f > 0 {
-		t.Fatalf("%d of %d requests to the redirect listener failed during the reloads", f, n)
+	if ok, failed := loop.stop(); failed > 0 {
+		t.Fatalf("%d of %d requests to the redirect listener failed during the reloads", failed, ok+failed)
 	}
 }

@@ -1,15 +1,11 @@
 package h2
 
 import (
-	"context"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	goruntime "runtime"
 	"testing"
 	"testing/synctest"
-	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -22,21 +18,9 @@ import (
 // not the whole upload), and no goroutine is started per update.
 func TestH2WindowUpdatesCoalesced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, cli := net.Pipe()
-		cfg := &Config{Handler: okHandler("ok"), ReadHeader: 5 * time.Second, Idle: time.Minute, Progress: time.Minute,
-			MaxHeaderBytes: 1 << 20, Log: slog.New(slog.DiscardHandler)}
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			Serve(context.Background(), srv, cfg, nil)
-		}()
-		defer func() {
-			cli.Close()
-			<-served
-		}()
+		cli, fr, end := servePipe(okHandler("ok"), nil)
+		defer end()
 		base := goruntime.NumGoroutine()
-		fr := http2.NewFramer(cli, cli)
-		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 		// net.Pipe does not buffer: the client writes on a goroutine of
 		// its own while it reads portico's first frames
 		var hbuf []byte
@@ -95,7 +79,6 @@ func (w appendWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); 
 // the lock would have the answer's DATA leave ahead of the ACK.
 func TestH2SettingsAckBeforeDataInItsWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, cli := net.Pipe()
 		conns := make(chan *h2Conn, 1)
 		release := make(chan struct{})
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -109,19 +92,8 @@ func TestH2SettingsAckBeforeDataInItsWindow(t *testing.T) {
 			<-release
 			io.WriteString(w, "x")
 		})
-		cfg := &Config{Handler: h, ReadHeader: 5 * time.Second, Idle: time.Minute, Progress: time.Minute,
-			MaxHeaderBytes: 1 << 20, Log: slog.New(slog.DiscardHandler)}
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			Serve(context.Background(), srv, cfg, nil)
-		}()
-		defer func() {
-			cli.Close()
-			<-served
-		}()
-		fr := http2.NewFramer(cli, cli)
-		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		cli, fr, end := servePipe(h, nil)
+		defer end()
 		get := func(id uint32, path string) {
 			var hbuf []byte
 			enc := hpack.NewEncoder(appendWriter{&hbuf})

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	goruntime "runtime"
 	"testing"
 	"testing/synctest"
-	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -22,7 +19,6 @@ import (
 // would not end with it still waiting).
 func TestH2WorkersReused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv, cli := net.Pipe()
 		ran := make(chan string, 2)
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			buf := make([]byte, 64)
@@ -30,16 +26,8 @@ func TestH2WorkersReused(t *testing.T) {
 			ran <- string(id)
 			io.WriteString(w, "ok")
 		})
-		cfg := &Config{Handler: h, ReadHeader: 5 * time.Second, Idle: time.Minute, Progress: time.Minute,
-			MaxHeaderBytes: 1 << 20, Log: slog.New(slog.DiscardHandler)}
 		track := NewConns()
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			Serve(context.Background(), srv, cfg, track)
-		}()
-		fr := http2.NewFramer(cli, cli)
-		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		cli, fr, end := servePipe(h, track)
 		var hbuf []byte
 		enc := hpack.NewEncoder(appendWriter{&hbuf})
 		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/"}, {":authority", "a"}} {
@@ -78,8 +66,7 @@ func TestH2WorkersReused(t *testing.T) {
 		if a, b := <-ran, <-ran; a != b {
 			t.Fatalf("second stream on %q, the first on %q", b, a)
 		}
-		cli.Close()
-		<-served
+		end()
 		track.Stop(context.Background())
 		if n := track.work.idleCount(); n != 0 {
 			t.Fatalf("%d idle workers after Stop", n)
