@@ -59,3 +59,15 @@ func (w *writeDeadline) Write(b []byte) (int, error) {
 	}
 	return w.c.Write(b)
 }
+
+// nodeWrites bounds each write to a node on a pool's body transport
+// (newTransport) by the pool's response_timeout: a node that stops taking
+// a request body is given up on (504), as one that does not answer is,
+// and a client whose body keeps arriving is not left waiting on it.
+// http.Transport sets no deadline of its own on the connections it dials.
+type nodeWrites struct {
+	net.Conn
+	w writeDeadline
+}
+
+func (c *nodeWrites) Write(b []byte) (int, error) { return c.w.Write(b) }

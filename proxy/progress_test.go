@@ -16,11 +16,14 @@ import (
 
 // answerNode answers GET /small (10 KiB, read in place by the fast
 // path), /small-hop (10 KiB with a hop-by-hop field: http.ReadResponse
-// reads it) and /large (8 MiB), and counts its connections.
+// reads it) and /large (8 MiB), and counts its connections. On
+// /take-nothing it reads the request head and then nothing more: not the
+// body, nor another request.
 type answerNode struct {
 	ln       net.Listener
 	accepted atomic.Int64
 	open     atomic.Int64
+	done     chan struct{} // closed when the test ends
 }
 
 func startAnswerNode(t *testing.T) *answerNode {
@@ -29,7 +32,7 @@ func startAnswerNode(t *testing.T) *answerNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &answerNode{ln: ln}
+	n := &answerNode{ln: ln, done: make(chan struct{})}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -57,6 +60,7 @@ func startAnswerNode(t *testing.T) *answerNode {
 	}()
 	t.Cleanup(func() {
 		ln.Close()
+		close(n.done)
 		mu.Lock()
 		for _, c := range conns {
 			c.Close()
@@ -79,6 +83,9 @@ func (n *answerNode) serve(c net.Conn) {
 		}
 		size, extra := 10<<10, ""
 		switch r.URL.Path {
+		case "/take-nothing":
+			<-n.done
+			return
 		case "/small-hop":
 			extra = "Keep-Alive: timeout=5\r\n"
 		case "/large":
@@ -194,6 +201,51 @@ func TestFastSmallAnswerReleasesNodeConn(t *testing.T) {
 			}
 			if n := node.accepted.Load(); n != 1 {
 				t.Fatalf("%d node connections for two small answers, one at a time", n)
+			}
+		})
+	}
+}
+
+// A node that stops taking a request body is given up on after the
+// pool's response_timeout without a write going through: the client gets
+// 504, where it would otherwise wait as long as the node likes (the
+// client keeps sending, so no client limit ends it). On the fast path's
+// listener (bodies go to net/http's transport) and with -no-fast-path.
+func TestNodeThatStopsReadingBodyGets504(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		noFast bool
+	}{{"fast-path", false}, {"no-fast-path", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			node := startAnswerNode(t)
+			s := startProgressServer(t, node.addr(), tc.noFast, time.Minute)
+			c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			// far more than the socket buffers between portico and the
+			// node hold; the client sends until portico stops taking it
+			const size = 1 << 30
+			go func() {
+				fmt.Fprintf(c, "POST /take-nothing HTTP/1.1\r\nHost: diff.test\r\nContent-Length: %d\r\n\r\n", size)
+				chunk := make([]byte, 64<<10)
+				for sent := 0; sent < size; sent += len(chunk) {
+					if _, err := c.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("a node that takes no body: no answer: %v", err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusGatewayTimeout {
+				t.Fatalf("a node that takes no body: %d, want 504", res.StatusCode)
 			}
 		})
 	}

@@ -104,18 +104,21 @@ func (s *Server) buildRuntime(cfg *config.Config, gen uint64) *runtime {
 // server name when the pool takes it from the request.
 func newTransport(pc *config.Pool, nt *upstream.TLS, host string) *http.Transport {
 	d := &net.Dialer{Timeout: pc.ConnectTimeout, KeepAlive: 30 * time.Second}
-	dial := d.DialContext
-	if nt != nil {
-		// The request's URL keeps the scheme http: the connection is
-		// TLS underneath, which http.Transport needs not know (it would
-		// otherwise key and configure TLS itself, by the URL's host).
-		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if nt != nil {
+			// The request's URL keeps the scheme http: the connection
+			// is TLS underneath, which http.Transport needs not know (it
+			// would otherwise key and configure TLS itself, by the URL's
+			// host).
+			if c, err = nt.Handshake(ctx, c, nt.ServerName(host, addr), pc.ConnectTimeout); err != nil {
 				return nil, err
 			}
-			return nt.Handshake(ctx, c, nt.ServerName(host, addr), pc.ConnectTimeout)
 		}
+		return &nodeWrites{Conn: c, w: writeDeadline{c: c, limit: pc.ResponseTimeout}}, nil
 	}
 	return &http.Transport{
 		DialContext:           dial,

@@ -296,7 +296,7 @@ func upgradeRequest(r *http.Request, st *reqState) *http.Request {
 	return out
 }
 
-// exchange writes out on c and reads the response head within timeout,
+// exchange writes out on c and reads the response head, each within timeout,
 // passing informational responses on to the client as ReverseProxy does.
 // A client that goes away ends the wait at once.
 func exchange(ctx context.Context, w http.ResponseWriter, c net.Conn, out *http.Request, timeout time.Duration) (*bufio.Reader, *http.Response, error) {
@@ -308,11 +308,16 @@ func exchange(ctx context.Context, w http.ResponseWriter, c net.Conn, out *http.
 	if err != nil {
 		return nil, nil, err
 	}
-	c.SetReadDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	return br, res, nil
 }
 
 func exchangeHead(w http.ResponseWriter, c net.Conn, out *http.Request, timeout time.Duration) (*bufio.Reader, *http.Response, error) {
+	if timeout > 0 {
+		// a node that takes no byte of the request is given up on as
+		// one that does not answer it
+		c.SetWriteDeadline(time.Now().Add(timeout))
+	}
 	bw := bufio.NewWriterSize(c, handshakeBufSize)
 	if err := out.Write(bw); err != nil {
 		return nil, nil, err

@@ -12,12 +12,13 @@ import (
 // wire.ParseRespHead takes it, it is left in rh, unconsumed, and res is
 // nil; otherwise http.ReadResponse reads it, for req's method, and
 // informational answers go to info first. The response timeout of the
-// connection's Transport bounds the wait for the head.
+// connection's Transport bounds the write of the head and the wait for
+// the answer's head.
 func (nc *Conn) Send(head []byte, req *http.Request, rh *wire.RespHead, info func(*http.Response) error) (res *http.Response, err error) {
+	nc.armResponseDeadline()
 	if _, err := nc.bw.Write(head); err != nil {
 		return nil, err
 	}
-	nc.armResponseDeadline()
 	if err := nc.flushAndWait(); err != nil {
 		return nil, err
 	}
@@ -41,8 +42,9 @@ func (nc *Conn) Send(head []byte, req *http.Request, rh *wire.RespHead, info fun
 	return res, nil
 }
 
-// armResponseDeadline bounds the wait for the answer's head by the
-// response timeout. A deadline still in force from an earlier request on
+// armResponseDeadline bounds the write of a request head and the wait
+// for the answer's head by the response timeout: a node that takes
+// neither the request nor answers it is given up on alike. A deadline still in force from an earlier request on
 // the connection is left where it is while at least the timeout is left
 // of it, and is otherwise set a sixteenth past it: one deadline update
 // every timeout/16 under keep-alive load instead of two per request (a
@@ -55,17 +57,17 @@ func (nc *Conn) armResponseDeadline() {
 	if d <= 0 {
 		return
 	}
-	if nc.rdl.Sub(nc.taken) < d {
-		nc.rdl = nc.taken.Add(d + d/16)
-		nc.NetConn.SetReadDeadline(nc.rdl)
+	if nc.dl.Sub(nc.taken) < d {
+		nc.dl = nc.taken.Add(d + d/16)
+		nc.NetConn.SetDeadline(nc.dl)
 	}
 }
 
-// clearDeadline lifts the read deadline armResponseDeadline set.
+// clearDeadline lifts the deadline armResponseDeadline set.
 func (nc *Conn) clearDeadline() {
-	if !nc.rdl.IsZero() {
-		nc.rdl = time.Time{}
-		nc.NetConn.SetReadDeadline(time.Time{})
+	if !nc.dl.IsZero() {
+		nc.dl = time.Time{}
+		nc.NetConn.SetDeadline(time.Time{})
 	}
 }
 

@@ -124,9 +124,10 @@ type Conn struct {
 	bw     *bufio.Writer
 	since  time.Time // idle since
 	taken  time.Time // when Get handed it out, for armResponseDeadline
-	// rdl is the read deadline in force (zero: none), left armed
-	// between requests whose answers came whole (armResponseDeadline)
-	rdl time.Time
+	// dl is the read and write deadline in force (zero: none), left
+	// armed between requests whose answers came whole
+	// (armResponseDeadline)
+	dl time.Time
 
 	// flushAndWait's state, kept here so that a request allocates nothing
 	flushed  bool
@@ -288,7 +289,7 @@ func (nc *Conn) dataWaiting(look bool, now time.Time) bool {
 	if nc.rc == nil || !look {
 		return false
 	}
-	if !nc.rdl.IsZero() && !nc.rdl.After(now) {
+	if !nc.dl.IsZero() && !nc.dl.After(now) {
 		// a response deadline left armed has passed while the
 		// connection was idle: the peek would fail on it, unseen
 		nc.clearDeadline()
@@ -345,12 +346,12 @@ func (nc *Conn) flushStep(uintptr) bool {
 func (nc *Conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
 	// A client that goes away ends the wait: a deadline in the past makes
 	// the blocked read or write return at once.
+	nc.armResponseDeadline()
 	stop := context.AfterFunc(ctx, func() { nc.NetConn.SetDeadline(time.Unix(1, 0)) })
 	if err := req.Write(nc.bw); err != nil {
 		stop()
 		return nil, err
 	}
-	nc.armResponseDeadline()
 	if err := nc.flushAndWait(); err != nil {
 		stop()
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"syscall"
 	"testing"
@@ -126,7 +127,7 @@ func TestNodeResponseDeadlineStaysArmed(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	a := newArmedConn(t, timeout)
 	nc, c, br, rh := a.nc, a.node, a.br, &a.rh
-	armed := nc.rdl
+	armed := nc.dl
 	if armed.IsZero() || armed.Sub(nc.taken) < timeout {
 		t.Fatalf("deadline after a whole answer: %v, taken %v; want at least the timeout past taken", armed, nc.taken)
 	}
@@ -140,8 +141,8 @@ func TestNodeResponseDeadlineStaysArmed(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if !nc.rdl.Equal(armed) {
-		t.Fatalf("the second request moved the deadline from %v to %v", armed, nc.rdl)
+	if !nc.dl.Equal(armed) {
+		t.Fatalf("the second request moved the deadline from %v to %v", armed, nc.dl)
 	}
 	nc.Reader.Discard(rh.Size + int(rh.Length))
 
@@ -164,7 +165,7 @@ func TestNodeBodyOutlivesResponseTimeout(t *testing.T) {
 	t.Parallel()
 	a := newArmedConn(t, 50*time.Millisecond)
 	nc, c, rh := a.nc, a.node, &a.rh
-	armed := nc.rdl
+	armed := nc.dl
 
 	done := sendOn(nc, rh)
 	if _, err := http.ReadRequest(a.br); err != nil {
@@ -191,7 +192,7 @@ func TestNodeArmedDeadlinePassedWhileIdle(t *testing.T) {
 	t.Parallel()
 	a := newArmedConn(t, 20*time.Millisecond)
 	nc := a.nc
-	armed := nc.rdl
+	armed := nc.dl
 	a.tr.Put(nc)
 	a.node.Close()
 	// the close reached portico's socket (looked at outside the poller,
@@ -216,5 +217,62 @@ func TestNodeArmedDeadlinePassedWhileIdle(t *testing.T) {
 	}
 	if reused {
 		t.Fatal("a request that cannot be replayed got the connection the node closed")
+	}
+}
+
+// TestNodeHeadWriteBounded: a node that takes no byte of the request
+// head costs the request the response timeout, not forever, on both
+// ways a bodiless request goes out (Send, and RoundTrip's roundTrip).
+func TestNodeHeadWriteBounded(t *testing.T) {
+	t.Parallel()
+	for _, way := range []string{"Send", "RoundTrip"} {
+		t.Run(way, func(t *testing.T) {
+			t.Parallel()
+			tr := NewTransport(time.Second, 50*time.Millisecond, nil)
+			// a pipe takes no byte until its other end reads, which
+			// this node never does
+			nodeSide := make(chan net.Conn, 1)
+			tr.dial = func(context.Context, string, string) (net.Conn, error) {
+				c, node := net.Pipe()
+				nodeSide <- node
+				return c, nil
+			}
+			t.Cleanup(func() {
+				select {
+				case c := <-nodeSide:
+					c.Close()
+				default:
+				}
+			})
+			done := make(chan error, 1)
+			go func() {
+				if way == "Send" {
+					nc, _, err := tr.Get(context.Background(), "node.example:80", "node.example", true)
+					if err != nil {
+						done <- err
+						return
+					}
+					defer nc.NetConn.Close()
+					var rh wire.RespHead
+					_, err = nc.Send([]byte(deadlineHead), deadlineReq, &rh, nil)
+					done <- err
+					return
+				}
+				req, _ := http.NewRequest(http.MethodGet, "http://node.example:80/", nil)
+				res, err := tr.RoundTrip(req)
+				if err == nil {
+					res.Body.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("a node that takes nothing: %v; want the deadline exceeded", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the request head's write to a node that takes nothing is not bounded")
+			}
+		})
 	}
 }
