@@ -23,69 +23,63 @@ import (
 func TestStalledRequestBodyGets408(t *testing.T) {
 	t.Parallel()
 	const limit = 300 * time.Millisecond
-	for _, tc := range []struct {
-		name   string
-		noFast bool
-	}{{"fast-path", false}, {"no-fast-path", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			node, err := standin.Start("a", "127.0.0.1:0")
+	onBothPaths(t, func(t *testing.T, noFast bool) {
+		node, err := standin.Start("a", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(node.Close)
+		s := startProgressServer(t, node.Addr(), noFast, limit)
+		dial := func() (net.Conn, *bufio.Reader) {
+			c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(node.Close)
-			s := startProgressServer(t, node.Addr(), tc.noFast, limit)
-			dial := func() (net.Conn, *bufio.Reader) {
-				c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { c.Close() })
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				return c, bufio.NewReader(c)
-			}
+			t.Cleanup(func() { c.Close() })
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			return c, bufio.NewReader(c)
+		}
 
-			// 100 bytes announced, 10 sent.
-			c, br := dial()
-			start := time.Now()
-			io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: diff.test\r\nContent-Length: 100\r\n\r\n0123456789")
-			res, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatalf("stalled body: no answer: %v", err)
-			}
-			took := time.Since(start)
-			io.Copy(io.Discard, res.Body)
-			if res.StatusCode != http.StatusRequestTimeout || !res.Close {
-				t.Fatalf("stalled body: %d (close %v) after %v, want 408 and close", res.StatusCode, res.Close, took)
-			}
-			if took < limit {
-				t.Fatalf("408 after %v, before the limit %v", took, limit)
-			}
-			if _, err := br.ReadByte(); err == nil {
-				t.Fatal("stalled body: the connection stays open after the 408")
-			}
+		// 100 bytes announced, 10 sent.
+		c, br := dial()
+		start := time.Now()
+		io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: diff.test\r\nContent-Length: 100\r\n\r\n0123456789")
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("stalled body: no answer: %v", err)
+		}
+		took := time.Since(start)
+		io.Copy(io.Discard, res.Body)
+		if res.StatusCode != http.StatusRequestTimeout || !res.Close {
+			t.Fatalf("stalled body: %d (close %v) after %v, want 408 and close", res.StatusCode, res.Close, took)
+		}
+		if took < limit {
+			t.Fatalf("408 after %v, before the limit %v", took, limit)
+		}
+		if _, err := br.ReadByte(); err == nil {
+			t.Fatal("stalled body: the connection stays open after the 408")
+		}
 
-			// Six pieces, each within the limit, more than twice the
-			// limit in all.
-			c, br = dial()
-			const piece = "0123456789"
-			fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: diff.test\r\nContent-Length: %d\r\n\r\n", 6*len(piece))
-			tick := time.NewTicker(limit / 3)
-			defer tick.Stop()
-			for range 6 {
-				<-tick.C
-				io.WriteString(c, piece)
-			}
-			res, err = http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, res.Body)
-			if res.StatusCode != http.StatusOK || res.Header.Get("X-Seen-Body-Bytes") != "60" {
-				t.Fatalf("slow but steady body: %d, node saw %q bytes", res.StatusCode, res.Header.Get("X-Seen-Body-Bytes"))
-			}
-		})
-	}
+		// Six pieces, each within the limit, more than twice the
+		// limit in all.
+		c, br = dial()
+		const piece = "0123456789"
+		fmt.Fprintf(c, "POST /upload HTTP/1.1\r\nHost: diff.test\r\nContent-Length: %d\r\n\r\n", 6*len(piece))
+		tick := time.NewTicker(limit / 3)
+		defer tick.Stop()
+		for range 6 {
+			<-tick.C
+			io.WriteString(c, piece)
+		}
+		res, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		if res.StatusCode != http.StatusOK || res.Header.Get("X-Seen-Body-Bytes") != "60" {
+			t.Fatalf("slow but steady body: %d, node saw %q bytes", res.StatusCode, res.Header.Get("X-Seen-Body-Bytes"))
+		}
+	})
 }
 
 // The node request of a body that stopped arriving is cancelled: its

@@ -132,6 +132,21 @@ func pipeClient(t *testing.T, s *Server) net.Conn {
 	return client
 }
 
+// onBothPaths runs test, in parallel, on the fast path's listener and
+// with -no-fast-path.
+func onBothPaths(t *testing.T, test func(t *testing.T, noFast bool)) {
+	for _, noFast := range []bool{false, true} {
+		name := "fast-path"
+		if noFast {
+			name = "no-fast-path"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, noFast)
+		})
+	}
+}
+
 // startProgressServer is a server in front of node whose client
 // progress limit is limit.
 func startProgressServer(t *testing.T, node string, noFast bool, limit time.Duration) *Server {
@@ -145,28 +160,22 @@ func startProgressServer(t *testing.T, node string, noFast bool, limit time.Dura
 // its answer came on is closed with it.
 func TestClientThatStopsReadingIsCut(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name   string
-		noFast bool
-	}{{"fast-path", false}, {"no-fast-path", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			node := startAnswerNode(t)
-			s := startProgressServer(t, node.addr(), tc.noFast, 200*time.Millisecond)
-			c := pipeClient(t, s)
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.WriteString(c, "GET /large HTTP/1.1\r\nHost: diff.test\r\n\r\n"); err != nil {
-				t.Fatal(err)
-			}
-			// The answer began; from here on the client reads nothing.
-			if _, err := c.Read(make([]byte, 1)); err != nil {
-				t.Fatal(err)
-			}
-			sl := s.benchSlot()
-			until(t, 5*time.Second, "the client connection closed", func() bool { return sl.conns.Load() == 0 })
-			until(t, 5*time.Second, "the node connection closed", func() bool { return node.open.Load() == 0 })
-		})
-	}
+	onBothPaths(t, func(t *testing.T, noFast bool) {
+		node := startAnswerNode(t)
+		s := startProgressServer(t, node.addr(), noFast, 200*time.Millisecond)
+		c := pipeClient(t, s)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET /large HTTP/1.1\r\nHost: diff.test\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		// The answer began; from here on the client reads nothing.
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		sl := s.benchSlot()
+		until(t, 5*time.Second, "the client connection closed", func() bool { return sl.conns.Load() == 0 })
+		until(t, 5*time.Second, "the node connection closed", func() bool { return node.open.Load() == 0 })
+	})
 }
 
 // A small answer is read whole and its node connection goes back to the
@@ -213,40 +222,34 @@ func TestFastSmallAnswerReleasesNodeConn(t *testing.T) {
 // listener (bodies go to net/http's transport) and with -no-fast-path.
 func TestNodeThatStopsReadingBodyGets504(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name   string
-		noFast bool
-	}{{"fast-path", false}, {"no-fast-path", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			node := startAnswerNode(t)
-			s := startProgressServer(t, node.addr(), tc.noFast, time.Minute)
-			c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(20 * time.Second))
-			// far more than the socket buffers between portico and the
-			// node hold; the client sends until portico stops taking it
-			const size = 1 << 30
-			go func() {
-				fmt.Fprintf(c, "POST /take-nothing HTTP/1.1\r\nHost: diff.test\r\nContent-Length: %d\r\n\r\n", size)
-				chunk := make([]byte, 64<<10)
-				for sent := 0; sent < size; sent += len(chunk) {
-					if _, err := c.Write(chunk); err != nil {
-						return
-					}
+	onBothPaths(t, func(t *testing.T, noFast bool) {
+		node := startAnswerNode(t)
+		s := startProgressServer(t, node.addr(), noFast, time.Minute)
+		c, err := net.Dial("tcp", s.benchSlot().ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		// far more than the socket buffers between portico and the
+		// node hold; the client sends until portico stops taking it
+		const size = 1 << 30
+		go func() {
+			fmt.Fprintf(c, "POST /take-nothing HTTP/1.1\r\nHost: diff.test\r\nContent-Length: %d\r\n\r\n", size)
+			chunk := make([]byte, 64<<10)
+			for sent := 0; sent < size; sent += len(chunk) {
+				if _, err := c.Write(chunk); err != nil {
+					return
 				}
-			}()
-			res, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil {
-				t.Fatalf("a node that takes no body: no answer: %v", err)
 			}
-			res.Body.Close()
-			if res.StatusCode != http.StatusGatewayTimeout {
-				t.Fatalf("a node that takes no body: %d, want 504", res.StatusCode)
-			}
-		})
-	}
+		}()
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("a node that takes no body: no answer: %v", err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("a node that takes no body: %d, want 504", res.StatusCode)
+		}
+	})
 }
