@@ -544,28 +544,3 @@ func TestUpgradeBadAccept(t *testing.T) {
 		}
 	}
 }
-
-// An upgrade's request to a node that takes no byte of it ends with a
-// timeout after the response timeout, not when the node likes.
-func TestUpgradeRequestWriteBounded(t *testing.T) {
-	t.Parallel()
-	c, node := net.Pipe() // takes nothing until the node side reads
-	defer c.Close()
-	defer node.Close()
-	out, _ := http.NewRequest(http.MethodGet, "http://node.test/ws", nil)
-	out.Header.Set("Connection", "Upgrade")
-	out.Header.Set("Upgrade", "websocket")
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := exchange(context.Background(), nil, c, out, 50*time.Millisecond)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !isTimeout(err) {
-			t.Fatalf("a node that takes nothing: %v; want a timeout", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the upgrade request's write to a node that takes nothing is not bounded")
-	}
-}
