@@ -131,20 +131,19 @@ type admitted struct {
 	cc  *clientConn
 	h2  *tls.Conn        // set: an HTTP/2 connection
 	tcp *listenerRuntime // set: a tunnel of this tcp listener
-	own bool             // served on a goroutine of its own (HTTP/2)
 }
 
 // run serves an admitted connection once admit's frame is gone: that
 // frame is large (the gate's steps), and kept under every request it
 // would make the goroutine's stack grow to 8 KiB where 4 KiB do; an idle
-// keep-alive connection keeps its goroutine's stack. An HTTP/2 connection, long-lived
-// and mostly idle, is served on a goroutine of its own: this one's stack
-// grew to 16 KiB in the handshake, and goes back to wait for the next
-// connection (gateworkers.go), while the new one starts small and grows
-// only to what serving takes, 4 KiB (docs/performance.md, "Memory per
-// idle connection").
+// keep-alive connection keeps its goroutine's stack. An HTTP/2
+// connection, long-lived and mostly idle, is served on a goroutine of its
+// own: this one's stack grew to 16 KiB in the handshake, and goes back to
+// wait for the next connection (gateworkers.go), while the new one starts
+// small and grows only to what serving takes, 4 KiB (docs/performance.md,
+// "Memory per idle connection").
 func (a admitted) run(s *slot) {
-	if !a.own {
+	if a.h2 == nil {
 		a.serve(s)
 		return
 	}
@@ -252,7 +251,7 @@ func (s *slot) admit(raw net.Conn) admitted {
 			return admitted{}
 		}
 		if h2 {
-			return admitted{h2: tc, own: true}
+			return admitted{h2: tc}
 		}
 		return admitted{c: tc, cc: cc}
 	default:

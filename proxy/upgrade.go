@@ -300,6 +300,12 @@ func upgradeRequest(r *http.Request, st *reqState) *http.Request {
 // passing informational responses on to the client as ReverseProxy does.
 // A client that goes away ends the wait at once.
 func exchange(ctx context.Context, w http.ResponseWriter, c net.Conn, out *http.Request, timeout time.Duration) (*bufio.Reader, *http.Response, error) {
+	if timeout > 0 {
+		// a node that takes no byte of the request is given up on as one
+		// that does not answer it; set before the client's going away can
+		// poison the deadline, which this must not undo
+		c.SetWriteDeadline(time.Now().Add(timeout))
+	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	br, res, err := exchangeHead(w, c, out, timeout)
 	if !stop() {
@@ -313,11 +319,6 @@ func exchange(ctx context.Context, w http.ResponseWriter, c net.Conn, out *http.
 }
 
 func exchangeHead(w http.ResponseWriter, c net.Conn, out *http.Request, timeout time.Duration) (*bufio.Reader, *http.Response, error) {
-	if timeout > 0 {
-		// a node that takes no byte of the request is given up on as
-		// one that does not answer it
-		c.SetWriteDeadline(time.Now().Add(timeout))
-	}
 	bw := bufio.NewWriterSize(c, handshakeBufSize)
 	if err := out.Write(bw); err != nil {
 		return nil, nil, err

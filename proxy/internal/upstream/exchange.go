@@ -43,15 +43,16 @@ func (nc *Conn) Send(head []byte, req *http.Request, rh *wire.RespHead, info fun
 }
 
 // armResponseDeadline bounds the write of a request head and the wait
-// for the answer's head by the response timeout: a node that takes
-// neither the request nor answers it is given up on alike. A deadline still in force from an earlier request on
-// the connection is left where it is while at least the timeout is left
-// of it, and is otherwise set a sixteenth past it: one deadline update
-// every timeout/16 under keep-alive load instead of two per request (a
-// set and a clear, about 115 ns together on a loopback benchmark
-// machine), and the head still gets the whole response timeout, up to a
-// sixteenth more. The clock read is the one Get made when it took the
-// connection, microseconds before.
+// for the answer's head by the response timeout: a node that takes no
+// request is given up on as one that does not answer it. A deadline
+// still in force from an earlier request on the connection is left where
+// it is while at least the timeout is left of it, and is otherwise set a
+// sixteenth past it: one deadline update every timeout/16 under
+// keep-alive load instead of two per request (a set and a clear, about
+// 115 ns together on a loopback benchmark machine), and the head still
+// gets the whole response timeout, up to a sixteenth more. The clock
+// read is the one Get made when it took the connection, microseconds
+// before.
 func (nc *Conn) armResponseDeadline() {
 	d := nc.t.respTimeout
 	if d <= 0 {
