@@ -102,6 +102,7 @@ func (s *slot) serveH2Fast(st *h2.Stream, cc *clientConn) bool {
 	// portico relays the node's Content-Type or none (statusWriter)
 	w := st.Writer()
 	w.NoSniff()
+	w.DateAt(start) // as the HTTP/1.1 fast path: the clock is read once
 	fp := s.srv.getH2Fast()
 	defer s.srv.putH2Fast(fp)
 	fp.st, fp.w = st, w

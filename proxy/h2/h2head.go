@@ -39,7 +39,7 @@ func (w *Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 			hasCE = hasCE || len(value) > 0
 		}
 		if n := c.lowerNameBytes(name); n != "" && httpguts.ValidHeaderFieldValue(string(value)) {
-			c.nodeField(n, value)
+			nodeField(c, n, value)
 		}
 	}
 	// A complete answer gets its length: what the handler wrote, for
@@ -54,7 +54,13 @@ func (w *Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 		c.contentLength(clen)
 	}
 	if _, ok := h["Date"]; !ok && !w.linesDate {
-		c.field("date", c.date.Value(time.Now()))
+		at := w.dateAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		// one value a second: its reference is reused as a node's
+		// repeated values are
+		nodeField(c, "date", c.date.Value(at))
 	}
 }
 
@@ -156,7 +162,7 @@ type recentValue struct {
 
 // recent is the remembered value of field n that is v, remembering it
 // when there is room; nil when it is not and there is none.
-func (hs *headState) recent(n string, v []byte) *recentValue {
+func recent[T string | []byte](hs *headState, n string, v T) *recentValue {
 	r := hs.last[n]
 	if r != nil {
 		for i := range r.v {
@@ -184,12 +190,13 @@ func (hs *headState) recent(n string, v []byte) *recentValue {
 	return e
 }
 
-// nodeField encodes a field of a node's answer. A value sent lately
-// whose encoding was a reference to the encoder's tables, which have not
+// nodeField encodes a field of a node's answer, or another whose value
+// repeats from answer to answer (Date). A value sent lately whose
+// encoding was a reference to the encoder's tables, which have not
 // changed since, is that reference again: what the encoder would write,
 // without its search of both tables.
-func (c *h2Conn) nodeField(n string, v []byte) {
-	e := c.hs.recent(n, v)
+func nodeField[T string | []byte](c *h2Conn, n string, v T) {
+	e := recent(&c.hs, n, v)
 	if e == nil {
 		c.field(n, string(v))
 		return

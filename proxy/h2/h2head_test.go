@@ -88,10 +88,10 @@ func TestHeadSizeUpdateFirst(t *testing.T) {
 // of a few values taking turns.
 func TestHeadValueReused(t *testing.T) {
 	var hs headState
-	value := func(n, v string) string { return hs.recent(n, []byte(v)).s }
+	value := func(n, v string) string { return recent(&hs, n, []byte(v)).s }
 	a := value("content-type", "text/plain")
 	b := value("content-type", "text/plain")
-	if a != "text/plain" || b != a || allocs(func() { hs.recent("content-type", []byte("text/plain")) }) != 0 {
+	if a != "text/plain" || b != a || allocs(func() { recent(&hs, "content-type", []byte("text/plain")) }) != 0 {
 		t.Fatal("a repeated value is a new string")
 	}
 	if value("content-type", "text/html") != "text/html" {
@@ -102,16 +102,16 @@ func TestHeadValueReused(t *testing.T) {
 	}
 	if allocs(func() {
 		for _, v := range []string{"n1", "n2", "n3"} {
-			hs.recent("x-backend", []byte(v))
+			recent(&hs, "x-backend", []byte(v))
 		}
 	}) != 0 {
 		t.Fatal("values taking turns are new strings")
 	}
-	if hs.recent("x-long", []byte(strings.Repeat("v", 129))) != nil {
+	if recent(&hs, "x-long", []byte(strings.Repeat("v", 129))) != nil {
 		t.Fatal("a long value is remembered")
 	}
 	for i := range 200 {
-		hs.recent(fmt.Sprint("x-", i), []byte("v"))
+		recent(&hs, fmt.Sprint("x-", i), []byte("v"))
 	}
 	if len(hs.last) > 64 {
 		t.Fatalf("%d names remembered", len(hs.last))
@@ -149,7 +149,7 @@ func TestHeadNodeFieldsAsEncoder(t *testing.T) {
 			c.status(200)
 			renc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
 			for _, f := range fields {
-				c.nodeField(f.Name, []byte(f.Value))
+				nodeField(c, f.Name, []byte(f.Value))
 				renc.WriteField(f)
 			}
 			if !bytes.Equal(c.hbuf.Bytes(), ref.Bytes()) {

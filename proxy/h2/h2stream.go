@@ -214,12 +214,32 @@ func headerListTooLong(w http.ResponseWriter, r *http.Request) {
 // from the same HEADERS (the differential test holds the two together),
 // into st.req, or says why the stream is malformed (RFC 9113, 8.3).
 func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
-	method := f.PseudoValue("method")
-	scheme := f.PseudoValue("scheme")
-	authority := f.PseudoValue("authority")
-	path := f.PseudoValue("path")
-	if f.PseudoValue("protocol") != "" {
-		return errors.New("extended CONNECT is not offered")
+	// One pass over the pseudo-fields, which come first (the framer
+	// refused a repeated or unknown one), and over the others: the
+	// fields are read in place, as PseudoValue would read them once per
+	// name.
+	var method, scheme, authority, path string
+	all := f.Fields
+	npseudo := 0
+	for ; npseudo < len(all); npseudo++ {
+		hf := &all[npseudo]
+		if !hf.IsPseudo() {
+			break
+		}
+		switch hf.Name {
+		case ":method":
+			method = hf.Value
+		case ":scheme":
+			scheme = hf.Value
+		case ":authority":
+			authority = hf.Value
+		case ":path":
+			path = hf.Value
+		case ":protocol":
+			if hf.Value != "" {
+				return errors.New("extended CONNECT is not offered")
+			}
+		}
 	}
 	connect := method == "CONNECT"
 	if connect {
@@ -229,7 +249,7 @@ func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
 	} else if method == "" || path == "" || scheme != "https" && scheme != "http" {
 		return errors.New("missing :method, :path or :scheme")
 	}
-	fields := f.RegularFields()
+	fields := all[npseudo:]
 	h := make(http.Header, len(fields))
 	// the values share one array, as net/textproto's reader does: a
 	// field's first value is a slice of it (a repeated one appends, and
@@ -238,8 +258,13 @@ func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
 	if len(fields) > len(vals) {
 		vals = make([]string, len(fields))
 	}
-	for i, hf := range fields {
+	// the fields this function treats apart, noted as they pass, so that
+	// a request without them (most) costs no lookup of each
+	var seen specialFields
+	for i := range fields {
+		hf := &fields[i]
 		k := c.canonicalName(hf.Name)
+		seen.note(k)
 		if vv, ok := h[k]; ok {
 			h[k] = append(vv, hf.Value)
 			continue
@@ -247,19 +272,26 @@ func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
 		vals[i] = hf.Value
 		h[k] = vals[i : i+1 : i+1]
 	}
-	needsContinue := httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue")
-	if needsContinue {
-		delete(h, "Expect")
+	needsContinue := false
+	if seen.expect {
+		if needsContinue = httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue"); needsContinue {
+			delete(h, "Expect")
+		}
 	}
-	if cookies := h["Cookie"]; len(cookies) > 1 {
-		h["Cookie"] = []string{strings.Join(cookies, "; ")} // RFC 9113, 8.2.3
+	if seen.cookie {
+		if cookies := h["Cookie"]; len(cookies) > 1 {
+			h["Cookie"] = []string{strings.Join(cookies, "; ")} // RFC 9113, 8.2.3
+		}
 	}
-	trailer := announcedTrailer(h["Trailer"])
-	delete(h, "Trailer")
+	var trailer http.Header
+	if seen.trailer {
+		trailer = announcedTrailer(h["Trailer"])
+		delete(h, "Trailer")
+	}
 	// As net/http's server: a Host field stands in for a missing
 	// :authority and stays in the header (the node gets r.Host alone);
 	// an odd authority or an absolute :path is for the handler to judge.
-	if authority == "" {
+	if authority == "" && seen.host {
 		if hosts := h["Host"]; len(hosts) > 0 {
 			authority = hosts[0]
 		}
@@ -297,7 +329,7 @@ func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
 	}
 	if !f.StreamEnded() {
 		r.ContentLength = -1
-		if vv, ok := h["Content-Length"]; ok {
+		if vv, ok := h["Content-Length"]; ok && seen.length {
 			r.ContentLength = 0
 			if n, err := strconv.ParseUint(vv[0], 10, 63); err == nil {
 				r.ContentLength = int64(n)
@@ -308,6 +340,27 @@ func (c *h2Conn) newRequest(st *Stream, f *http2.MetaHeadersFrame) error {
 	}
 	*r = *r.WithContext(&st.ctx)
 	return nil
+}
+
+// specialFields notes which of the fields newRequest treats apart a
+// request carries, by canonical name.
+type specialFields struct {
+	expect, cookie, trailer, host, length bool
+}
+
+func (s *specialFields) note(k string) {
+	switch k {
+	case "Expect":
+		s.expect = true
+	case "Cookie":
+		s.cookie = true
+	case "Trailer":
+		s.trailer = true
+	case "Host":
+		s.host = true
+	case "Content-Length":
+		s.length = true
+	}
 }
 
 // announcedTrailer is the request's Trailer field values as net/http's

@@ -32,8 +32,11 @@ type Writer struct {
 	// (they point into its read buffer until the head is sent)
 	lines     [][]byte
 	linesDate bool // they include a Date
-	abort     bool // the answer broke off: the stream is reset
-	noSniff   bool // no Content-Type is guessed from the body
+	// the time a Date the answer gets is for, when not when its head is
+	// encoded (DateAt)
+	dateAt  time.Time
+	abort   bool // the answer broke off: the stream is reset
+	noSniff bool // no Content-Type is guessed from the body
 }
 
 // NoSniff keeps the writer from guessing a Content-Type from the body:
@@ -54,6 +57,12 @@ func (w *Writer) RelayHead(code int, length int64, lines [][]byte, hasDate bool)
 	w.status, w.wroteHeader, w.declared = code, true, length
 	w.lines, w.linesDate = lines, hasDate
 }
+
+// DateAt makes t the time of the Date field the answer gets when none of
+// its fields is one, instead of the moment its head is encoded: a caller
+// that read the clock when the request came in saves reading it again,
+// as the HTTP/1.1 fast path dates its answers.
+func (w *Writer) DateAt(t time.Time) { w.dateAt = t }
 
 // SetLines replaces the field lines RelayHead gave, with copies of them
 // before the buffer they point into is reused, or with nil once the head
