@@ -43,6 +43,7 @@ func (s *Server) observe(lr *listenerRuntime, st *reqState, rl accesslog.Line, s
 		status = http.StatusOK
 	}
 	end := time.Now()
+	st.end = end
 	d := end.Sub(start)
 	lr.rm.request(st.node, status, d, in, out)
 	al := s.access.Load()

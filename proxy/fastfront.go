@@ -253,8 +253,17 @@ func (fc *fastConn) serve(f *frontend) bool {
 		// before waiting for the next request, and before the next
 		// answer, which, should it break off, must take nothing but
 		// itself with it (net/http also flushes each answer).
-		if fc.bw.Buffered() > 0 && fc.bw.Flush() != nil {
-			return false
+		// The request before read the clock as it ended, a moment ago:
+		// the flush and the idle deadline take their time from it.
+		ended := fc.st.end
+		fc.st.end = time.Time{}
+		if fc.bw.Buffered() > 0 {
+			fc.wd.at = ended
+			err := fc.bw.Flush()
+			fc.wd.at = time.Time{}
+			if err != nil {
+				return false
+			}
 		}
 		if fc.br.Buffered() == 0 {
 			d := f.key.idle
@@ -275,7 +284,10 @@ func (fc *fastConn) serve(f *frontend) bool {
 			default:
 				// the idle timeout: left where it is while it is at
 				// least 15/16 of d away (writeDeadline says why)
-				now := time.Now()
+				now := ended
+				if now.IsZero() {
+					now = time.Now()
+				}
 				if fc.rdl.Sub(now) < d-d/16 {
 					fc.rdl = now.Add(d)
 					fc.c.SetReadDeadline(fc.rdl)

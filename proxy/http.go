@@ -38,6 +38,10 @@ type reqState struct {
 	reason string
 	rule   int
 	sw     statusWriter // part of the state: one allocation per request
+	// end is the clock reading observe took as the request's end: what
+	// the HTTP/1.1 fast path does right after (the answer's flush, the
+	// idle deadline) takes its time from it instead of the clock
+	end time.Time
 	// trace tells the node loop when ReverseProxy's transport has its
 	// node connection
 	trace httptrace.ClientTrace

@@ -47,11 +47,18 @@ type writeDeadline struct {
 	c     net.Conn
 	limit time.Duration
 	dl    time.Time // the write deadline last set on c, zero for none
+	// at, when set, is a clock reading taken just before the next write,
+	// which uses it instead of reading the clock again
+	at time.Time
 }
 
 func (w *writeDeadline) Write(b []byte) (int, error) {
 	if w.limit > 0 {
-		now := time.Now()
+		now := w.at
+		if now.IsZero() {
+			now = time.Now()
+		}
+		w.at = time.Time{}
 		if w.dl.Sub(now) < w.limit-w.limit/16 {
 			w.dl = now.Add(w.limit)
 			w.c.SetWriteDeadline(w.dl)

@@ -3,10 +3,12 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,5 +214,27 @@ func TestFastSmallAnswerReleasesNodeConn(t *testing.T) {
 				t.Fatalf("%d node connections for two small answers, one at a time", n)
 			}
 		})
+	}
+}
+
+// A clock reading handed to a write deadline is what the deadline is
+// counted from, for the one write that follows: the write fails when the
+// reading is a limit old, and the next write reads the clock again.
+func TestWriteDeadlineTakesGivenTime(t *testing.T) {
+	t.Parallel()
+	c, peer := net.Pipe()
+	defer c.Close()
+	defer peer.Close()
+	go io.Copy(io.Discard, peer)
+	w := writeDeadline{c: c, limit: time.Minute}
+	w.at = time.Now().Add(-2 * time.Minute)
+	if _, err := w.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write with a reading a limit old: %v, want the deadline exceeded", err)
+	}
+	if !w.at.IsZero() {
+		t.Fatal("the reading was kept for a second write")
+	}
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatalf("the next write: %v", err)
 	}
 }
