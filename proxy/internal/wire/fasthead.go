@@ -1,5 +1,7 @@
 package wire
 
+import "bytes"
+
 // The fast path (fastfront.go) serves the common request itself: a
 // bodiless GET or HEAD in origin form over HTTP/1.1 whose header holds
 // nothing that needs judgement. ParseHead decides, byte by byte, whether a
@@ -153,21 +155,24 @@ func SplitField(line []byte, obsText bool) (name, value []byte, ok bool) {
 // nextLine splits off one CRLF-terminated line. A bare LF or CR, which
 // net/http reads leniently, is handed off.
 func nextLine(b []byte) (line, rest []byte, v HeadVerdict) {
-	for i, c := range b {
-		switch c {
-		case '\n':
+	// two vector scans of the line, cheaper than one byte loop
+	i := bytes.IndexByte(b, '\r')
+	if i < 0 {
+		if bytes.IndexByte(b, '\n') >= 0 {
 			return nil, nil, HeadHandOff
-		case '\r':
-			if i+1 == len(b) {
-				return nil, nil, HeadMore
-			}
-			if b[i+1] != '\n' {
-				return nil, nil, HeadHandOff
-			}
-			return b[:i], b[i+2:], HeadFast
 		}
+		return nil, nil, HeadMore
 	}
-	return nil, nil, HeadMore
+	if bytes.IndexByte(b[:i], '\n') >= 0 {
+		return nil, nil, HeadHandOff
+	}
+	if i+1 == len(b) {
+		return nil, nil, HeadMore
+	}
+	if b[i+1] != '\n' {
+		return nil, nil, HeadHandOff
+	}
+	return b[:i], b[i+2:], HeadFast
 }
 
 // parseRequestLine takes "GET|HEAD SP origin-form SP HTTP/1.1".

@@ -410,3 +410,27 @@ func FuzzFastHead(f *testing.F) {
 		}
 	})
 }
+
+// nextLine's verdicts at the edges its scans meet: a bare LF before or
+// after the CR, a CR last, no line end at all.
+func TestNextLineEdges(t *testing.T) {
+	for _, c := range []struct {
+		in, line, rest string
+		v              HeadVerdict
+	}{
+		{in: "ab\r\ncd", line: "ab", rest: "cd", v: HeadFast},
+		{in: "\r\n", v: HeadFast},
+		{in: "a\nb\r\n", v: HeadHandOff},
+		{in: "ab\rc\n", v: HeadHandOff},
+		{in: "ab\n", v: HeadHandOff},
+		{in: "ab\r", v: HeadMore},
+		{in: "a\nb\r", v: HeadHandOff},
+		{in: "abc", v: HeadMore},
+		{in: "", v: HeadMore},
+	} {
+		line, rest, v := nextLine([]byte(c.in))
+		if v != c.v || string(line) != c.line || string(rest) != c.rest {
+			t.Errorf("nextLine(%q) = %q, %q, %v; want %q, %q, %v", c.in, line, rest, v, c.line, c.rest, c.v)
+		}
+	}
+}
