@@ -30,14 +30,15 @@ func (s *Server) observeRequest(lr *listenerRuntime, st *reqState, r *http.Reque
 	if in < 0 {
 		in = 0
 	}
-	s.observe(lr, st, lineOf(r, st), sw.status, in, sw.bytes, start)
+	rl := lineOf(r, st)
+	s.observe(lr, st, &rl, sw.status, in, sw.bytes, start)
 }
 
 // observe counts a finished request (or websocket tunnel) that began at
 // start and writes its access-log record: in and out are the bytes from
 // and to the client. The request's end is read from the clock once, for
 // its duration and the record's time.
-func (s *Server) observe(lr *listenerRuntime, st *reqState, rl accesslog.Line, status int, in, out int64, start time.Time) {
+func (s *Server) observe(lr *listenerRuntime, st *reqState, rl *accesslog.Line, status int, in, out int64, start time.Time) {
 	st.nodeTry.done() // the request (or its tunnel) ended: its slot is free
 	if status == 0 {
 		status = http.StatusOK
@@ -50,7 +51,7 @@ func (s *Server) observe(lr *listenerRuntime, st *reqState, rl accesslog.Line, s
 	if al == nil {
 		return
 	}
-	rec := accesslog.Record{Listener: lr.cfg.Name, ID: st.id, Client: st.client, Line: rl, Status: status, Bytes: out,
+	rec := accesslog.Record{Listener: lr.cfg.Name, ID: st.id, Client: st.client, Line: *rl, Status: status, Bytes: out,
 		Duration: d, Connect: -1, TTFB: -1, Pool: lr.poolName(), Server: nodeName(st.node),
 		Retries: st.retries, ErrKind: st.errKind, Reason: st.reason, Rule: st.rule}
 	if !st.connected.IsZero() {

@@ -56,7 +56,7 @@ func (fc *fastConn) serveRequest(lr *listenerRuntime, start time.Time) (keep, se
 	if head {
 		method = "HEAD"
 	}
-	s.observe(lr, st, accesslog.Line{Method: method, Host: hostHeader, Path: canonical, Proto: "HTTP/1.1",
+	s.observe(lr, st, &accesslog.Line{Method: method, Host: hostHeader, Path: canonical, Proto: "HTTP/1.1",
 		UserAgent: h.UserAgent()}, status, 0, out, start)
 	return keep, true
 }

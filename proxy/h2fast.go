@@ -118,7 +118,7 @@ func (s *slot) serveH2Fast(st *h2.Stream, cc *clientConn) bool {
 	fp.req = appendH2NodeRequest(fp.req[:0], r, lr, canonical, query, peer, &rs.id)
 	status, out := s.h2Exchange(fp, head)
 	fp.release()
-	s.srv.observe(lr, rs, accesslog.Line{Method: r.Method, Host: r.Host, Path: canonical, Proto: r.Proto,
+	s.srv.observe(lr, rs, &accesslog.Line{Method: r.Method, Host: r.Host, Path: canonical, Proto: r.Proto,
 		UserAgent: firstValue(r.Header["User-Agent"])}, status, 0, out, start)
 	return true
 }

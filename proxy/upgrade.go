@@ -226,7 +226,7 @@ func (t *wsTunnel) end(in, out int64) {
 	tun.node.removeTunnel(tun)
 	tun.node.tunnelN.Add(-1)
 	t.s.metrics.tunnel(st.lr.cfg.Name, "websocket", -1)
-	t.s.observe(st.lr, st, t.line, http.StatusSwitchingProtocols, in, out, t.start)
+	t.s.observe(st.lr, st, &t.line, http.StatusSwitchingProtocols, in, out, t.start)
 	t.s.websocks.Done()
 }
 
