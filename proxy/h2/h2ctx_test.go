@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"unsafe"
 )
 
 type closeCount struct{ n int }
@@ -74,5 +75,16 @@ func TestH2StreamContextParent(t *testing.T) {
 	<-st.ctx.Done()
 	if st.ctx.Err() != context.Canceled || st.Untie() {
 		t.Fatalf("err %v", st.ctx.Err())
+	}
+}
+
+// A stream is one allocation per request. Go's allocator prepends an
+// 8-byte header to an object over 512 bytes that holds pointers, and
+// rounds up to a size class: at 1,152 bytes with the header, a field or
+// two more makes every stream 128 bytes larger (the next class, 1,280),
+// which the allocation counts of the hot-path bounds do not show.
+func TestStreamSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(Stream{}) + 8; n > 1152 {
+		t.Fatalf("a stream takes %d bytes with its header, over the 1,152-byte size class", n)
 	}
 }

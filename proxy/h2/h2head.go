@@ -54,8 +54,8 @@ func (w *Writer) encodeHead(c *h2Conn, final bool, data []byte) {
 		c.contentLength(clen)
 	}
 	if _, ok := h["Date"]; !ok && !w.linesDate {
-		at := w.dateAt
-		if at.IsZero() {
+		at := time.Unix(w.dateSec, 0)
+		if w.dateSec == 0 {
 			at = time.Now()
 		}
 		// one value a second: its reference is reused as a node's

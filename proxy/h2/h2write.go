@@ -32,9 +32,10 @@ type Writer struct {
 	// (they point into its read buffer until the head is sent)
 	lines     [][]byte
 	linesDate bool // they include a Date
-	// the time a Date the answer gets is for, when not when its head is
-	// encoded (DateAt)
-	dateAt  time.Time
+	// the second (Unix time) a Date the answer gets is for, when not the
+	// one its head is encoded in (DateAt); a second, not a time.Time,
+	// keeps the stream within its allocation size class
+	dateSec int64
 	abort   bool // the answer broke off: the stream is reset
 	noSniff bool // no Content-Type is guessed from the body
 }
@@ -62,7 +63,7 @@ func (w *Writer) RelayHead(code int, length int64, lines [][]byte, hasDate bool)
 // its fields is one, instead of the moment its head is encoded: a caller
 // that read the clock when the request came in saves reading it again,
 // as the HTTP/1.1 fast path dates its answers.
-func (w *Writer) DateAt(t time.Time) { w.dateAt = t }
+func (w *Writer) DateAt(t time.Time) { w.dateSec = t.Unix() }
 
 // SetLines replaces the field lines RelayHead gave, with copies of them
 // before the buffer they point into is reused, or with nil once the head
